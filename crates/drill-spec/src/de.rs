@@ -87,7 +87,13 @@ pub struct Decoded<T> {
 
 /// Decodes `node` into `T`, reporting every error found.
 pub fn decode<T: DeserializeOwned>(node: &Node) -> Decoded<T> {
-    let mut poisoned: HashSet<Vec<Seg>> = HashSet::new();
+    decode_skipping(node, &[])
+}
+
+/// Decodes `node` into `T` as if the nodes at `skip` were absent. Used for drill documents
+/// checked on their own, where required parameters have no value yet.
+pub fn decode_skipping<T: DeserializeOwned>(node: &Node, skip: &[Vec<Seg>]) -> Decoded<T> {
+    let mut poisoned: HashSet<Vec<Seg>> = skip.iter().cloned().collect();
     let mut diags: Vec<Diag> = Vec::new();
     // Each pass poisons one more node; a tree has finitely many, and this bounds it anyway.
     for _ in 0..10_000 {

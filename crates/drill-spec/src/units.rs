@@ -284,7 +284,7 @@ macro_rules! unit_serde {
                 json_schema!({
                     "type": "string",
                     "description": $expect,
-                    "pattern": $pattern,
+                    "pattern": concat!("(", $pattern, r")|^\{\{.*\}\}$"),
                     "examples": [$example],
                 })
             }

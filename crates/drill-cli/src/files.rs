@@ -1,0 +1,94 @@
+//! Reading playbook and drill files from disk into a [`drill_spec::Loader`].
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use drill_spec::Loader;
+
+/// Documents drill reads: `*.yaml` and `*.yml`.
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Expands directories (one level, sorted) into their YAML files.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && is_yaml(f))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Where drills named by `uses:` are looked up: `--drills` directories, else `drills/` beside
+/// or above each playbook and in the current directory.
+pub fn library_dirs(explicit: &[PathBuf], given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    let mut dirs = Vec::new();
+    for f in explicit {
+        let parent = f.parent().unwrap_or(Path::new("."));
+        dirs.push(parent.join("drills"));
+        dirs.push(parent.join("..").join("drills"));
+    }
+    dirs.push(PathBuf::from("drills"));
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Adds the named files (validated in full) and the library's drills to a loader.
+/// A file that cannot be read is reported as `PATH: error: …` and counted.
+pub fn load(loader: &mut Loader<'_>, explicit: &[PathBuf], library: &[PathBuf]) -> Result<usize> {
+    let mut seen = BTreeSet::new();
+    let mut unreadable = 0;
+    for f in explicit {
+        let key = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+        if !seen.insert(key) {
+            continue;
+        }
+        match read(f) {
+            Ok(text) => {
+                loader.add(&f.display().to_string(), &text, true);
+            }
+            Err(e) => {
+                eprintln!("{}: error: {e:#}", f.display());
+                unreadable += 1;
+            }
+        }
+    }
+    for dir in library {
+        for f in expand(std::slice::from_ref(dir))? {
+            let key = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+            if !seen.insert(key) {
+                continue;
+            }
+            if let Ok(text) = read(&f) {
+                loader.add(&f.display().to_string(), &text, false);
+            }
+        }
+    }
+    Ok(unreadable)
+}
+
+fn read(f: &Path) -> Result<String> {
+    let meta = std::fs::metadata(f).with_context(|| "cannot read the file".to_string())?;
+    if meta.len() > drill_spec::node::MAX_INPUT_BYTES as u64 {
+        anyhow::bail!(
+            "the file is {:.1} MiB, more than the {} MiB drill reads",
+            meta.len() as f64 / (1024.0 * 1024.0),
+            drill_spec::node::MAX_INPUT_BYTES / (1024 * 1024)
+        );
+    }
+    let bytes = std::fs::read(f).context("cannot read the file")?;
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("the file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}

@@ -1,0 +1,502 @@
+//! Loading: files → documents → a validated playbook, with every diagnostic collected.
+//!
+//! The caller (the CLI, the daemon) reads files and hands their text to a [`Loader`]; this
+//! crate does no I/O. Files may hold several documents (`---`). Drill documents from any
+//! added file form the library that playbooks' `uses:` resolve against.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::de::{LocMap, decode, decode_skipping};
+use crate::diag::{Diag, Loc, Severity, Sources, did_you_mean};
+use crate::interp::{Env, check_param_refs, interpolate_env, substitute_params};
+use crate::model::{API_VERSION, DrillSpec, Metadata, Param, Playbook};
+use crate::node::{Kind, Node, parse_yaml};
+use crate::timeline::{self, DrillPlan, Start, TrafficPlan};
+use crate::units::Dur;
+use crate::validate::{self, Ctx};
+
+/// A drill document's head: everything but the spec, which needs its parameters first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillHead {
+    #[serde(rename = "apiVersion")]
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    params: BTreeMap<String, Param>,
+    #[allow(dead_code)]
+    spec: IgnoredAny,
+}
+
+struct DrillEntry {
+    head: DrillHead,
+    node: Node,
+    locs: LocMap,
+    explicit: bool,
+}
+
+struct PlaybookEntry {
+    file: String,
+    value: Playbook,
+    node: Node,
+    locs: LocMap,
+}
+
+/// What a file held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileSummary {
+    pub playbooks: usize,
+    pub drills: usize,
+}
+
+/// Collects documents and validates them.
+pub struct Loader<'e> {
+    pub sources: Sources,
+    env: &'e dyn Env,
+    diags: Vec<Diag>,
+    playbooks: Vec<PlaybookEntry>,
+    drills: BTreeMap<String, DrillEntry>,
+}
+
+impl std::fmt::Debug for Loader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader").field("playbooks", &self.playbooks.len()).field("drills", &self.drills.len()).finish()
+    }
+}
+
+/// A drill of a playbook, resolved: parameters substituted, spec typed and valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedDrill {
+    pub name: String,
+    /// The drill document it came from (`uses:`), or `None` when inline.
+    pub uses: Option<String>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub spec: DrillSpec,
+    pub start: Start,
+}
+
+/// A playbook that passed validation: it can be planned and run.
+#[derive(Debug, Clone)]
+pub struct ValidPlaybook {
+    /// The file it was read from.
+    pub file: String,
+    pub playbook: Playbook,
+    pub drills: Vec<ResolvedDrill>,
+    pub schedule: Option<cron::Schedule>,
+}
+
+/// The plan of a valid playbook: its traffic and drills placed in time.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    pub traffic: TrafficPlan,
+    pub drills: Vec<DrillPlan>,
+}
+
+impl ValidPlaybook {
+    /// The timeline, every duration multiplied by `scale`.
+    pub fn plan(&self, scale: f64) -> Plan {
+        let traffic = timeline::traffic(&self.playbook.traffic.profile, scale);
+        let mut drills: Vec<DrillPlan> = Vec::new();
+        for d in &self.drills {
+            let p = timeline::place_drill(&d.name, &d.spec, d.start, drills.last(), scale);
+            drills.push(p);
+        }
+        Plan { traffic, drills }
+    }
+}
+
+/// The result of loading: valid playbooks and every diagnostic.
+#[derive(Debug)]
+pub struct Outcome {
+    pub playbooks: Vec<ValidPlaybook>,
+    /// Errors and warnings, sorted by file, line and column.
+    pub diags: Vec<Diag>,
+    pub sources: Sources,
+    /// Drill documents checked on their own (from files added as explicit).
+    pub drills_checked: usize,
+}
+
+impl Outcome {
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+impl<'e> Loader<'e> {
+    pub fn new(env: &'e dyn Env) -> Self {
+        Self { sources: Sources::default(), env, diags: Vec::new(), playbooks: Vec::new(), drills: BTreeMap::new() }
+    }
+
+    /// Adds one file's text. `explicit` files are validated in full (the ones a user named);
+    /// the others only lend their drills to the library.
+    pub fn add(&mut self, file: &str, text: &str, explicit: bool) -> FileSummary {
+        let src = self.sources.add(file);
+        let mut summary = FileSummary::default();
+        let docs = match parse_yaml(text, src) {
+            Ok(d) => d,
+            Err(d) => {
+                self.diags.push(d);
+                return summary;
+            }
+        };
+        if docs.is_empty() && explicit {
+            self.diags.push(Diag::error(Loc::new(src, 1, 1), "the file holds no document").with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"));
+        }
+        for mut node in docs {
+            node.set_src(src);
+            match document_kind(&node) {
+                Err(d) => self.diags.push(d),
+                Ok(DocKind::Playbook) => {
+                    if !explicit {
+                        continue;
+                    }
+                    summary.playbooks += 1;
+                    self.diags.extend(interpolate_env(&mut node, self.env));
+                    let d = decode::<Playbook>(&node);
+                    self.diags.extend(d.diags);
+                    if let Some(value) = d.value {
+                        self.playbooks.push(PlaybookEntry { file: file.to_owned(), value, node, locs: d.locs });
+                    }
+                }
+                Ok(DocKind::Drill) => {
+                    summary.drills += 1;
+                    self.diags.extend(interpolate_env(&mut node, self.env));
+                    let d = decode::<DrillHead>(&node);
+                    self.diags.extend(d.diags);
+                    let Some(head) = d.value else { continue };
+                    let name = head.metadata.name.clone();
+                    if let Some(prev) = self.drills.get(&name) {
+                        let prev_loc = prev.locs.at("metadata.name");
+                        let loc = d.locs.at("metadata.name");
+                        self.diags.push(Diag::error(loc, format!("drill \"{name}\" is defined twice")).with_hint(format!(
+                            "the other is at {}:{}:{}; rename one",
+                            self.sources.name(prev_loc.src),
+                            prev_loc.line,
+                            prev_loc.col
+                        )));
+                        continue;
+                    }
+                    self.drills.insert(name, DrillEntry { head, node, locs: d.locs, explicit });
+                }
+            }
+        }
+        summary
+    }
+
+    /// The names of the drills in the library.
+    pub fn drill_names(&self) -> Vec<String> {
+        self.drills.keys().cloned().collect()
+    }
+
+    /// Validates everything added and returns the valid playbooks with all diagnostics.
+    pub fn finish(mut self) -> Outcome {
+        let mut drills_checked = 0;
+        let names: Vec<String> = self.drills.keys().cloned().collect();
+        for name in &names {
+            if self.drills[name].explicit {
+                drills_checked += 1;
+                self.check_drill_alone(name);
+            }
+        }
+        let playbooks = std::mem::take(&mut self.playbooks);
+        let mut valid = Vec::new();
+        for pb in playbooks {
+            let before = self.error_count();
+            let resolved = self.check_playbook(&pb);
+            if self.error_count() == before {
+                if let Some((drills, schedule)) = resolved {
+                    valid.push(ValidPlaybook { file: pb.file, playbook: pb.value, drills, schedule });
+                }
+            }
+        }
+        let mut diags = self.diags;
+        diags.sort_by(|a, b| a.loc.cmp(&b.loc).then(a.severity.cmp(&b.severity)));
+        diags.dedup();
+        Outcome { playbooks: valid, diags, sources: self.sources, drills_checked }
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    /// A drill document on its own: parameter references, and the spec typed with defaults.
+    fn check_drill_alone(&mut self, name: &str) {
+        let entry = &self.drills[name];
+        let Some(spec) = entry.node.get("spec") else { return };
+        let declared: BTreeSet<String> = entry.head.params.keys().cloned().collect();
+        let ref_diags = check_param_refs(spec, &declared);
+        let had_ref_errors = !ref_diags.is_empty();
+        self.diags.extend(ref_diags);
+        if had_ref_errors {
+            return;
+        }
+        let (values, missing) = param_values(entry, &BTreeMap::new());
+        let mut spec = spec.clone();
+        let mut diags = Vec::new();
+        let skip = substitute_params(&mut spec, &values, &missing, &mut diags);
+        self.diags.extend(diags);
+        let d = decode_skipping::<DrillSpec>(&spec, &skip);
+        self.diags.extend(d.diags);
+    }
+
+    fn check_playbook(&mut self, pb: &PlaybookEntry) -> Option<(Vec<ResolvedDrill>, Option<cron::Schedule>)> {
+        let p = &pb.value;
+        let mut diags = Vec::new();
+        let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+        validate::metadata_name(&mut cx, &p.metadata);
+        let schedule = p.schedule.as_ref().and_then(|s| validate::schedule(&mut cx, s));
+        validate::target(&mut cx, &p.target);
+        for (i, s) in p.setup.iter().enumerate() {
+            validate::step(&mut cx, &format!("setup[{i}]"), s, &p.target);
+        }
+        for (i, s) in p.teardown.iter().enumerate() {
+            validate::step(&mut cx, &format!("teardown[{i}]"), s, &p.target);
+        }
+        validate::traffic(&mut cx, &p.traffic, &p.target);
+        validate::slo(&mut cx, &p.slo);
+        for (i, g) in p.guards.iter().enumerate() {
+            validate::guard(&mut cx, &format!("guards[{i}]"), g, &p.target);
+        }
+        self.diags.append(&mut diags);
+
+        let mut resolved = Vec::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, r) in p.drills.iter().enumerate() {
+            let path = format!("drills[{i}]");
+            let Some((name, uses, params, spec, spec_locs, prefix)) = self.resolve_drill(pb, i) else { continue };
+            let mut diags = Vec::new();
+            {
+                let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+                if let Some(prev) = names.insert(name.clone(), i) {
+                    cx.error_hint(&path, format!("drill name \"{name}\" is used twice (also drills[{prev}])"), "give one a distinct `name:`");
+                }
+                match (r.at, r.after) {
+                    (Some(_), Some(_)) => cx.error_hint(&format!("{path}.after"), "a drill sets both at and after", "keep one"),
+                    (None, None) => cx.error_hint(&path, format!("drill \"{name}\" does not say when it starts"), "add `at: 2m30s` or `after: recovered`"),
+                    (None, Some(_)) if i == 0 => cx.error_hint(&format!("{path}.after"), "the first drill has no previous drill to wait for", "use `at:` for the first drill"),
+                    _ => {}
+                }
+                if r.delay.is_some() && r.after.is_none() {
+                    cx.error_hint(&format!("{path}.delay"), "delay applies to drills that start `after:`", "add the delay to `at:` instead");
+                }
+            }
+            {
+                let mut cx = Ctx { diags: &mut diags, locs: spec_locs.as_ref().unwrap_or(&pb.locs), prefix };
+                validate::drill_spec(&mut cx, &spec, &p.target);
+            }
+            self.diags.append(&mut diags);
+            let start = match (r.at, r.after) {
+                (Some(t), _) => Start::At(t),
+                (None, Some(a)) => Start::After(a, r.delay.unwrap_or_default()),
+                (None, None) => Start::At(Dur::ZERO),
+            };
+            resolved.push((i, ResolvedDrill { name, uses, params, spec, start }, spec_locs));
+        }
+        self.check_timeline(pb, &resolved);
+        Some((resolved.into_iter().map(|(_, r, _)| r).collect(), schedule))
+    }
+
+    /// The drill at `drills[i]`: its name, source, parameters and typed spec (with the
+    /// locations of the spec's nodes when it was instantiated from a drill document).
+    #[allow(clippy::type_complexity)]
+    fn resolve_drill(
+        &mut self,
+        pb: &PlaybookEntry,
+        i: usize,
+    ) -> Option<(String, Option<String>, BTreeMap<String, serde_json::Value>, DrillSpec, Option<LocMap>, String)> {
+        let r = &pb.value.drills[i];
+        let path = format!("drills[{i}]");
+        let here = |p: &str| pb.locs.at(&format!("{path}{p}"));
+        match (&r.uses, &r.drill) {
+            (Some(_), Some(_)) => {
+                self.diags.push(Diag::error(here(".drill"), "a drill sets both uses and drill").with_hint("name a shipped drill with `uses:` or write one inline under `drill:`, not both"));
+                None
+            }
+            (None, None) => {
+                self.diags.push(Diag::error(here(""), "a drill needs `uses:` or `drill:`").with_hint("name a drill, like uses: queue-outage"));
+                None
+            }
+            (None, Some(spec)) => {
+                if !r.with.is_empty() {
+                    self.diags.push(Diag::error(here(".with"), "`with:` sets parameters of a drill named by `uses:`").with_hint("write the values into the inline drill"));
+                }
+                let name = r.name.clone().unwrap_or_else(|| format!("drill-{}", i + 1));
+                Some((name, None, BTreeMap::new(), spec.clone(), None, format!("{path}.drill.")))
+            }
+            (Some(uses), None) => {
+                let Some(entry) = self.drills.get(uses) else {
+                    let hint = did_you_mean(uses, self.drills.keys().map(String::as_str)).map_or_else(
+                        || {
+                            if self.drills.is_empty() {
+                                "no drills are loaded; pass --drills DIR or put drills next to the playbook in ../drills".to_string()
+                            } else {
+                                format!("known drills: {}", self.drills.keys().cloned().collect::<Vec<_>>().join(", "))
+                            }
+                        },
+                        |s| format!("did you mean \"{s}\"?"),
+                    );
+                    self.diags.push(Diag::error(here(".uses"), format!("unknown drill \"{uses}\"")).with_hint(hint));
+                    return None;
+                };
+                // `with:` values, as nodes with their own locations in the playbook.
+                let with_nodes: BTreeMap<String, (Node, Node)> = pb
+                    .node
+                    .get("drills")
+                    .and_then(|d| match &d.kind {
+                        Kind::Seq(items) => items.get(i),
+                        _ => None,
+                    })
+                    .and_then(|d| d.get("with"))
+                    .map(|w| match &w.kind {
+                        Kind::Map(entries) => entries.iter().filter_map(|(k, v)| k.scalar_text().map(|n| (n, (k.clone(), v.clone())))).collect(),
+                        _ => BTreeMap::new(),
+                    })
+                    .unwrap_or_default();
+                let mut bad = false;
+                for (name, (k, _)) in &with_nodes {
+                    if !entry.head.params.contains_key(name) {
+                        bad = true;
+                        let hint = did_you_mean(name, entry.head.params.keys().map(String::as_str)).map_or_else(
+                            || format!("its parameters are {}", entry.head.params.keys().cloned().collect::<Vec<_>>().join(", ")),
+                            |s| format!("did you mean \"{s}\"?"),
+                        );
+                        self.diags.push(Diag::error(k.loc, format!("drill \"{uses}\" has no parameter \"{name}\"")).with_hint(hint));
+                    }
+                }
+                let values: BTreeMap<String, Node> = with_nodes.into_iter().map(|(k, (_, v))| (k, v)).collect();
+                let (values, missing) = param_values(entry, &values);
+                for m in &missing {
+                    bad = true;
+                    let desc = entry.head.params.get(m).and_then(|p| p.description.clone()).map(|d| format!(" ({d})")).unwrap_or_default();
+                    self.diags.push(Diag::error(here(".uses"), format!("drill \"{uses}\" needs parameter \"{m}\"{desc}")).with_hint(format!("set it under with: {m}: …")));
+                }
+                let declared: BTreeSet<String> = entry.head.params.keys().cloned().collect();
+                let spec_node = entry.node.get("spec")?;
+                if !check_param_refs(spec_node, &declared).is_empty() || bad {
+                    return None;
+                }
+                let mut spec_node = spec_node.clone();
+                let mut diags = Vec::new();
+                substitute_params(&mut spec_node, &values, &BTreeSet::new(), &mut diags);
+                let d = decode::<DrillSpec>(&spec_node);
+                self.diags.extend(diags);
+                self.diags.extend(d.diags);
+                let spec = d.value?;
+                let params = values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let name = r.name.clone().unwrap_or_else(|| uses.clone());
+                Some((name, Some(uses.clone()), params, spec, Some(d.locs), String::new()))
+            }
+        }
+    }
+
+    /// Rules on the timeline: windows inside the traffic, baselines after its start.
+    fn check_timeline(&mut self, pb: &PlaybookEntry, drills: &[(usize, ResolvedDrill, Option<LocMap>)]) {
+        let traffic = timeline::traffic(&pb.value.traffic.profile, 1.0);
+        let end = traffic.duration;
+        if end.is_zero() {
+            return;
+        }
+        let mut diags = Vec::new();
+        let mut prev: Option<DrillPlan> = None;
+        for (i, d, spec_locs) in drills {
+            let path = format!("drills[{i}]");
+            let plan = timeline::place_drill(&d.name, &d.spec, d.start, prev.as_ref(), 1.0);
+            {
+                let (locs, prefix) = match spec_locs {
+                    Some(l) => (l, String::new()),
+                    None => (&pb.locs, format!("{path}.drill.")),
+                };
+                let mut cx = Ctx { diags: &mut diags, locs, prefix };
+                for (ci, c) in d.spec.checks.iter().enumerate() {
+                    if let Some(w) = c.within {
+                        if w > end {
+                            cx.error_hint(&format!("checks[{ci}].within"), format!("check \"{}\" has a {w} window, longer than the {end} run", c.name), "shorten the window or lengthen the traffic profile");
+                        }
+                    }
+                }
+                if d.spec.hold > end {
+                    cx.error_hint("hold", format!("hold {} is longer than the {end} run", d.spec.hold), "shorten the hold or lengthen the traffic profile");
+                }
+            }
+            let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+            if let Start::At(at) = d.start {
+                if at < d.spec.baseline {
+                    cx.error_hint(&format!("{path}.at"), format!("drill \"{}\" starts at {at}, before its {} baseline window has traffic", d.name, d.spec.baseline), format!("start it at {} or later", d.spec.baseline));
+                }
+                if at >= end {
+                    cx.error_hint(&format!("{path}.at"), format!("drill \"{}\" starts at {at}, when the traffic has ended ({end})", d.name), "start it earlier or lengthen the traffic profile");
+                } else if plan.end_latest > end {
+                    cx.error_hint(
+                        &format!("{path}.at"),
+                        format!("drill \"{}\" runs until {} (its last check window), after the traffic ends at {end}", d.name, plan.end_latest),
+                        "start it earlier, shorten its windows, or lengthen the traffic profile",
+                    );
+                }
+            } else if plan.start >= end {
+                cx.error_hint(&format!("{path}.after"), format!("drill \"{}\" cannot start before the traffic ends at {end} (earliest {})", d.name, plan.start), "start the previous drills earlier or lengthen the traffic profile");
+            } else if plan.end > end {
+                cx.warning(
+                    &format!("{path}.after"),
+                    format!(
+                        "drill \"{}\" cannot finish inside the traffic: even if the previous drill recovers at once, its windows run until {}, after the traffic ends at {end}",
+                        d.name, plan.end
+                    ),
+                );
+            }
+            prev = Some(plan);
+        }
+        self.diags.append(&mut diags);
+    }
+}
+
+/// Values for every parameter: from `with`, else the default; and the names with neither.
+fn param_values(entry: &DrillEntry, with: &BTreeMap<String, Node>) -> (BTreeMap<String, Node>, BTreeSet<String>) {
+    let mut values = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for name in entry.head.params.keys() {
+        if let Some(v) = with.get(name) {
+            values.insert(name.clone(), v.clone());
+        } else if let Some(d) = entry.node.get("params").and_then(|p| p.get(name)).and_then(|p| p.get("default")) {
+            values.insert(name.clone(), d.clone());
+        } else {
+            missing.insert(name.clone());
+        }
+    }
+    (values, missing)
+}
+
+enum DocKind {
+    Playbook,
+    Drill,
+}
+
+fn document_kind(node: &Node) -> Result<DocKind, Diag> {
+    let Kind::Map(_) = &node.kind else {
+        return Err(Diag::error(node.loc, format!("a document must be a mapping, found {}", node.kind.describe())).with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"));
+    };
+    match node.entry("apiVersion") {
+        None => return Err(Diag::error(node.loc, "missing required field \"apiVersion\"").with_hint(format!("add apiVersion: {API_VERSION}"))),
+        Some((_, v)) if v.as_str() != Some(API_VERSION) => {
+            return Err(Diag::error(v.loc, format!("unsupported apiVersion \"{}\"", v.scalar_text().unwrap_or_default())).with_hint(format!("this drill reads {API_VERSION}")));
+        }
+        _ => {}
+    }
+    match node.entry("kind") {
+        None => Err(Diag::error(node.loc, "missing required field \"kind\"").with_hint("add kind: Playbook or kind: Drill")),
+        Some((_, v)) => match v.as_str() {
+            Some("Playbook") => Ok(DocKind::Playbook),
+            Some("Drill") => Ok(DocKind::Drill),
+            other => {
+                let s = other.map_or_else(|| v.scalar_text().unwrap_or_default(), str::to_owned);
+                let hint = did_you_mean(&s, ["Playbook", "Drill"]).map_or_else(|| "use Playbook or Drill".to_string(), |k| format!("did you mean \"{k}\"?"));
+                Err(Diag::error(v.loc, format!("unknown kind \"{s}\"")).with_hint(hint))
+            }
+        },
+    }
+}
