@@ -81,7 +81,9 @@ enum Output {
 fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number"))?;
     if !(f.is_finite() && f > 0.0 && f <= 100.0) {
-        return Err(format!("time scale must be above 0 and at most 100, found {s}"));
+        return Err(format!(
+            "time scale must be above 0 and at most 100, found {s}"
+        ));
     }
     Ok(f)
 }
@@ -91,14 +93,27 @@ pub fn run() -> Result<ExitCode> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_INVALID } else { EXIT_OK };
+            let code = if e.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_OK
+            };
             let _ = e.print();
             return Ok(ExitCode::from(code));
         }
     };
     match cli.command {
-        Command::Validate { paths, drills, output } => validate(&paths, &drills, output),
-        Command::Plan { path, drills, output, time_scale } => plan(&path, &drills, output, time_scale),
+        Command::Validate {
+            paths,
+            drills,
+            output,
+        } => validate(&paths, &drills, output),
+        Command::Plan {
+            path,
+            drills,
+            output,
+            time_scale,
+        } => plan(&path, &drills, output, time_scale),
         Command::Schema { output } => schema(output),
     }
 }
@@ -126,7 +141,12 @@ fn print_diags(outcome: &Outcome) {
 
 fn validate(paths: &[PathBuf], drills: &[PathBuf], output: Output) -> Result<ExitCode> {
     let (outcome, unreadable) = load(paths, drills)?;
-    let errors = outcome.diags.iter().filter(|d| d.severity == drill_spec::Severity::Error).count() + unreadable;
+    let errors = outcome
+        .diags
+        .iter()
+        .filter(|d| d.severity == drill_spec::Severity::Error)
+        .count()
+        + unreadable;
     match output {
         Output::Text => {
             print_diags(&outcome);
@@ -139,7 +159,10 @@ fn validate(paths: &[PathBuf], drills: &[PathBuf], output: Output) -> Result<Exi
                     plural(outcome.drills_checked)
                 );
             } else {
-                eprintln!("{errors} error{} found; nothing was executed", plural(errors));
+                eprintln!(
+                    "{errors} error{} found; nothing was executed",
+                    plural(errors)
+                );
             }
         }
         Output::Json => {
@@ -167,7 +190,11 @@ fn validate(paths: &[PathBuf], drills: &[PathBuf], output: Output) -> Result<Exi
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
-    Ok(ExitCode::from(if errors == 0 { EXIT_OK } else { EXIT_INVALID }))
+    Ok(ExitCode::from(if errors == 0 {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    }))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -178,11 +205,17 @@ fn plan(path: &PathBuf, drills: &[PathBuf], output: Output, scale: f64) -> Resul
     let (outcome, unreadable) = load(std::slice::from_ref(path), drills)?;
     print_diags(&outcome);
     if outcome.has_errors() || unreadable > 0 {
-        eprintln!("the playbook is invalid; run `drill validate {}` for details", path.display());
+        eprintln!(
+            "the playbook is invalid; run `drill validate {}` for details",
+            path.display()
+        );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let Some(pb) = outcome.playbooks.first() else {
-        eprintln!("{}: error: no playbook in this file (kind: Playbook)", path.display());
+        eprintln!(
+            "{}: error: no playbook in this file (kind: Playbook)",
+            path.display()
+        );
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let plan = render::PlanView::new(pb, scale);
@@ -196,9 +229,14 @@ fn plan(path: &PathBuf, drills: &[PathBuf], output: Output, scale: f64) -> Resul
 }
 
 fn schema(output: Option<PathBuf>) -> Result<ExitCode> {
-    let text = format!("{}\n", serde_json::to_string_pretty(&drill_spec::json_schema())?);
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&drill_spec::json_schema())?
+    );
     match output {
-        Some(f) => std::fs::write(&f, text).with_context(|| format!("cannot write {}", f.display()))?,
+        Some(f) => {
+            std::fs::write(&f, text).with_context(|| format!("cannot write {}", f.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(ExitCode::from(EXIT_OK))

@@ -90,5 +90,10 @@ fn read(f: &Path) -> Result<String> {
         );
     }
     let bytes = std::fs::read(f).context("cannot read the file")?;
-    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("the file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the file is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }

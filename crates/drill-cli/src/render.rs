@@ -4,7 +4,9 @@ use std::io::Write;
 
 use drill_spec::ValidPlaybook;
 use drill_spec::cond::Subject;
-use drill_spec::model::{DockerTarget, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef};
+use drill_spec::model::{
+    DockerTarget, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
+};
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
 use serde::Serialize;
@@ -59,10 +61,23 @@ impl PlanView {
         let p = &pb.playbook;
         let mut events = Vec::new();
         for (i, s) in p.setup.iter().enumerate() {
-            events.push(Event { kind: "setup", drill: None, name: step_name(s, i), start_s: 0.0, end_s: None, start_latest_s: None, detail: step_detail(s), target: None });
+            events.push(Event {
+                kind: "setup",
+                drill: None,
+                name: step_name(s, i),
+                start_s: 0.0,
+                end_s: None,
+                start_latest_s: None,
+                detail: step_detail(s),
+                target: None,
+            });
         }
         for s in &plan.traffic.stages {
-            let detail = if s.from == s.to { format!("hold {}", s.from) } else { format!("ramp {} → {}", s.from, s.to) };
+            let detail = if s.from == s.to {
+                format!("hold {}", s.from)
+            } else {
+                format!("ramp {} → {}", s.from, s.to)
+            };
             events.push(Event {
                 kind: "traffic",
                 drill: None,
@@ -81,24 +96,102 @@ impl PlanView {
         for (d, dp) in pb.drills.iter().zip(&plan.drills) {
             let name = Some(d.name.clone());
             let latest = (dp.start_latest != dp.start).then(|| secs(dp.start_latest));
-            let origin = d.uses.as_ref().map_or_else(|| "inline".to_string(), |u| format!("uses {u}"));
+            let origin = d
+                .uses
+                .as_ref()
+                .map_or_else(|| "inline".to_string(), |u| format!("uses {u}"));
             let when = match d.start {
                 Start::At(t) => format!("at {}", t.scaled(scale)),
-                Start::After(..) if dp.start == dp.start_latest => format!("at {}, once the previous drill recovered", dp.start),
-                Start::After(..) => format!("between {} and {}, once the previous drill recovered", dp.start, dp.start_latest),
+                Start::After(..) if dp.start == dp.start_latest => {
+                    format!("at {}, once the previous drill recovered", dp.start)
+                }
+                Start::After(..) => format!(
+                    "between {} and {}, once the previous drill recovered",
+                    dp.start, dp.start_latest
+                ),
             };
-            events.push(Event { kind: "start", drill: name.clone(), name: d.name.clone(), start_s: secs(dp.start), end_s: None, start_latest_s: latest, detail: format!("{origin}; starts {when}"), target: None });
-            events.push(Event { kind: "phase", drill: name.clone(), name: "baseline".into(), start_s: secs(dp.baseline.start), end_s: Some(secs(dp.baseline.end)), start_latest_s: None, detail: "reference for deltas".into(), target: None });
-            events.push(Event { kind: "phase", drill: name.clone(), name: "fault".into(), start_s: secs(dp.fault.start), end_s: Some(secs(dp.fault.end)), start_latest_s: latest, detail: format!("hold {}", d.spec.hold.scaled(scale)), target: None });
-            events.push(Event { kind: "phase", drill: name.clone(), name: "recovery".into(), start_s: secs(dp.recovery.start), end_s: Some(secs(dp.recovery.end)), start_latest_s: None, detail: "ends when the recovery checks pass, at the latest here".into(), target: None });
+            events.push(Event {
+                kind: "start",
+                drill: name.clone(),
+                name: d.name.clone(),
+                start_s: secs(dp.start),
+                end_s: None,
+                start_latest_s: latest,
+                detail: format!("{origin}; starts {when}"),
+                target: None,
+            });
+            events.push(Event {
+                kind: "phase",
+                drill: name.clone(),
+                name: "baseline".into(),
+                start_s: secs(dp.baseline.start),
+                end_s: Some(secs(dp.baseline.end)),
+                start_latest_s: None,
+                detail: "reference for deltas".into(),
+                target: None,
+            });
+            events.push(Event {
+                kind: "phase",
+                drill: name.clone(),
+                name: "fault".into(),
+                start_s: secs(dp.fault.start),
+                end_s: Some(secs(dp.fault.end)),
+                start_latest_s: latest,
+                detail: format!("hold {}", d.spec.hold.scaled(scale)),
+                target: None,
+            });
+            events.push(Event {
+                kind: "phase",
+                drill: name.clone(),
+                name: "recovery".into(),
+                start_s: secs(dp.recovery.start),
+                end_s: Some(secs(dp.recovery.end)),
+                start_latest_s: None,
+                detail: "ends when the recovery checks pass, at the latest here".into(),
+                target: None,
+            });
             for f in &d.spec.faults {
-                events.push(Event { kind: "fault", drill: name.clone(), name: f.name.clone(), start_s: secs(dp.fault.start), end_s: None, start_latest_s: latest, detail: fault_detail(f), target: fault_target(f) });
-                let (kind, detail) = if f.irreversible { ("keep", "irreversible: changed for good, reported in the run".to_string()) } else { ("revert", format!("undo {}", f.action.name())) };
-                events.push(Event { kind, drill: name.clone(), name: f.name.clone(), start_s: secs(dp.fault.end), end_s: None, start_latest_s: None, detail, target: fault_target(f) });
+                events.push(Event {
+                    kind: "fault",
+                    drill: name.clone(),
+                    name: f.name.clone(),
+                    start_s: secs(dp.fault.start),
+                    end_s: None,
+                    start_latest_s: latest,
+                    detail: fault_detail(f),
+                    target: fault_target(f),
+                });
+                let (kind, detail) = if f.irreversible {
+                    (
+                        "keep",
+                        "irreversible: changed for good, reported in the run".to_string(),
+                    )
+                } else {
+                    ("revert", format!("undo {}", f.action.name()))
+                };
+                events.push(Event {
+                    kind,
+                    drill: name.clone(),
+                    name: f.name.clone(),
+                    start_s: secs(dp.fault.end),
+                    end_s: None,
+                    start_latest_s: None,
+                    detail,
+                    target: fault_target(f),
+                });
             }
             for (a, (aname, at)) in d.spec.actions.iter().zip(&dp.actions) {
                 let (detail, target) = if let Some(e) = &a.enqueue {
-                    (format!("enqueue {} jobs into {} ({:?})", group(u64::from(e.jobs)), e.key, e.into).to_lowercase(), Some(e.redis.clone()))
+                    (
+                        format!(
+                            "enqueue {} jobs into {} ({:?})",
+                            group(u64::from(e.jobs)),
+                            e.key,
+                            e.into
+                        )
+                        .to_lowercase(),
+                        Some(e.redis.clone()),
+                    )
                 } else if let Some(e) = &a.exec {
                     (format!("exec {}", e.command.join(" ")), None)
                 } else if let Some(h) = &a.http {
@@ -106,7 +199,16 @@ impl PlanView {
                 } else {
                     (String::new(), None)
                 };
-                events.push(Event { kind: "action", drill: name.clone(), name: aname.clone(), start_s: secs(*at), end_s: None, start_latest_s: None, detail, target });
+                events.push(Event {
+                    kind: "action",
+                    drill: name.clone(),
+                    name: aname.clone(),
+                    start_s: secs(*at),
+                    end_s: None,
+                    start_latest_s: None,
+                    detail,
+                    target,
+                });
             }
             for (c, cw) in d.spec.checks.iter().zip(&dp.checks) {
                 events.push(Event {
@@ -121,11 +223,26 @@ impl PlanView {
                 });
             }
             for (i, g) in d.spec.guards.iter().enumerate() {
-                events.push(guard_event(g, i, name.clone(), secs(dp.fault.start), secs(dp.recovery.end)));
+                events.push(guard_event(
+                    g,
+                    i,
+                    name.clone(),
+                    secs(dp.fault.start),
+                    secs(dp.recovery.end),
+                ));
             }
         }
         for (i, s) in p.teardown.iter().enumerate() {
-            events.push(Event { kind: "teardown", drill: None, name: step_name(s, i), start_s: end, end_s: None, start_latest_s: None, detail: step_detail(s), target: None });
+            events.push(Event {
+                kind: "teardown",
+                drill: None,
+                name: step_name(s, i),
+                start_s: end,
+                end_s: None,
+                start_latest_s: None,
+                detail: step_detail(s),
+                target: None,
+            });
         }
         PlanView {
             playbook: p.metadata.name.clone(),
@@ -148,7 +265,11 @@ impl PlanView {
             dur(self.duration_s),
             group(self.expected_requests),
             self.peak_rate_per_s,
-            if (self.time_scale - 1.0).abs() > f64::EPSILON { format!(", time scale {}", self.time_scale) } else { String::new() }
+            if (self.time_scale - 1.0).abs() > f64::EPSILON {
+                format!(", time scale {}", self.time_scale)
+            } else {
+                String::new()
+            }
         )?;
         if let Some(s) = &self.schedule {
             writeln!(out, "schedule: {s} (UTC, daemon only)")?;
@@ -164,13 +285,26 @@ impl PlanView {
                 current = Some(&e.drill);
             }
             let when = match (e.end_s, e.start_latest_s) {
-                (Some(end), Some(l)) => format!("{}..{} → {}", dur(e.start_s), dur(l), dur(end + (l - e.start_s))),
+                (Some(end), Some(l)) => format!(
+                    "{}..{} → {}",
+                    dur(e.start_s),
+                    dur(l),
+                    dur(end + (l - e.start_s))
+                ),
                 (Some(end), None) => format!("{} → {}", dur(e.start_s), dur(end)),
                 (None, Some(l)) => format!("{}..{}", dur(e.start_s), dur(l)),
                 (None, None) => dur(e.start_s),
             };
-            let target = e.target.as_deref().map(|t| format!("  [{t}]")).unwrap_or_default();
-            writeln!(out, "  {when:<24} {:<8} {:<22} {}{target}", e.kind, e.name, e.detail)?;
+            let target = e
+                .target
+                .as_deref()
+                .map(|t| format!("  [{t}]"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  {when:<24} {:<8} {:<22} {}{target}",
+                e.kind, e.name, e.detail
+            )?;
         }
         Ok(())
     }
@@ -200,7 +334,13 @@ fn step_detail(s: &Step) -> String {
     }
 }
 
-fn guard_event(g: &drill_spec::model::Guard, i: usize, drill: Option<String>, start: f64, end: f64) -> Event {
+fn guard_event(
+    g: &drill_spec::model::Guard,
+    i: usize,
+    drill: Option<String>,
+    start: f64,
+    end: f64,
+) -> Event {
     let mut detail = format!("abort and revert all when {}", g.when);
     if let Some(f) = g.for_ {
         detail.push_str(&format!(" for {f}"));
@@ -237,13 +377,21 @@ fn docker(d: &DockerTarget) -> String {
 }
 
 fn kube(k: &KubernetesTarget) -> String {
-    let ctx = k.context.as_deref().map(|c| format!("{c}:")).unwrap_or_default();
+    let ctx = k
+        .context
+        .as_deref()
+        .map(|c| format!("{c}:"))
+        .unwrap_or_default();
     if let Some(d) = &k.deployment {
         format!("kubernetes {ctx}deployment {}/{d}", k.namespace)
     } else if let Some(s) = &k.statefulset {
         format!("kubernetes {ctx}statefulset {}/{s}", k.namespace)
     } else {
-        format!("kubernetes {ctx}pods {} in {}", k.pods.as_deref().unwrap_or_default(), k.namespace)
+        format!(
+            "kubernetes {ctx}pods {} in {}",
+            k.pods.as_deref().unwrap_or_default(),
+            k.namespace
+        )
     }
 }
 
@@ -251,7 +399,13 @@ fn fault_target(f: &Fault) -> Option<String> {
     match &f.target {
         Some(TargetRef::Docker(d)) => Some(docker(d)),
         Some(TargetRef::Kubernetes(k)) => Some(kube(k)),
-        Some(TargetRef::Process(p)) => Some(format!("process {}", p.name.as_deref().or(p.pid_file.as_deref()).unwrap_or_default())),
+        Some(TargetRef::Process(p)) => Some(format!(
+            "process {}",
+            p.name
+                .as_deref()
+                .or(p.pid_file.as_deref())
+                .unwrap_or_default()
+        )),
         Some(TargetRef::Redis(e)) => Some(format!("redis {}", e.url)),
         Some(TargetRef::Sql(e)) => Some(format!("sql {}", e.url)),
         Some(TargetRef::Http(e)) => Some(format!("http {}", e.url)),
@@ -266,9 +420,20 @@ fn fault_target(f: &Fault) -> Option<String> {
 fn fault_detail(f: &Fault) -> String {
     let mut s = match f.action {
         FaultAction::Scale => format!("scale to {}", f.replicas.unwrap_or(0)),
-        FaultAction::Disconnect => format!("disconnect from {}", f.network.as_deref().unwrap_or_default()),
-        FaultAction::DeleteKeys => format!("delete keys {}", f.pattern.as_deref().unwrap_or_default()),
-        FaultAction::Flush => format!("flush {}", match f.scope { Some(drill_spec::model::FlushScope::Db) => "db", _ => "all" }),
+        FaultAction::Disconnect => format!(
+            "disconnect from {}",
+            f.network.as_deref().unwrap_or_default()
+        ),
+        FaultAction::DeleteKeys => {
+            format!("delete keys {}", f.pattern.as_deref().unwrap_or_default())
+        }
+        FaultAction::Flush => format!(
+            "flush {}",
+            match f.scope {
+                Some(drill_spec::model::FlushScope::Db) => "db",
+                _ => "all",
+            }
+        ),
         a => a.name().to_string(),
     };
     if let Some(r) = &f.route_switch {
@@ -290,7 +455,11 @@ fn probe_target(p: &Probe) -> String {
 
 fn check_detail(c: &drill_spec::model::Check, phase: drill_spec::model::Phase) -> String {
     if let Some(l) = &c.slo {
-        let mut parts: Vec<String> = l.latencies().iter().filter_map(|(n, v)| v.map(|v| format!("{n} ≤ {v}"))).collect();
+        let mut parts: Vec<String> = l
+            .latencies()
+            .iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n} ≤ {v}")))
+            .collect();
         if let Some(e) = l.error_rate {
             parts.push(format!("error_rate < {e}"));
         }
@@ -300,15 +469,26 @@ fn check_detail(c: &drill_spec::model::Check, phase: drill_spec::model::Phase) -
         return format!("at most {} {} errors during {phase}", k.max, k.of);
     }
     if let Some(d) = &c.delta {
-        return format!("{} rises at most {} over baseline during {phase}", d.metric.name(), d.max);
+        return format!(
+            "{} rises at most {} over baseline during {phase}",
+            d.metric.name(),
+            d.max
+        );
     }
     if let Some(p) = &c.probe {
         let what = match p {
             Probe::Redis(r) => {
-                let (op, key) = [("llen", &r.llen), ("xlen", &r.xlen), ("zcard", &r.zcard), ("get", &r.get), ("exists", &r.exists), ("info", &r.info)]
-                    .into_iter()
-                    .find_map(|(n, v)| v.as_ref().map(|v| (n, v.clone())))
-                    .unwrap_or(("dbsize", String::new()));
+                let (op, key) = [
+                    ("llen", &r.llen),
+                    ("xlen", &r.xlen),
+                    ("zcard", &r.zcard),
+                    ("get", &r.get),
+                    ("exists", &r.exists),
+                    ("info", &r.info),
+                ]
+                .into_iter()
+                .find_map(|(n, v)| v.as_ref().map(|v| (n, v.clone())))
+                .unwrap_or(("dbsize", String::new()));
                 format!("redis {op} {key}").trim_end().to_string()
             }
             Probe::Sql(s) => format!("sql {}", s.query),
@@ -317,8 +497,14 @@ fn check_detail(c: &drill_spec::model::Check, phase: drill_spec::model::Phase) -
             Probe::Docker(_) => "running containers".into(),
             Probe::Kubernetes(_) => "ready replicas".into(),
         };
-        let until = c.until.map(|u| u.to_string().replace("value ", "")).unwrap_or_default();
-        return format!("{what} {until} within {} (recovery time measured)", c.within.unwrap_or_default());
+        let until = c
+            .until
+            .map(|u| u.to_string().replace("value ", ""))
+            .unwrap_or_default();
+        return format!(
+            "{what} {until} within {} (recovery time measured)",
+            c.within.unwrap_or_default()
+        );
     }
     String::new()
 }

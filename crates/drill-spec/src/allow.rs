@@ -23,7 +23,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let mut rest = text;
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else { return false };
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(part);
@@ -64,12 +66,21 @@ pub fn endpoint_key(url: &str) -> Option<String> {
 /// Checks a Redis or SQL URL against a list of allowed endpoints.
 pub fn endpoint(list: &[String], url: &str, what: &str, field: &str) -> Result<(), Refusal> {
     let Some(key) = endpoint_key(url) else {
-        return refuse(format!("\"{url}\" is not a valid {what} URL"), format!("write it like {}", example(what)));
+        return refuse(
+            format!("\"{url}\" is not a valid {what} URL"),
+            format!("write it like {}", example(what)),
+        );
     };
-    if list.iter().any(|a| endpoint_key(a).as_deref() == Some(&key)) {
+    if list
+        .iter()
+        .any(|a| endpoint_key(a).as_deref() == Some(&key))
+    {
         return Ok(());
     }
-    refuse(format!("{what} endpoint {key} is outside the allow-list"), format!("add \"{key}\" to target.allow.{field} if this run may touch it"))
+    refuse(
+        format!("{what} endpoint {key} is outside the allow-list"),
+        format!("add \"{key}\" to target.allow.{field} if this run may touch it"),
+    )
 }
 
 fn example(what: &str) -> &'static str {
@@ -83,10 +94,16 @@ fn example(what: &str) -> &'static str {
 /// Checks an HTTP URL's host against `allow.http`.
 pub fn http(allow: &Allow, url: &str) -> Result<(), Refusal> {
     let Ok(u) = url::Url::parse(url) else {
-        return refuse(format!("\"{url}\" is not a valid URL"), "write it like https://host/path".into());
+        return refuse(
+            format!("\"{url}\" is not a valid URL"),
+            "write it like https://host/path".into(),
+        );
     };
     let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
-        return refuse(format!("\"{url}\" has no host"), "write it like https://host/path".into());
+        return refuse(
+            format!("\"{url}\" has no host"),
+            "write it like https://host/path".into(),
+        );
     };
     let with_port = u.port().map(|p| format!("{host}:{p}"));
     let covered = allow.http.iter().any(|a| {
@@ -97,24 +114,36 @@ pub fn http(allow: &Allow, url: &str) -> Result<(), Refusal> {
         return Ok(());
     }
     let name = with_port.unwrap_or(host);
-    refuse(format!("HTTP host {name} is outside the allow-list"), format!("add \"{name}\" to target.allow.http if this run may touch it"))
+    refuse(
+        format!("HTTP host {name} is outside the allow-list"),
+        format!("add \"{name}\" to target.allow.http if this run may touch it"),
+    )
 }
 
 /// Checks a command's program against `allow.exec`.
 pub fn exec(allow: &Allow, command: &[String]) -> Result<(), Refusal> {
     let Some(program) = command.first() else {
-        return refuse("the command is empty".into(), "write the program and its arguments, like [php, artisan, horizon:pause]".into());
+        return refuse(
+            "the command is empty".into(),
+            "write the program and its arguments, like [php, artisan, horizon:pause]".into(),
+        );
     };
     if allow.exec.iter().any(|a| a == program || glob(a, program)) {
         return Ok(());
     }
-    refuse(format!("program \"{program}\" is outside the allow-list"), format!("add \"{program}\" to target.allow.exec if this run may run it"))
+    refuse(
+        format!("program \"{program}\" is outside the allow-list"),
+        format!("add \"{program}\" to target.allow.exec if this run may run it"),
+    )
 }
 
 /// Checks a Docker target: by name or id against `containers`, by labels against `labels`.
 pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
     let Some(d) = &allow.docker else {
-        return refuse("no Docker containers are allowed".into(), "add target.allow.docker with the containers or labels this run may touch".into());
+        return refuse(
+            "no Docker containers are allowed".into(),
+            "add target.allow.docker with the containers or labels this run may touch".into(),
+        );
     };
     let by_name = |n: &str| d.containers.iter().any(|p| glob(p, n));
     let by_label = |l: &str| d.labels.iter().any(|a| a == l);
@@ -122,26 +151,38 @@ pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
         if by_name(n) {
             return Ok(());
         }
-        return refuse(format!("container \"{n}\" is outside the allow-list"), format!("add \"{n}\" to target.allow.docker.containers"));
+        return refuse(
+            format!("container \"{n}\" is outside the allow-list"),
+            format!("add \"{n}\" to target.allow.docker.containers"),
+        );
     }
     if let Some(id) = &t.id {
         if by_name(id) {
             return Ok(());
         }
-        return refuse(format!("container {id} is outside the allow-list"), format!("add \"{id}\" to target.allow.docker.containers"));
+        return refuse(
+            format!("container {id} is outside the allow-list"),
+            format!("add \"{id}\" to target.allow.docker.containers"),
+        );
     }
     if let Some(s) = &t.compose_service {
         let label = format!("com.docker.compose.service={s}");
         if by_label(&label) {
             return Ok(());
         }
-        return refuse(format!("compose service \"{s}\" is outside the allow-list"), format!("add \"{label}\" to target.allow.docker.labels"));
+        return refuse(
+            format!("compose service \"{s}\" is outside the allow-list"),
+            format!("add \"{label}\" to target.allow.docker.labels"),
+        );
     }
     if t.labels.iter().any(|l| by_label(l)) {
         return Ok(());
     }
     refuse(
-        format!("containers labelled {} are outside the allow-list", t.labels.join(",")),
+        format!(
+            "containers labelled {} are outside the allow-list",
+            t.labels.join(",")
+        ),
         "add one of these labels to target.allow.docker.labels".into(),
     )
 }
@@ -149,17 +190,29 @@ pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
 /// Checks a Kubernetes target's context, namespace and workload.
 pub fn kubernetes(allow: &Allow, t: &KubernetesTarget) -> Result<(), Refusal> {
     let Some(k) = &allow.kubernetes else {
-        return refuse("no Kubernetes namespace is allowed".into(), "add target.allow.kubernetes with the context and namespaces this run may touch".into());
+        return refuse(
+            "no Kubernetes namespace is allowed".into(),
+            "add target.allow.kubernetes with the context and namespaces this run may touch".into(),
+        );
     };
     if let (Some(want), Some(got)) = (&k.context, &t.context) {
         if want != got {
-            return refuse(format!("Kubernetes context \"{got}\" is outside the allow-list"), format!("the allow-list names context \"{want}\""));
+            return refuse(
+                format!("Kubernetes context \"{got}\" is outside the allow-list"),
+                format!("the allow-list names context \"{want}\""),
+            );
         }
     }
     if !k.namespaces.iter().any(|n| n == "*" || *n == t.namespace) {
         return refuse(
-            format!("Kubernetes namespace \"{}\" is outside the allow-list", t.namespace),
-            format!("add \"{}\" to target.allow.kubernetes.namespaces", t.namespace),
+            format!(
+                "Kubernetes namespace \"{}\" is outside the allow-list",
+                t.namespace
+            ),
+            format!(
+                "add \"{}\" to target.allow.kubernetes.namespaces",
+                t.namespace
+            ),
         );
     }
     if k.workloads.is_empty() {
@@ -177,16 +230,26 @@ pub fn kubernetes(allow: &Allow, t: &KubernetesTarget) -> Result<(), Refusal> {
     if k.workloads.iter().any(|w| w == "*" || glob(w, &workload)) {
         return Ok(());
     }
-    refuse(format!("workload {workload} is outside the allow-list"), format!("add \"{workload}\" to target.allow.kubernetes.workloads"))
+    refuse(
+        format!("workload {workload} is outside the allow-list"),
+        format!("add \"{workload}\" to target.allow.kubernetes.workloads"),
+    )
 }
 
 /// Checks a local process by name or pid file.
 pub fn process(allow: &Allow, t: &ProcessTarget) -> Result<(), Refusal> {
-    let id = t.name.as_deref().or(t.pid_file.as_deref()).unwrap_or_default();
+    let id = t
+        .name
+        .as_deref()
+        .or(t.pid_file.as_deref())
+        .unwrap_or_default();
     if allow.processes.iter().any(|p| p == id || glob(p, id)) {
         return Ok(());
     }
-    refuse(format!("process \"{id}\" is outside the allow-list"), format!("add \"{id}\" to target.allow.processes"))
+    refuse(
+        format!("process \"{id}\" is outside the allow-list"),
+        format!("add \"{id}\" to target.allow.processes"),
+    )
 }
 
 #[cfg(test)]

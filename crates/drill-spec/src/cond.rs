@@ -27,8 +27,18 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const NAMES: &'static [&'static str] =
-        &["avg", "min", "p50", "p90", "p95", "p99", "max", "error_rate", "rate", "dropped"];
+    pub const NAMES: &'static [&'static str] = &[
+        "avg",
+        "min",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+        "error_rate",
+        "rate",
+        "dropped",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,7 +74,13 @@ impl Metric {
     /// Whether a quantity of this kind can be compared with the metric.
     pub fn accepts(self, q: &Quantity) -> bool {
         match self {
-            Metric::Avg | Metric::Min | Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::Max => {
+            Metric::Avg
+            | Metric::Min
+            | Metric::P50
+            | Metric::P90
+            | Metric::P95
+            | Metric::P99
+            | Metric::Max => {
                 matches!(q, Quantity::Duration(_))
             }
             Metric::ErrorRate => matches!(q, Quantity::Percent(_)),
@@ -145,10 +161,16 @@ impl FromStr for Quantity {
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.ends_with('%') {
-            return t.parse().map(Quantity::Percent).map_err(|e: crate::units::UnitError| e.to_string());
+            return t
+                .parse()
+                .map(Quantity::Percent)
+                .map_err(|e: crate::units::UnitError| e.to_string());
         }
         if t.contains('/') {
-            return t.parse().map(Quantity::Rate).map_err(|e: crate::units::UnitError| e.to_string());
+            return t
+                .parse()
+                .map(Quantity::Rate)
+                .map_err(|e: crate::units::UnitError| e.to_string());
         }
         let plain = t.replace(['_', ','], "");
         if let Ok(n) = plain.parse::<f64>() {
@@ -157,7 +179,9 @@ impl FromStr for Quantity {
             }
         }
         t.parse().map(Quantity::Duration).map_err(|_| {
-            format!("\"{t}\" is not a number, a duration (800ms), a percentage (1%) or a rate (120/s)")
+            format!(
+                "\"{t}\" is not a number, a duration (800ms), a percentage (1%) or a rate (120/s)"
+            )
         })
     }
 }
@@ -201,26 +225,47 @@ impl FromStr for Condition {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt), ("=", Op::Eq)];
-        let found = ops.iter().filter_map(|(sym, op)| t.find(sym).map(|i| (i, *sym, *op))).min_by_key(|(i, sym, _)| (*i, std::cmp::Reverse(sym.len())));
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+            ("=", Op::Eq),
+        ];
+        let found = ops
+            .iter()
+            .filter_map(|(sym, op)| t.find(sym).map(|i| (i, *sym, *op)))
+            .min_by_key(|(i, sym, _)| (*i, std::cmp::Reverse(sym.len())));
         let Some((i, sym, op)) = found else {
             return Err(format!(
                 "invalid condition \"{t}\": write METRIC OP VALUE, like \"p95 > 900ms\" or \"error_rate > 5%\" (a probe's condition: \"< 1\")"
             ));
         };
         let lhs = t[..i].trim();
-        let rhs: Quantity = t[i + sym.len()..].parse().map_err(|e| format!("invalid condition \"{t}\": {e}"))?;
+        let rhs: Quantity = t[i + sym.len()..]
+            .parse()
+            .map_err(|e| format!("invalid condition \"{t}\": {e}"))?;
         let subject = if lhs.is_empty() || lhs == "value" {
             Subject::Value
         } else if let Some(m) = Metric::from_name(lhs) {
             if !m.accepts(&rhs) {
-                return Err(format!("invalid condition \"{t}\": {} compares with {}, not \"{rhs}\"", m.name(), m.example()));
+                return Err(format!(
+                    "invalid condition \"{t}\": {} compares with {}, not \"{rhs}\"",
+                    m.name(),
+                    m.example()
+                ));
             }
             Subject::Metric(m)
         } else {
-            let hint = crate::diag::did_you_mean(lhs, Metric::NAMES.iter().copied())
-                .map_or_else(|| format!("use value or one of {}", Metric::NAMES.join(", ")), |m| format!("did you mean \"{m}\"?"));
-            return Err(format!("invalid condition \"{t}\": unknown metric \"{lhs}\", {hint}"));
+            let hint = crate::diag::did_you_mean(lhs, Metric::NAMES.iter().copied()).map_or_else(
+                || format!("use value or one of {}", Metric::NAMES.join(", ")),
+                |m| format!("did you mean \"{m}\"?"),
+            );
+            return Err(format!(
+                "invalid condition \"{t}\": unknown metric \"{lhs}\", {hint}"
+            ));
         };
         Ok(Condition { subject, op, rhs })
     }
@@ -281,8 +326,14 @@ macro_rules! string_serde {
     };
 }
 
-string_serde!(Condition, "a condition like \"p95 > 900ms\", \"error_rate > 5%\" or \"< 1\"");
-string_serde!(Quantity, "a number, duration (800ms), percentage (1%) or rate (120/s)");
+string_serde!(
+    Condition,
+    "a condition like \"p95 > 900ms\", \"error_rate > 5%\" or \"< 1\""
+);
+string_serde!(
+    Quantity,
+    "a number, duration (800ms), percentage (1%) or rate (120/s)"
+);
 
 #[cfg(test)]
 mod tests {
@@ -305,8 +356,23 @@ mod tests {
 
     #[test]
     fn bad_conditions_explain_themselves() {
-        assert!("p95 > 5%".parse::<Condition>().expect_err("x").contains("p95 compares with a duration"));
-        assert!("p9 > 1s".parse::<Condition>().expect_err("x").contains("unknown metric \"p9\", did you mean"));
-        assert!("p95 900ms".parse::<Condition>().expect_err("x").contains("write METRIC OP VALUE"));
+        assert!(
+            "p95 > 5%"
+                .parse::<Condition>()
+                .expect_err("x")
+                .contains("p95 compares with a duration")
+        );
+        assert!(
+            "p9 > 1s"
+                .parse::<Condition>()
+                .expect_err("x")
+                .contains("unknown metric \"p9\", did you mean")
+        );
+        assert!(
+            "p95 900ms"
+                .parse::<Condition>()
+                .expect_err("x")
+                .contains("write METRIC OP VALUE")
+        );
     }
 }

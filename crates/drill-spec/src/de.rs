@@ -97,9 +97,15 @@ pub fn decode_skipping<T: DeserializeOwned>(node: &Node, skip: &[Vec<Seg>]) -> D
     let mut diags: Vec<Diag> = Vec::new();
     // Each pass poisons one more node; a tree has finitely many, and this bounds it anyway.
     for _ in 0..10_000 {
-        let cx = Cx { poisoned: &poisoned, locs: RefCell::new(BTreeMap::new()) };
+        let cx = Cx {
+            poisoned: &poisoned,
+            locs: RefCell::new(BTreeMap::new()),
+        };
         let result = T::deserialize(NodeDe::new(node, Vec::new(), &cx));
-        let locs = LocMap { map: cx.locs.into_inner(), root: node.loc };
+        let locs = LocMap {
+            map: cx.locs.into_inner(),
+            root: node.loc,
+        };
         match result {
             Ok(v) => {
                 let value = diags.is_empty().then_some(v);
@@ -115,12 +121,20 @@ pub fn decode_skipping<T: DeserializeOwned>(node: &Node, skip: &[Vec<Seg>]) -> D
                     }
                 }
                 if path.is_empty() || !poisoned.insert(path) {
-                    return Decoded { value: None, diags, locs };
+                    return Decoded {
+                        value: None,
+                        diags,
+                        locs,
+                    };
                 }
             }
         }
     }
-    Decoded { value: None, diags, locs: LocMap::default() }
+    Decoded {
+        value: None,
+        diags,
+        locs: LocMap::default(),
+    }
 }
 
 struct Cx<'p> {
@@ -141,7 +155,13 @@ pub struct DeError {
 
 impl DeError {
     fn new(msg: String) -> Self {
-        Self { msg, hint: None, at: None, silent: false, missing: false }
+        Self {
+            msg,
+            hint: None,
+            at: None,
+            silent: false,
+            missing: false,
+        }
     }
 }
 
@@ -163,11 +183,19 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::new(format!("expected {}, found {}", expected(exp), describe(&unexp)))
+        Self::new(format!(
+            "expected {}, found {}",
+            expected(exp),
+            describe(&unexp)
+        ))
     }
 
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::new(format!("invalid value {}, expected {}", describe(&unexp), expected(exp)))
+        Self::new(format!(
+            "invalid value {}, expected {}",
+            describe(&unexp),
+            expected(exp)
+        ))
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
@@ -203,6 +231,8 @@ fn expected(exp: &dyn de::Expected) -> String {
         "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
         "a boolean" | "bool" => "true or false".into(),
+        "a sequence" => "a list".into(),
+        _ if s.starts_with("struct ") || s.starts_with("a map") => "a mapping".into(),
         _ => s,
     }
 }
@@ -307,7 +337,12 @@ impl<'a, 'p> NodeDe<'a, 'p> {
         let Kind::Seq(items) = &self.node.kind else {
             return Err(self.wrong_type(&visitor));
         };
-        let mut acc = SeqAcc { items, idx: 0, path: self.path.clone(), cx: self.cx };
+        let mut acc = SeqAcc {
+            items,
+            idx: 0,
+            path: self.path.clone(),
+            cx: self.cx,
+        };
         let r = visitor.visit_seq(&mut acc);
         r.map_err(|e| self.here(e))
     }
@@ -425,7 +460,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
         self.visit_seq(visitor)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.visit_seq(visitor)
     }
 
@@ -458,13 +497,23 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let acc = match &self.node.kind {
-            Kind::Str(s) => EnumAcc { variant: s.clone(), key_loc: self.node.loc, value: None, de: &self },
+            Kind::Str(s) => EnumAcc {
+                variant: s.clone(),
+                key_loc: self.node.loc,
+                value: None,
+                de: &self,
+            },
             Kind::Map(entries) if entries.len() == 1 => {
                 let (k, v) = &entries[0];
                 let Some(name) = k.scalar_text() else {
                     return Err(self.here(DeError::new("expected a name as the key".into())));
                 };
-                EnumAcc { variant: name, key_loc: k.loc, value: Some(v), de: &self }
+                EnumAcc {
+                    variant: name,
+                    key_loc: k.loc,
+                    value: Some(v),
+                    de: &self,
+                }
             }
             _ => {
                 let mut e = DeError::new(format!(
@@ -493,7 +542,10 @@ fn describe_shape(node: &Node) -> String {
     match &node.kind {
         Kind::Map(entries) if entries.is_empty() => "an empty mapping".into(),
         Kind::Map(entries) => {
-            let keys: Vec<String> = entries.iter().filter_map(|(k, _)| k.scalar_text()).collect();
+            let keys: Vec<String> = entries
+                .iter()
+                .filter_map(|(k, _)| k.scalar_text())
+                .collect();
             format!("{} keys ({})", entries.len(), keys.join(", "))
         }
         k => k.describe().into(),
@@ -512,13 +564,19 @@ struct MapAcc<'a, 'p> {
 impl<'de> de::MapAccess<'de> for MapAcc<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some((k, v)) = self.entries.get(self.idx) {
             self.idx += 1;
             let Some(name) = k.scalar_text() else {
                 let mut at = self.path.clone();
                 at.push(Seg::Index(self.idx - 1));
-                let mut e = DeError::new(format!("a key must be a plain name, found {}", k.kind.describe()));
+                let mut e = DeError::new(format!(
+                    "a key must be a plain name, found {}",
+                    k.kind.describe()
+                ));
                 e.at = Some((at, k.loc));
                 return Err(e);
             };
@@ -528,10 +586,12 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_, '_> {
                 self.skipped.set(true);
                 continue;
             }
-            let key = seed.deserialize(name.into_deserializer()).map_err(|mut e: DeError| {
-                e.at = Some((path.clone(), k.loc));
-                e
-            })?;
+            let key = seed
+                .deserialize(name.into_deserializer())
+                .map_err(|mut e: DeError| {
+                    e.at = Some((path.clone(), k.loc));
+                    e
+                })?;
             self.value = Some((v, path));
             return Ok(Some(key));
         }
@@ -556,7 +616,10 @@ struct SeqAcc<'a, 'p> {
 impl<'de> de::SeqAccess<'de> for SeqAcc<'_, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         while let Some(item) = self.items.get(self.idx) {
             let mut path = self.path.clone();
             path.push(Seg::Index(self.idx));
@@ -604,7 +667,11 @@ impl<'de> de::VariantAccess<'de> for EnumAcc<'_, '_, '_> {
             None => Ok(()),
             Some(n) if n.kind == Kind::Null => Ok(()),
             Some(n) => {
-                let mut e = DeError::new(format!("\"{}\" takes no options, found {}", self.variant, n.kind.describe()));
+                let mut e = DeError::new(format!(
+                    "\"{}\" takes no options, found {}",
+                    self.variant,
+                    n.kind.describe()
+                ));
                 e.at = Some((self.de.path.clone(), n.loc));
                 Err(e)
             }
@@ -627,7 +694,12 @@ impl<'de> de::VariantAccess<'de> for EnumAcc<'_, '_, '_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let node = self.value_node()?;
-        de::Deserializer::deserialize_struct(NodeDe::new(node, self.child_path(), self.de.cx), "", fields, visitor)
+        de::Deserializer::deserialize_struct(
+            NodeDe::new(node, self.child_path(), self.de.cx),
+            "",
+            fields,
+            visitor,
+        )
     }
 }
 

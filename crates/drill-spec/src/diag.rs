@@ -43,11 +43,21 @@ pub struct Diag {
 
 impl Diag {
     pub fn error(loc: Loc, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, loc, message: message.into(), hint: None }
+        Self {
+            severity: Severity::Error,
+            loc,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn warning(loc: Loc, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, loc, message: message.into(), hint: None }
+        Self {
+            severity: Severity::Warning,
+            loc,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     #[must_use]
@@ -83,7 +93,9 @@ impl Sources {
     }
 
     pub fn name(&self, src: u16) -> &str {
-        self.names.get(usize::from(src)).map_or("<unknown>", String::as_str)
+        self.names
+            .get(usize::from(src))
+            .map_or("<unknown>", String::as_str)
     }
 
     /// Renders a diagnostic as `PATH:LINE:COL: error: MESSAGE`.
@@ -92,12 +104,22 @@ impl Sources {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        format!("{}:{}:{}: {}: {}", self.name(d.loc.src), d.loc.line, d.loc.col, sev, d.text())
+        format!(
+            "{}:{}:{}: {}: {}",
+            self.name(d.loc.src),
+            d.loc.line,
+            d.loc.col,
+            sev,
+            d.text()
+        )
     }
 }
 
 /// Suggests the closest of `candidates` to a misspelt `word`, if one is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

@@ -26,35 +26,53 @@ impl Env for BTreeMap<String, String> {
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value (not in keys). `$${` writes a
-/// literal `${`. Returns one diagnostic per unset variable or malformed reference.
-pub fn interpolate_env(root: &mut Node, env: &dyn Env) -> Vec<Diag> {
+/// literal `${`. Returns one diagnostic per unset variable or malformed reference, and the
+/// paths of those values, which decoding then skips (so that no error follows from them).
+pub fn interpolate_env(root: &mut Node, env: &dyn Env) -> (Vec<Diag>, Vec<Vec<Seg>>) {
     let mut diags = Vec::new();
+    let mut failed = Vec::new();
     let mut path = Vec::new();
-    walk_strings(root, &mut path, &mut |s, node_path, loc| match expand(s, env) {
-        Ok(v) => Some(v),
-        Err(Expand::Unset(name)) => {
-            let mut d = Diag::error(
-                loc,
-                format!("environment variable {name} is not set (used in {})", display_path(node_path)),
-            )
-            .with_hint(format!("set it, or give a default: ${{{name}:-value}}"));
-            if name.is_empty() {
-                d = Diag::error(loc, "empty variable name in ${}").with_hint("write ${NAME}");
+    walk_strings(
+        root,
+        &mut path,
+        &mut |s, node_path, loc| match expand(s, env) {
+            Ok(v) => Some(v),
+            Err(Expand::Unset(name)) => {
+                let mut d = Diag::error(
+                    loc,
+                    format!(
+                        "environment variable {name} is not set (used in {})",
+                        display_path(node_path)
+                    ),
+                )
+                .with_hint(format!("set it, or give a default: ${{{name}:-value}}"));
+                if name.is_empty() {
+                    d = Diag::error(loc, "empty variable name in ${}").with_hint("write ${NAME}");
+                }
+                diags.push(d);
+                failed.push(node_path.to_vec());
+                None
             }
-            diags.push(d);
-            None
-        }
-        Err(Expand::Malformed(msg)) => {
-            diags.push(Diag::error(loc, msg).with_hint("write ${NAME} or ${NAME:-default}; $${ writes a literal ${"));
-            None
-        }
-    });
-    diags
+            Err(Expand::Malformed(msg)) => {
+                diags.push(
+                    Diag::error(loc, msg)
+                        .with_hint("write ${NAME} or ${NAME:-default}; $${ writes a literal ${"),
+                );
+                failed.push(node_path.to_vec());
+                None
+            }
+        },
+    );
+    (diags, failed)
 }
 
 fn display_path(p: &[Seg]) -> String {
     let s = path_string(p);
-    if s.is_empty() { "the document".into() } else { s }
+    if s.is_empty() {
+        "the document".into()
+    } else {
+        s
+    }
 }
 
 enum Expand {
@@ -86,10 +104,17 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, Expand> {
             if name.is_empty() {
                 return Err(Expand::Unset(String::new()));
             }
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-                return Err(Expand::Malformed(format!("invalid variable name \"{name}\" in \"{s}\"")));
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || name.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(Expand::Malformed(format!(
+                    "invalid variable name \"{name}\" in \"{s}\""
+                )));
             }
-            match env.var(name).filter(|v| !(v.is_empty() && default.is_some())) {
+            match env
+                .var(name)
+                .filter(|v| !(v.is_empty() && default.is_some()))
+            {
                 Some(v) => out.push_str(&v),
                 None => match default {
                     Some(d) => out.push_str(d),
@@ -204,7 +229,11 @@ fn subst(
                 return;
             }
             let whole = s.trim();
-            if refs.len() == 1 && whole.starts_with("{{") && whole.ends_with("}}") && whole.matches("{{").count() == 1 {
+            if refs.len() == 1
+                && whole.starts_with("{{")
+                && whole.ends_with("}}")
+                && whole.matches("{{").count() == 1
+            {
                 if let Some(v) = values.get(&refs[0]) {
                     *node = v.clone();
                 }
@@ -217,10 +246,16 @@ fn subst(
                     Some(text) => {
                         out = replace_ref(&out, r, &text);
                     }
-                    None => diags.push(Diag::error(
-                        node.loc,
-                        format!("parameter \"{r}\" is {} and cannot be placed inside text", v.kind.describe()),
-                    ).with_hint(format!("make the whole value \"{{{{ {r} }}}}\""))),
+                    None => diags.push(
+                        Diag::error(
+                            node.loc,
+                            format!(
+                                "parameter \"{r}\" is {} and cannot be placed inside text",
+                                v.kind.describe()
+                            ),
+                        )
+                        .with_hint(format!("make the whole value \"{{{{ {r} }}}}\"")),
+                    ),
                 }
             }
             if let Kind::Str(s) = &mut node.kind {
@@ -269,8 +304,10 @@ pub fn check_param_refs(spec: &Node, declared: &BTreeSet<String>) -> Vec<Diag> {
         .into_iter()
         .filter(|(name, _)| !declared.contains(name))
         .map(|(name, loc)| {
-            let hint = did_you_mean(&name, declared.iter().map(String::as_str))
-                .map_or_else(|| "declare it under `params:`".to_string(), |s| format!("did you mean \"{s}\"?"));
+            let hint = did_you_mean(&name, declared.iter().map(String::as_str)).map_or_else(
+                || "declare it under `params:`".to_string(),
+                |s| format!("did you mean \"{s}\"?"),
+            );
             Diag::error(loc, format!("unknown parameter \"{name}\"")).with_hint(hint)
         })
         .collect()
@@ -282,23 +319,41 @@ mod tests {
     use crate::node::parse_yaml;
 
     fn env() -> BTreeMap<String, String> {
-        BTreeMap::from([("HOST".into(), "example.com".into()), ("EMPTY".into(), String::new())])
+        BTreeMap::from([
+            ("HOST".into(), "example.com".into()),
+            ("EMPTY".into(), String::new()),
+        ])
     }
 
     #[test]
     fn variables_and_defaults_expand() {
         let e = env();
-        assert_eq!(expand("https://${HOST}/x", &e).ok(), Some("https://example.com/x".into()));
-        assert_eq!(expand("${NOPE:-fallback}", &e).ok(), Some("fallback".into()));
-        assert_eq!(expand("${EMPTY:-fallback}", &e).ok(), Some("fallback".into()));
-        assert_eq!(expand("cost $5 $${HOST}", &e).ok(), Some("cost $5 ${HOST}".into()));
+        assert_eq!(
+            expand("https://${HOST}/x", &e).ok(),
+            Some("https://example.com/x".into())
+        );
+        assert_eq!(
+            expand("${NOPE:-fallback}", &e).ok(),
+            Some("fallback".into())
+        );
+        assert_eq!(
+            expand("${EMPTY:-fallback}", &e).ok(),
+            Some("fallback".into())
+        );
+        assert_eq!(
+            expand("cost $5 $${HOST}", &e).ok(),
+            Some("cost $5 ${HOST}".into())
+        );
     }
 
     #[test]
     fn a_missing_variable_names_itself_and_where_it_is_used() {
-        let mut root = parse_yaml("target:\n  base_url: https://${API_HOST}/\n", 0).expect("yaml").remove(0);
-        let d = interpolate_env(&mut root, &env());
+        let mut root = parse_yaml("target:\n  base_url: https://${API_HOST}/\n", 0)
+            .expect("yaml")
+            .remove(0);
+        let (d, failed) = interpolate_env(&mut root, &env());
         assert_eq!(d.len(), 1);
+        assert_eq!(crate::de::path_string(&failed[0]), "target.base_url");
         assert_eq!(
             d[0].to_string(),
             "2:13: environment variable API_HOST is not set (used in target.base_url), set it, or give a default: ${API_HOST:-value}"
@@ -307,15 +362,26 @@ mod tests {
 
     #[test]
     fn whole_references_take_the_value_node() {
-        let mut spec = parse_yaml("hold: '{{ hold }}'\nkey: 'queues:{{ queue }}'\n", 0).expect("yaml").remove(0);
+        let mut spec = parse_yaml("hold: '{{ hold }}'\nkey: 'queues:{{ queue }}'\n", 0)
+            .expect("yaml")
+            .remove(0);
         let values = BTreeMap::from([
-            ("hold".to_string(), parse_yaml("3m", 1).expect("y").remove(0)),
-            ("queue".to_string(), parse_yaml("notifications", 1).expect("y").remove(0)),
+            (
+                "hold".to_string(),
+                parse_yaml("3m", 1).expect("y").remove(0),
+            ),
+            (
+                "queue".to_string(),
+                parse_yaml("notifications", 1).expect("y").remove(0),
+            ),
         ]);
         let mut diags = Vec::new();
         substitute_params(&mut spec, &values, &BTreeSet::new(), &mut diags);
         assert!(diags.is_empty());
         assert_eq!(spec.get("hold").and_then(Node::as_str), Some("3m"));
-        assert_eq!(spec.get("key").and_then(Node::as_str), Some("queues:notifications"));
+        assert_eq!(
+            spec.get("key").and_then(Node::as_str),
+            Some("queues:notifications")
+        );
     }
 }

@@ -15,7 +15,6 @@ use crate::interp::{Env, check_param_refs, interpolate_env, substitute_params};
 use crate::model::{API_VERSION, DrillSpec, Metadata, Param, Playbook};
 use crate::node::{Kind, Node, parse_yaml};
 use crate::timeline::{self, DrillPlan, Start, TrafficPlan};
-use crate::units::Dur;
 use crate::validate::{self, Ctx};
 
 /// A drill document's head: everything but the spec, which needs its parameters first.
@@ -62,11 +61,15 @@ pub struct Loader<'e> {
     diags: Vec<Diag>,
     playbooks: Vec<PlaybookEntry>,
     drills: BTreeMap<String, DrillEntry>,
+    files: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Loader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loader").field("playbooks", &self.playbooks.len()).field("drills", &self.drills.len()).finish()
+        f.debug_struct("Loader")
+            .field("playbooks", &self.playbooks.len())
+            .field("drills", &self.drills.len())
+            .finish()
     }
 }
 
@@ -130,14 +133,24 @@ impl Outcome {
 
 impl<'e> Loader<'e> {
     pub fn new(env: &'e dyn Env) -> Self {
-        Self { sources: Sources::default(), env, diags: Vec::new(), playbooks: Vec::new(), drills: BTreeMap::new() }
+        Self {
+            sources: Sources::default(),
+            env,
+            diags: Vec::new(),
+            playbooks: Vec::new(),
+            drills: BTreeMap::new(),
+            files: BTreeSet::new(),
+        }
     }
 
     /// Adds one file's text. `explicit` files are validated in full (the ones a user named);
-    /// the others only lend their drills to the library.
+    /// the others only lend their drills to the library. A file name added before is skipped.
     pub fn add(&mut self, file: &str, text: &str, explicit: bool) -> FileSummary {
-        let src = self.sources.add(file);
         let mut summary = FileSummary::default();
+        if !self.files.insert(file.to_owned()) {
+            return summary;
+        }
+        let src = self.sources.add(file);
         let docs = match parse_yaml(text, src) {
             Ok(d) => d,
             Err(d) => {
@@ -146,7 +159,10 @@ impl<'e> Loader<'e> {
             }
         };
         if docs.is_empty() && explicit {
-            self.diags.push(Diag::error(Loc::new(src, 1, 1), "the file holds no document").with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"));
+            self.diags.push(
+                Diag::error(Loc::new(src, 1, 1), "the file holds no document")
+                    .with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"),
+            );
         }
         for mut node in docs {
             node.set_src(src);
@@ -157,32 +173,50 @@ impl<'e> Loader<'e> {
                         continue;
                     }
                     summary.playbooks += 1;
-                    self.diags.extend(interpolate_env(&mut node, self.env));
-                    let d = decode::<Playbook>(&node);
+                    let (diags, failed) = interpolate_env(&mut node, self.env);
+                    self.diags.extend(diags);
+                    let d = decode_skipping::<Playbook>(&node, &failed);
                     self.diags.extend(d.diags);
                     if let Some(value) = d.value {
-                        self.playbooks.push(PlaybookEntry { file: file.to_owned(), value, node, locs: d.locs });
+                        self.playbooks.push(PlaybookEntry {
+                            file: file.to_owned(),
+                            value,
+                            node,
+                            locs: d.locs,
+                        });
                     }
                 }
                 Ok(DocKind::Drill) => {
                     summary.drills += 1;
-                    self.diags.extend(interpolate_env(&mut node, self.env));
-                    let d = decode::<DrillHead>(&node);
+                    let (diags, failed) = interpolate_env(&mut node, self.env);
+                    self.diags.extend(diags);
+                    let d = decode_skipping::<DrillHead>(&node, &failed);
                     self.diags.extend(d.diags);
                     let Some(head) = d.value else { continue };
                     let name = head.metadata.name.clone();
                     if let Some(prev) = self.drills.get(&name) {
                         let prev_loc = prev.locs.at("metadata.name");
                         let loc = d.locs.at("metadata.name");
-                        self.diags.push(Diag::error(loc, format!("drill \"{name}\" is defined twice")).with_hint(format!(
-                            "the other is at {}:{}:{}; rename one",
-                            self.sources.name(prev_loc.src),
-                            prev_loc.line,
-                            prev_loc.col
-                        )));
+                        self.diags.push(
+                            Diag::error(loc, format!("drill \"{name}\" is defined twice"))
+                                .with_hint(format!(
+                                    "the other is at {}:{}:{}; rename one",
+                                    self.sources.name(prev_loc.src),
+                                    prev_loc.line,
+                                    prev_loc.col
+                                )),
+                        );
                         continue;
                     }
-                    self.drills.insert(name, DrillEntry { head, node, locs: d.locs, explicit });
+                    self.drills.insert(
+                        name,
+                        DrillEntry {
+                            head,
+                            node,
+                            locs: d.locs,
+                            explicit,
+                        },
+                    );
                 }
             }
         }
@@ -211,24 +245,39 @@ impl<'e> Loader<'e> {
             let resolved = self.check_playbook(&pb);
             if self.error_count() == before {
                 if let Some((drills, schedule)) = resolved {
-                    valid.push(ValidPlaybook { file: pb.file, playbook: pb.value, drills, schedule });
+                    valid.push(ValidPlaybook {
+                        file: pb.file,
+                        playbook: pb.value,
+                        drills,
+                        schedule,
+                    });
                 }
             }
         }
         let mut diags = self.diags;
         diags.sort_by(|a, b| a.loc.cmp(&b.loc).then(a.severity.cmp(&b.severity)));
         diags.dedup();
-        Outcome { playbooks: valid, diags, sources: self.sources, drills_checked }
+        Outcome {
+            playbooks: valid,
+            diags,
+            sources: self.sources,
+            drills_checked,
+        }
     }
 
     fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// A drill document on its own: parameter references, and the spec typed with defaults.
     fn check_drill_alone(&mut self, name: &str) {
         let entry = &self.drills[name];
-        let Some(spec) = entry.node.get("spec") else { return };
+        let Some(spec) = entry.node.get("spec") else {
+            return;
+        };
         let declared: BTreeSet<String> = entry.head.params.keys().cloned().collect();
         let ref_diags = check_param_refs(spec, &declared);
         let had_ref_errors = !ref_diags.is_empty();
@@ -245,12 +294,22 @@ impl<'e> Loader<'e> {
         self.diags.extend(d.diags);
     }
 
-    fn check_playbook(&mut self, pb: &PlaybookEntry) -> Option<(Vec<ResolvedDrill>, Option<cron::Schedule>)> {
+    fn check_playbook(
+        &mut self,
+        pb: &PlaybookEntry,
+    ) -> Option<(Vec<ResolvedDrill>, Option<cron::Schedule>)> {
         let p = &pb.value;
         let mut diags = Vec::new();
-        let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+        let mut cx = Ctx {
+            diags: &mut diags,
+            locs: &pb.locs,
+            prefix: String::new(),
+        };
         validate::metadata_name(&mut cx, &p.metadata);
-        let schedule = p.schedule.as_ref().and_then(|s| validate::schedule(&mut cx, s));
+        let schedule = p
+            .schedule
+            .as_ref()
+            .and_then(|s| validate::schedule(&mut cx, s));
         validate::target(&mut cx, &p.target);
         for (i, s) in p.setup.iter().enumerate() {
             validate::step(&mut cx, &format!("setup[{i}]"), s, &p.target);
@@ -269,34 +328,76 @@ impl<'e> Loader<'e> {
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, r) in p.drills.iter().enumerate() {
             let path = format!("drills[{i}]");
-            let Some((name, uses, params, spec, spec_locs, prefix)) = self.resolve_drill(pb, i) else { continue };
+            let Some((name, uses, params, spec, spec_locs, prefix)) = self.resolve_drill(pb, i)
+            else {
+                continue;
+            };
             let mut diags = Vec::new();
             {
-                let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+                let mut cx = Ctx {
+                    diags: &mut diags,
+                    locs: &pb.locs,
+                    prefix: String::new(),
+                };
                 if let Some(prev) = names.insert(name.clone(), i) {
-                    cx.error_hint(&path, format!("drill name \"{name}\" is used twice (also drills[{prev}])"), "give one a distinct `name:`");
+                    cx.error_hint(
+                        &path,
+                        format!("drill name \"{name}\" is used twice (also drills[{prev}])"),
+                        "give one a distinct `name:`",
+                    );
                 }
                 match (r.at, r.after) {
-                    (Some(_), Some(_)) => cx.error_hint(&format!("{path}.after"), "a drill sets both at and after", "keep one"),
-                    (None, None) => cx.error_hint(&path, format!("drill \"{name}\" does not say when it starts"), "add `at: 2m30s` or `after: recovered`"),
-                    (None, Some(_)) if i == 0 => cx.error_hint(&format!("{path}.after"), "the first drill has no previous drill to wait for", "use `at:` for the first drill"),
+                    (Some(_), Some(_)) => cx.error_hint(
+                        &format!("{path}.after"),
+                        "a drill sets both at and after",
+                        "keep one",
+                    ),
+                    (None, None) => cx.error_hint(
+                        &path,
+                        format!("drill \"{name}\" does not say when it starts"),
+                        "add `at: 2m30s` or `after: recovered`",
+                    ),
+                    (None, Some(_)) if i == 0 => cx.error_hint(
+                        &format!("{path}.after"),
+                        "the first drill has no previous drill to wait for",
+                        "use `at:` for the first drill",
+                    ),
                     _ => {}
                 }
                 if r.delay.is_some() && r.after.is_none() {
-                    cx.error_hint(&format!("{path}.delay"), "delay applies to drills that start `after:`", "add the delay to `at:` instead");
+                    cx.error_hint(
+                        &format!("{path}.delay"),
+                        "delay applies to drills that start `after:`",
+                        "add the delay to `at:` instead",
+                    );
                 }
             }
             {
-                let mut cx = Ctx { diags: &mut diags, locs: spec_locs.as_ref().unwrap_or(&pb.locs), prefix };
+                let mut cx = Ctx {
+                    diags: &mut diags,
+                    locs: spec_locs.as_ref().unwrap_or(&pb.locs),
+                    prefix,
+                };
                 validate::drill_spec(&mut cx, &spec, &p.target);
             }
             self.diags.append(&mut diags);
             let start = match (r.at, r.after) {
                 (Some(t), _) => Start::At(t),
                 (None, Some(a)) => Start::After(a, r.delay.unwrap_or_default()),
-                (None, None) => Start::At(Dur::ZERO),
+                // Reported above; without a start there is no timeline to check.
+                (None, None) => continue,
             };
-            resolved.push((i, ResolvedDrill { name, uses, params, spec, start }, spec_locs));
+            resolved.push((
+                i,
+                ResolvedDrill {
+                    name,
+                    uses,
+                    params,
+                    spec,
+                    start,
+                },
+                spec_locs,
+            ));
         }
         self.check_timeline(pb, &resolved);
         Some((resolved.into_iter().map(|(_, r, _)| r).collect(), schedule))
@@ -309,7 +410,14 @@ impl<'e> Loader<'e> {
         &mut self,
         pb: &PlaybookEntry,
         i: usize,
-    ) -> Option<(String, Option<String>, BTreeMap<String, serde_json::Value>, DrillSpec, Option<LocMap>, String)> {
+    ) -> Option<(
+        String,
+        Option<String>,
+        BTreeMap<String, serde_json::Value>,
+        DrillSpec,
+        Option<LocMap>,
+        String,
+    )> {
         let r = &pb.value.drills[i];
         let path = format!("drills[{i}]");
         let here = |p: &str| pb.locs.at(&format!("{path}{p}"));
@@ -319,15 +427,31 @@ impl<'e> Loader<'e> {
                 None
             }
             (None, None) => {
-                self.diags.push(Diag::error(here(""), "a drill needs `uses:` or `drill:`").with_hint("name a drill, like uses: queue-outage"));
+                self.diags.push(
+                    Diag::error(here(""), "a drill needs `uses:` or `drill:`")
+                        .with_hint("name a drill, like uses: queue-outage"),
+                );
                 None
             }
             (None, Some(spec)) => {
                 if !r.with.is_empty() {
-                    self.diags.push(Diag::error(here(".with"), "`with:` sets parameters of a drill named by `uses:`").with_hint("write the values into the inline drill"));
+                    self.diags.push(
+                        Diag::error(
+                            here(".with"),
+                            "`with:` sets parameters of a drill named by `uses:`",
+                        )
+                        .with_hint("write the values into the inline drill"),
+                    );
                 }
                 let name = r.name.clone().unwrap_or_else(|| format!("drill-{}", i + 1));
-                Some((name, None, BTreeMap::new(), spec.clone(), None, format!("{path}.drill.")))
+                Some((
+                    name,
+                    None,
+                    BTreeMap::new(),
+                    spec.clone(),
+                    None,
+                    format!("{path}.drill."),
+                ))
             }
             (Some(uses), None) => {
                 let Some(entry) = self.drills.get(uses) else {
@@ -341,7 +465,10 @@ impl<'e> Loader<'e> {
                         },
                         |s| format!("did you mean \"{s}\"?"),
                     );
-                    self.diags.push(Diag::error(here(".uses"), format!("unknown drill \"{uses}\"")).with_hint(hint));
+                    self.diags.push(
+                        Diag::error(here(".uses"), format!("unknown drill \"{uses}\""))
+                            .with_hint(hint),
+                    );
                     return None;
                 };
                 // `with:` values, as nodes with their own locations in the playbook.
@@ -354,7 +481,12 @@ impl<'e> Loader<'e> {
                     })
                     .and_then(|d| d.get("with"))
                     .map(|w| match &w.kind {
-                        Kind::Map(entries) => entries.iter().filter_map(|(k, v)| k.scalar_text().map(|n| (n, (k.clone(), v.clone())))).collect(),
+                        Kind::Map(entries) => entries
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                k.scalar_text().map(|n| (n, (k.clone(), v.clone())))
+                            })
+                            .collect(),
                         _ => BTreeMap::new(),
                     })
                     .unwrap_or_default();
@@ -362,19 +494,50 @@ impl<'e> Loader<'e> {
                 for (name, (k, _)) in &with_nodes {
                     if !entry.head.params.contains_key(name) {
                         bad = true;
-                        let hint = did_you_mean(name, entry.head.params.keys().map(String::as_str)).map_or_else(
-                            || format!("its parameters are {}", entry.head.params.keys().cloned().collect::<Vec<_>>().join(", ")),
-                            |s| format!("did you mean \"{s}\"?"),
+                        let hint = did_you_mean(name, entry.head.params.keys().map(String::as_str))
+                            .map_or_else(
+                                || {
+                                    format!(
+                                        "its parameters are {}",
+                                        entry
+                                            .head
+                                            .params
+                                            .keys()
+                                            .cloned()
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                },
+                                |s| format!("did you mean \"{s}\"?"),
+                            );
+                        self.diags.push(
+                            Diag::error(
+                                k.loc,
+                                format!("drill \"{uses}\" has no parameter \"{name}\""),
+                            )
+                            .with_hint(hint),
                         );
-                        self.diags.push(Diag::error(k.loc, format!("drill \"{uses}\" has no parameter \"{name}\"")).with_hint(hint));
                     }
                 }
-                let values: BTreeMap<String, Node> = with_nodes.into_iter().map(|(k, (_, v))| (k, v)).collect();
+                let values: BTreeMap<String, Node> =
+                    with_nodes.into_iter().map(|(k, (_, v))| (k, v)).collect();
                 let (values, missing) = param_values(entry, &values);
                 for m in &missing {
                     bad = true;
-                    let desc = entry.head.params.get(m).and_then(|p| p.description.clone()).map(|d| format!(" ({d})")).unwrap_or_default();
-                    self.diags.push(Diag::error(here(".uses"), format!("drill \"{uses}\" needs parameter \"{m}\"{desc}")).with_hint(format!("set it under with: {m}: …")));
+                    let desc = entry
+                        .head
+                        .params
+                        .get(m)
+                        .and_then(|p| p.description.clone())
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default();
+                    self.diags.push(
+                        Diag::error(
+                            here(".uses"),
+                            format!("drill \"{uses}\" needs parameter \"{m}\"{desc}"),
+                        )
+                        .with_hint(format!("set it under with: {m}: …")),
+                    );
                 }
                 let declared: BTreeSet<String> = entry.head.params.keys().cloned().collect();
                 let spec_node = entry.node.get("spec")?;
@@ -388,15 +551,29 @@ impl<'e> Loader<'e> {
                 self.diags.extend(diags);
                 self.diags.extend(d.diags);
                 let spec = d.value?;
-                let params = values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let params = values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect();
                 let name = r.name.clone().unwrap_or_else(|| uses.clone());
-                Some((name, Some(uses.clone()), params, spec, Some(d.locs), String::new()))
+                Some((
+                    name,
+                    Some(uses.clone()),
+                    params,
+                    spec,
+                    Some(d.locs),
+                    String::new(),
+                ))
             }
         }
     }
 
     /// Rules on the timeline: windows inside the traffic, baselines after its start.
-    fn check_timeline(&mut self, pb: &PlaybookEntry, drills: &[(usize, ResolvedDrill, Option<LocMap>)]) {
+    fn check_timeline(
+        &mut self,
+        pb: &PlaybookEntry,
+        drills: &[(usize, ResolvedDrill, Option<LocMap>)],
+    ) {
         let traffic = timeline::traffic(&pb.value.traffic.profile, 1.0);
         let end = traffic.duration;
         if end.is_zero() {
@@ -412,25 +589,51 @@ impl<'e> Loader<'e> {
                     Some(l) => (l, String::new()),
                     None => (&pb.locs, format!("{path}.drill.")),
                 };
-                let mut cx = Ctx { diags: &mut diags, locs, prefix };
+                let mut cx = Ctx {
+                    diags: &mut diags,
+                    locs,
+                    prefix,
+                };
                 for (ci, c) in d.spec.checks.iter().enumerate() {
                     if let Some(w) = c.within {
                         if w > end {
-                            cx.error_hint(&format!("checks[{ci}].within"), format!("check \"{}\" has a {w} window, longer than the {end} run", c.name), "shorten the window or lengthen the traffic profile");
+                            cx.error_hint(
+                                &format!("checks[{ci}].within"),
+                                format!(
+                                    "check \"{}\" has a {w} window, longer than the {end} run",
+                                    c.name
+                                ),
+                                "shorten the window or lengthen the traffic profile",
+                            );
                         }
                     }
                 }
                 if d.spec.hold > end {
-                    cx.error_hint("hold", format!("hold {} is longer than the {end} run", d.spec.hold), "shorten the hold or lengthen the traffic profile");
+                    cx.error_hint(
+                        "hold",
+                        format!("hold {} is longer than the {end} run", d.spec.hold),
+                        "shorten the hold or lengthen the traffic profile",
+                    );
                 }
             }
-            let mut cx = Ctx { diags: &mut diags, locs: &pb.locs, prefix: String::new() };
+            let mut cx = Ctx {
+                diags: &mut diags,
+                locs: &pb.locs,
+                prefix: String::new(),
+            };
             if let Start::At(at) = d.start {
                 if at < d.spec.baseline {
                     cx.error_hint(&format!("{path}.at"), format!("drill \"{}\" starts at {at}, before its {} baseline window has traffic", d.name, d.spec.baseline), format!("start it at {} or later", d.spec.baseline));
                 }
                 if at >= end {
-                    cx.error_hint(&format!("{path}.at"), format!("drill \"{}\" starts at {at}, when the traffic has ended ({end})", d.name), "start it earlier or lengthen the traffic profile");
+                    cx.error_hint(
+                        &format!("{path}.at"),
+                        format!(
+                            "drill \"{}\" starts at {at}, when the traffic has ended ({end})",
+                            d.name
+                        ),
+                        "start it earlier or lengthen the traffic profile",
+                    );
                 } else if plan.end_latest > end {
                     cx.error_hint(
                         &format!("{path}.at"),
@@ -439,7 +642,14 @@ impl<'e> Loader<'e> {
                     );
                 }
             } else if plan.start >= end {
-                cx.error_hint(&format!("{path}.after"), format!("drill \"{}\" cannot start before the traffic ends at {end} (earliest {})", d.name, plan.start), "start the previous drills earlier or lengthen the traffic profile");
+                cx.error_hint(
+                    &format!("{path}.after"),
+                    format!(
+                        "drill \"{}\" cannot start before the traffic ends at {end} (earliest {})",
+                        d.name, plan.start
+                    ),
+                    "start the previous drills earlier or lengthen the traffic profile",
+                );
             } else if plan.end > end {
                 cx.warning(
                     &format!("{path}.after"),
@@ -456,13 +666,21 @@ impl<'e> Loader<'e> {
 }
 
 /// Values for every parameter: from `with`, else the default; and the names with neither.
-fn param_values(entry: &DrillEntry, with: &BTreeMap<String, Node>) -> (BTreeMap<String, Node>, BTreeSet<String>) {
+fn param_values(
+    entry: &DrillEntry,
+    with: &BTreeMap<String, Node>,
+) -> (BTreeMap<String, Node>, BTreeSet<String>) {
     let mut values = BTreeMap::new();
     let mut missing = BTreeSet::new();
     for name in entry.head.params.keys() {
         if let Some(v) = with.get(name) {
             values.insert(name.clone(), v.clone());
-        } else if let Some(d) = entry.node.get("params").and_then(|p| p.get(name)).and_then(|p| p.get("default")) {
+        } else if let Some(d) = entry
+            .node
+            .get("params")
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("default"))
+        {
             values.insert(name.clone(), d.clone());
         } else {
             missing.insert(name.clone());
@@ -478,23 +696,46 @@ enum DocKind {
 
 fn document_kind(node: &Node) -> Result<DocKind, Diag> {
     let Kind::Map(_) = &node.kind else {
-        return Err(Diag::error(node.loc, format!("a document must be a mapping, found {}", node.kind.describe())).with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"));
+        return Err(Diag::error(
+            node.loc,
+            format!(
+                "a document must be a mapping, found {}",
+                node.kind.describe()
+            ),
+        )
+        .with_hint("start it with apiVersion: drill/v1 and kind: Playbook or Drill"));
     };
     match node.entry("apiVersion") {
-        None => return Err(Diag::error(node.loc, "missing required field \"apiVersion\"").with_hint(format!("add apiVersion: {API_VERSION}"))),
+        None => {
+            return Err(
+                Diag::error(node.loc, "missing required field \"apiVersion\"")
+                    .with_hint(format!("add apiVersion: {API_VERSION}")),
+            );
+        }
         Some((_, v)) if v.as_str() != Some(API_VERSION) => {
-            return Err(Diag::error(v.loc, format!("unsupported apiVersion \"{}\"", v.scalar_text().unwrap_or_default())).with_hint(format!("this drill reads {API_VERSION}")));
+            return Err(Diag::error(
+                v.loc,
+                format!(
+                    "unsupported apiVersion \"{}\"",
+                    v.scalar_text().unwrap_or_default()
+                ),
+            )
+            .with_hint(format!("this drill reads {API_VERSION}")));
         }
         _ => {}
     }
     match node.entry("kind") {
-        None => Err(Diag::error(node.loc, "missing required field \"kind\"").with_hint("add kind: Playbook or kind: Drill")),
+        None => Err(Diag::error(node.loc, "missing required field \"kind\"")
+            .with_hint("add kind: Playbook or kind: Drill")),
         Some((_, v)) => match v.as_str() {
             Some("Playbook") => Ok(DocKind::Playbook),
             Some("Drill") => Ok(DocKind::Drill),
             other => {
                 let s = other.map_or_else(|| v.scalar_text().unwrap_or_default(), str::to_owned);
-                let hint = did_you_mean(&s, ["Playbook", "Drill"]).map_or_else(|| "use Playbook or Drill".to_string(), |k| format!("did you mean \"{k}\"?"));
+                let hint = did_you_mean(&s, ["Playbook", "Drill"]).map_or_else(
+                    || "use Playbook or Drill".to_string(),
+                    |k| format!("did you mean \"{k}\"?"),
+                );
                 Err(Diag::error(v.loc, format!("unknown kind \"{s}\"")).with_hint(hint))
             }
         },

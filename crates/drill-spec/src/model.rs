@@ -261,7 +261,13 @@ fn default_request_timeout() -> Dur {
     Dur::from_secs(10)
 }
 fn default_errors() -> Vec<ErrorClass> {
-    vec![ErrorClass::Status5xx, ErrorClass::Status(429), ErrorClass::Timeout, ErrorClass::Connect, ErrorClass::Reset]
+    vec![
+        ErrorClass::Status5xx,
+        ErrorClass::Status(429),
+        ErrorClass::Timeout,
+        ErrorClass::Connect,
+        ErrorClass::Reset,
+    ]
 }
 
 /// HTTP protocol version used by the traffic generator.
@@ -428,7 +434,10 @@ impl std::fmt::Display for ErrorClass {
     }
 }
 
-crate::string_serde!(ErrorClass, "an error class: 5xx, 4xx, a status code like 429, timeout, connect, reset or check");
+crate::string_serde!(
+    ErrorClass,
+    "an error class: 5xx, 4xx, a status code like 429, timeout, connect, reset or check"
+);
 
 /// Latency and error limits. Latencies are measured from the intended send time.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -458,7 +467,14 @@ impl Limits {
 
     /// The latency limits in order of percentile, with their names.
     pub fn latencies(&self) -> [(&'static str, Option<Dur>); 6] {
-        [("avg", self.avg), ("p50", self.p50), ("p90", self.p90), ("p95", self.p95), ("p99", self.p99), ("max", self.max)]
+        [
+            ("avg", self.avg),
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p95", self.p95),
+            ("p99", self.p99),
+            ("max", self.max),
+        ]
     }
 }
 
@@ -501,7 +517,9 @@ impl Slo {
 }
 
 /// A phase of a drill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// The window before the first fault, used as the reference for deltas.

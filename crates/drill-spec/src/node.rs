@@ -179,21 +179,27 @@ pub fn parse_yaml(text: &str, src: u16) -> Result<Vec<Node>, Diag> {
 }
 
 fn yaml_error(e: &serde_saphyr::Error, src: u16) -> Diag {
-    let loc = e
-        .location()
-        .map_or(Loc::new(src, 1, 1), |l| {
-            Loc::new(src, u32::try_from(l.line()).unwrap_or(u32::MAX).max(1), u32::try_from(l.column()).unwrap_or(u32::MAX).max(1))
-        });
+    let loc = e.location().map_or(Loc::new(src, 1, 1), |l| {
+        Loc::new(
+            src,
+            u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+            u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+        )
+    });
     let raw = e.without_snippet().to_string();
     // serde-saphyr appends " at line L column C"; the location is printed in front already.
     let msg = strip_location_suffix(&raw);
     let lower = msg.to_lowercase();
     let mut d = Diag::error(loc, format!("invalid YAML: {msg}"));
-    if lower.contains("tab") {
-        d = d.with_hint("indent with spaces; YAML does not allow tabs for indentation");
-    } else if lower.contains("duplicate") {
+    if lower.contains("duplicate") {
         d = d.with_hint("each key may appear once in a mapping; remove or rename one");
-    } else if lower.contains("budget") || lower.contains("depth") || lower.contains("alias") {
+    } else if lower.contains("tabs") {
+        d = d.with_hint("indent with spaces; YAML does not allow tabs for indentation");
+    } else if lower.contains("budget")
+        || lower.contains("depth")
+        || lower.contains("alias")
+        || lower.contains("nesting")
+    {
         d = d.with_hint(format!(
             "drill accepts at most {MAX_DEPTH} levels of nesting and {MAX_NODES} nodes (aliases expanded)"
         ));
@@ -202,7 +208,9 @@ fn yaml_error(e: &serde_saphyr::Error, src: u16) -> Diag {
 }
 
 fn strip_location_suffix(msg: &str) -> String {
-    let mut m = msg.trim().to_string();
+    let mut m = msg
+        .trim()
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     if let Some(i) = m.rfind(" at line ") {
         if m[i..].contains("column") {
             m.truncate(i);
@@ -216,7 +224,10 @@ impl<'de> Deserialize<'de> for Node {
         let s = Spanned::<Kind>::deserialize(d)?;
         let line = u32::try_from(s.referenced.line()).unwrap_or(u32::MAX);
         let col = u32::try_from(s.referenced.column()).unwrap_or(u32::MAX);
-        Ok(Node { kind: s.value, loc: Loc::new(0, line, col) })
+        Ok(Node {
+            kind: s.value,
+            loc: Loc::new(0, line, col),
+        })
     }
 }
 
@@ -296,7 +307,9 @@ mod tests {
         let docs = parse_yaml("a: 1\nb:\n  - x\n  - {c: true}\n", 0).expect("valid");
         let root = &docs[0];
         let b = root.get("b").expect("b");
-        let Kind::Seq(items) = &b.kind else { panic!("seq") };
+        let Kind::Seq(items) = &b.kind else {
+            panic!("seq")
+        };
         assert_eq!((items[0].loc.line, items[0].loc.col), (3, 5));
         let c = items[1].get("c").expect("c");
         assert_eq!((c.loc.line, c.loc.col), (4, 9));

@@ -36,7 +36,11 @@ pub fn rate_at(plan: &TrafficPlan, t: Dur) -> f64 {
     for s in &plan.stages {
         if t >= s.start && t < s.end {
             let span = (s.end - s.start).as_secs_f64();
-            let x = if span > 0.0 { (t - s.start).as_secs_f64() / span } else { 0.0 };
+            let x = if span > 0.0 {
+                (t - s.start).as_secs_f64() / span
+            } else {
+                0.0
+            };
             return s.from.per_second() + (s.to.per_second() - s.from.per_second()) * x;
         }
     }
@@ -64,13 +68,24 @@ pub fn traffic(profile: &[Stage], scale: f64) -> TrafficPlan {
         };
         let len = len.scaled(scale);
         let requests = (from + to) / 2.0 * len.as_secs_f64();
-        stages.push(StageSpan { start: now, end: now + len, from: Rate::per_sec(from), to: Rate::per_sec(to), requests });
+        stages.push(StageSpan {
+            start: now,
+            end: now + len,
+            from: Rate::per_sec(from),
+            to: Rate::per_sec(to),
+            requests,
+        });
         now = now + len;
         current = to;
         peak = peak.max(from).max(to);
     }
     let expected_requests = stages.iter().map(|s| s.requests).sum();
-    TrafficPlan { stages, duration: now, expected_requests, peak: Rate::per_sec(peak) }
+    TrafficPlan {
+        stages,
+        duration: now,
+        expected_requests,
+        peak: Rate::per_sec(peak),
+    }
 }
 
 /// A span of time from the start of the traffic.
@@ -136,22 +151,40 @@ pub enum Start {
 }
 
 /// Places one drill given the previous drill's plan.
-pub fn place_drill(name: &str, spec: &DrillSpec, start: Start, prev: Option<&DrillPlan>, scale: f64) -> DrillPlan {
+pub fn place_drill(
+    name: &str,
+    spec: &DrillSpec,
+    start: Start,
+    prev: Option<&DrillPlan>,
+    scale: f64,
+) -> DrillPlan {
     let (s_early, s_late) = match (start, prev) {
         (Start::At(t), _) => (t.scaled(scale), t.scaled(scale)),
         (Start::After(After::Recovered, delay), Some(p)) => {
             // Earliest: the previous drill recovers the moment it reverts. Latest: it uses its
             // whole recovery window, having itself started as late as it could.
             let late_shift = p.start_latest - p.start;
-            (p.recovery.start + delay.scaled(scale), p.recovery.end + late_shift + delay.scaled(scale))
+            (
+                p.recovery.start + delay.scaled(scale),
+                p.recovery.end + late_shift + delay.scaled(scale),
+            )
         }
         (Start::After(_, delay), None) => (delay.scaled(scale), delay.scaled(scale)),
     };
     let hold = spec.hold.scaled(scale);
     let rec = recovery_len(spec).scaled(scale);
-    let baseline = Window { start: s_early - spec.baseline.scaled(scale), end: s_early };
-    let fault = Window { start: s_early, end: s_early + hold };
-    let recovery = Window { start: s_early + hold, end: s_early + hold + rec };
+    let baseline = Window {
+        start: s_early - spec.baseline.scaled(scale),
+        end: s_early,
+    };
+    let fault = Window {
+        start: s_early,
+        end: s_early + hold,
+    };
+    let recovery = Window {
+        start: s_early + hold,
+        end: s_early + hold + rec,
+    };
     let actions = spec
         .actions
         .iter()
@@ -161,7 +194,12 @@ pub fn place_drill(name: &str, spec: &DrillSpec, start: Start, prev: Option<&Dri
                 Moment::Inject => s_early,
                 Moment::Revert => s_early + hold,
             };
-            (a.name.clone().unwrap_or_else(|| format!("action {}", i + 1)), base + a.delay.unwrap_or_default().scaled(scale))
+            (
+                a.name
+                    .clone()
+                    .unwrap_or_else(|| format!("action {}", i + 1)),
+                base + a.delay.unwrap_or_default().scaled(scale),
+            )
         })
         .collect();
     let checks = spec
@@ -170,19 +208,48 @@ pub fn place_drill(name: &str, spec: &DrillSpec, start: Start, prev: Option<&Dri
         .map(|c| {
             let phase = check_phase(c);
             let window = match (phase, c.probe.is_some(), c.within) {
-                (Phase::Fault, true, Some(w)) => Window { start: fault.start, end: fault.start + w.scaled(scale) },
-                (_, true, Some(w)) => Window { start: recovery.start, end: recovery.start + w.scaled(scale) },
+                (Phase::Fault, true, Some(w)) => Window {
+                    start: fault.start,
+                    end: fault.start + w.scaled(scale),
+                },
+                (_, true, Some(w)) => Window {
+                    start: recovery.start,
+                    end: recovery.start + w.scaled(scale),
+                },
                 (Phase::Baseline, ..) => baseline,
                 (Phase::Fault, ..) => fault,
                 (Phase::Recovery, ..) => recovery,
-                (Phase::Drill, ..) => Window { start: fault.start, end: recovery.end },
+                (Phase::Drill, ..) => Window {
+                    start: fault.start,
+                    end: recovery.end,
+                },
             };
-            CheckWindow { name: c.name.clone(), phase, window }
+            CheckWindow {
+                name: c.name.clone(),
+                phase,
+                window,
+            }
         })
         .collect::<Vec<_>>();
-    let end_early = checks.iter().map(|c| c.window.end).chain([recovery.end]).max().unwrap_or(recovery.end);
+    let end_early = checks
+        .iter()
+        .map(|c| c.window.end)
+        .chain([recovery.end])
+        .max()
+        .unwrap_or(recovery.end);
     let end_latest = end_early + (s_late - s_early);
-    DrillPlan { name: name.to_owned(), start: s_early, start_latest: s_late, baseline, fault, recovery, actions, checks, end: end_early, end_latest }
+    DrillPlan {
+        name: name.to_owned(),
+        start: s_early,
+        start_latest: s_late,
+        baseline,
+        fault,
+        recovery,
+        actions,
+        checks,
+        end: end_early,
+        end_latest,
+    }
 }
 
 #[cfg(test)]
@@ -210,7 +277,11 @@ mod tests {
             1.0,
         );
         assert_eq!(p.duration, Dur::from_secs(540));
-        assert!((p.expected_requests - 47_400.0).abs() < 1e-6, "{}", p.expected_requests);
+        assert!(
+            (p.expected_requests - 47_400.0).abs() < 1e-6,
+            "{}",
+            p.expected_requests
+        );
         assert_eq!(p.stages.len(), 3);
         assert!((rate_at(&p, Dur::from_secs(60)) - 35.0).abs() < 1e-9);
         let half = traffic(&[st(Some("10/s"), None, None, Some("10s"))], 0.5);

@@ -41,7 +41,11 @@ impl Dur {
     /// Multiplies by a time-scale factor (for rehearsals), rounding to the microsecond.
     pub fn scaled(self, factor: f64) -> Self {
         let us = (self.0.as_secs_f64() * factor * 1e6).round();
-        Dur(Duration::from_micros(if us.is_finite() && us > 0.0 { us as u64 } else { 0 }))
+        Dur(Duration::from_micros(if us.is_finite() && us > 0.0 {
+            us as u64
+        } else {
+            0
+        }))
     }
 }
 
@@ -86,13 +90,20 @@ impl FromStr for Dur {
     type Err = UnitError;
 
     fn from_str(s: &str) -> Result<Self, UnitError> {
-        let t = s.trim();
-        let bad = || UnitError(format!("invalid duration \"{s}\": write a number and a unit, like 800ms, 90s, 2m or 1h30m"));
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let t = compact.as_str();
+        let bad = || {
+            UnitError(format!(
+                "invalid duration \"{s}\": write a number and a unit, like 800ms, 90s, 2m or 1h30m"
+            ))
+        };
         if t.is_empty() {
             return Err(bad());
         }
         if t.starts_with('-') {
-            return Err(UnitError(format!("invalid duration \"{s}\": a duration cannot be negative")));
+            return Err(UnitError(format!(
+                "invalid duration \"{s}\": a duration cannot be negative"
+            )));
         }
         if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(UnitError(format!(
@@ -102,13 +113,17 @@ impl FromStr for Dur {
         let mut total = 0f64;
         let mut rest = t;
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
             if num_end == 0 {
                 return Err(bad());
             }
             let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
             rest = &rest[num_end..];
-            let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_end];
             rest = &rest[unit_end..];
             let secs = match unit {
@@ -127,7 +142,9 @@ impl FromStr for Dur {
             total += n * secs;
         }
         if !total.is_finite() || total > 366.0 * 86400.0 {
-            return Err(UnitError(format!("invalid duration \"{s}\": longer than a year")));
+            return Err(UnitError(format!(
+                "invalid duration \"{s}\": longer than a year"
+            )));
         }
         Ok(Dur(Duration::from_micros((total * 1e6).round() as u64)))
     }
@@ -184,17 +201,24 @@ impl FromStr for Rate {
             )));
         };
         let n: f64 = n.trim().replace('_', "").parse().map_err(|_| {
-            UnitError(format!("invalid rate \"{s}\": \"{}\" is not a number", n.trim()))
+            UnitError(format!(
+                "invalid rate \"{s}\": \"{}\" is not a number",
+                n.trim()
+            ))
         })?;
         if n < 0.0 || !n.is_finite() {
-            return Err(UnitError(format!("invalid rate \"{s}\": a rate cannot be negative")));
+            return Err(UnitError(format!(
+                "invalid rate \"{s}\": a rate cannot be negative"
+            )));
         }
         let per = match unit.trim() {
             "s" | "sec" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
             other => {
-                return Err(UnitError(format!("invalid rate \"{s}\": unknown unit \"{other}\", use /s, /m or /h")));
+                return Err(UnitError(format!(
+                    "invalid rate \"{s}\": unknown unit \"{other}\", use /s, /m or /h"
+                )));
             }
         };
         Ok(Rate(n / per))
@@ -220,11 +244,19 @@ impl FromStr for Percent {
     fn from_str(s: &str) -> Result<Self, UnitError> {
         let t = s.trim();
         let Some(n) = t.strip_suffix('%') else {
-            return Err(UnitError(format!("invalid percentage \"{s}\": write it with a % sign, like 1% or 0.5%")));
+            return Err(UnitError(format!(
+                "invalid percentage \"{s}\": write it with a % sign, like 1% or 0.5%"
+            )));
         };
-        let v: f64 = n.trim().parse().map_err(|_| UnitError(format!("invalid percentage \"{s}\": \"{n}\" is not a number")))?;
+        let v: f64 = n.trim().parse().map_err(|_| {
+            UnitError(format!(
+                "invalid percentage \"{s}\": \"{n}\" is not a number"
+            ))
+        })?;
         if !(0.0..=100.0).contains(&v) {
-            return Err(UnitError(format!("invalid percentage \"{s}\": must be between 0% and 100%")));
+            return Err(UnitError(format!(
+                "invalid percentage \"{s}\": must be between 0% and 100%"
+            )));
         }
         Ok(Percent(v / 100.0))
     }
@@ -292,9 +324,24 @@ macro_rules! unit_serde {
     };
 }
 
-unit_serde!(Dur, "a duration like 800ms, 90s, 2m or 1h30m", r"^([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|min|h|d))+$", "90s");
-unit_serde!(Rate, "a rate like 120/s or 7200/m", r"^[0-9_]+(\.[0-9]+)?/(s|sec|m|min|h)$", "120/s");
-unit_serde!(Percent, "a percentage like 1% or 0.5%", r"^[0-9]+(\.[0-9]+)?%$", "1%");
+unit_serde!(
+    Dur,
+    "a duration like 800ms, 90s, 2m or 1h30m",
+    r"^([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|min|h|d))+$",
+    "90s"
+);
+unit_serde!(
+    Rate,
+    "a rate like 120/s or 7200/m",
+    r"^[0-9_]+(\.[0-9]+)?/(s|sec|m|min|h)$",
+    "120/s"
+);
+unit_serde!(
+    Percent,
+    "a percentage like 1% or 0.5%",
+    r"^[0-9]+(\.[0-9]+)?%$",
+    "1%"
+);
 
 #[cfg(test)]
 mod tests {
@@ -302,8 +349,19 @@ mod tests {
 
     #[test]
     fn durations_people_write_parse() {
-        for (s, ms) in [("800ms", 800), ("90s", 90_000), ("2m", 120_000), ("1h30m", 5_400_000), ("1.5s", 1500), ("2m30s", 150_000)] {
-            assert_eq!(s.parse::<Dur>().expect(s).0, Duration::from_millis(ms), "{s}");
+        for (s, ms) in [
+            ("800ms", 800),
+            ("90s", 90_000),
+            ("2m", 120_000),
+            ("1h30m", 5_400_000),
+            ("1.5s", 1500),
+            ("2m30s", 150_000),
+        ] {
+            assert_eq!(
+                s.parse::<Dur>().expect(s).0,
+                Duration::from_millis(ms),
+                "{s}"
+            );
         }
     }
 
@@ -321,10 +379,24 @@ mod tests {
     #[test]
     fn bad_durations_say_how_to_fix_them() {
         let e = "90".parse::<Dur>().expect_err("no unit");
-        assert_eq!(e.0, "duration \"90\" has no unit: write 90s for seconds or 90ms for milliseconds");
-        assert!("-5s".parse::<Dur>().expect_err("neg").0.contains("negative"));
+        assert_eq!(
+            e.0,
+            "duration \"90\" has no unit: write 90s for seconds or 90ms for milliseconds"
+        );
+        assert!(
+            "-5s"
+                .parse::<Dur>()
+                .expect_err("neg")
+                .0
+                .contains("negative")
+        );
         assert!("5 parsecs".parse::<Dur>().is_err());
-        assert!("5x".parse::<Dur>().expect_err("x").0.contains("unknown unit \"x\""));
+        assert!(
+            "5x".parse::<Dur>()
+                .expect_err("x")
+                .0
+                .contains("unknown unit \"x\"")
+        );
     }
 
     #[test]
@@ -336,6 +408,11 @@ mod tests {
         assert!("-3/s".parse::<Rate>().is_err());
         assert!("120".parse::<Rate>().is_err());
         assert!("150%".parse::<Percent>().is_err());
-        assert!("1".parse::<Percent>().expect_err("bare").0.contains("% sign"));
+        assert!(
+            "1".parse::<Percent>()
+                .expect_err("bare")
+                .0
+                .contains("% sign")
+        );
     }
 }

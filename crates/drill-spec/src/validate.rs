@@ -26,7 +26,9 @@ impl Ctx<'_> {
         match (self.prefix.is_empty(), path.is_empty()) {
             (true, _) => path.to_owned(),
             (false, true) => self.prefix.trim_end_matches('.').to_owned(),
-            (false, false) if path.starts_with('[') => format!("{}{path}", self.prefix.trim_end_matches('.')),
+            (false, false) if path.starts_with('[') => {
+                format!("{}{path}", self.prefix.trim_end_matches('.'))
+            }
             (false, false) => format!("{}{path}", self.prefix),
         }
     }
@@ -56,7 +58,11 @@ impl Ctx<'_> {
 
 /// Names present among `(name, is_set)` pairs.
 fn set_keys(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
-    pairs.iter().filter(|(_, set)| *set).map(|(n, _)| *n).collect()
+    pairs
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 /// Exactly one of the keys must be set.
@@ -66,13 +72,20 @@ fn exactly_one(cx: &mut Ctx<'_>, path: &str, what: &str, pairs: &[(&'static str,
     match set.len() {
         1 => true,
         0 => {
-            cx.error_hint(path, format!("{what} needs one of {}", crate::diag::one_of(&all)), "set exactly one");
+            cx.error_hint(
+                path,
+                format!("{what} needs one of {}", crate::diag::one_of(&all)),
+                "set exactly one",
+            );
             false
         }
         _ => {
             cx.error_hint(
                 path,
-                format!("{what} sets {} together", crate::diag::one_of(&set).replace(" or ", " and ")),
+                format!(
+                    "{what} sets {} together",
+                    crate::diag::one_of(&set).replace(" or ", " and ")
+                ),
                 "set exactly one",
             );
             false
@@ -84,7 +97,8 @@ pub(crate) fn metadata_name(cx: &mut Ctx<'_>, m: &Metadata) {
     let n = &m.name;
     let ok = !n.is_empty()
         && n.len() <= 63
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !n.starts_with('-')
         && !n.ends_with('-');
     if !ok {
@@ -103,7 +117,10 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let normalized = if fields.len() == 5 {
         let dow = crontab_dow(fields[4]);
-        format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow)
+        format!(
+            "0 {} {} {} {} {}",
+            fields[0], fields[1], fields[2], fields[3], dow
+        )
     } else if expr.trim().starts_with('@') || fields.len() == 6 || fields.len() == 7 {
         expr.trim().to_owned()
     } else {
@@ -112,7 +129,18 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
             fields.len()
         ));
     };
-    cron::Schedule::from_str(&normalized).map_err(|e| format!("invalid cron \"{expr}\": {e}"))
+    cron::Schedule::from_str(&normalized).map_err(|e| {
+        // The cron crate's message repeats the expression with a caret; its last line says why.
+        let why = e
+            .to_string()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        format!("invalid cron \"{expr}\": {why}")
+    })
 }
 
 /// Crontab numbers weekdays 0-7 from Sunday; the cron crate 1-7. Numbers become names.
@@ -147,15 +175,24 @@ fn crontab_dow(field: &str) -> String {
 pub(crate) fn schedule(cx: &mut Ctx<'_>, s: &Schedule) -> Option<cron::Schedule> {
     match parse_cron(&s.cron) {
         Ok(sched) => {
-            let epoch = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+            let epoch = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
+                .unwrap_or_default();
             if sched.after(&epoch).next().is_none() {
-                cx.error_hint("schedule.cron", format!("cron \"{}\" never fires", s.cron), "check the day-of-month and month (there is no February 30)");
+                cx.error_hint(
+                    "schedule.cron",
+                    format!("cron \"{}\" never fires", s.cron),
+                    "check the day-of-month and month (there is no February 30)",
+                );
                 return None;
             }
             Some(sched)
         }
         Err(e) => {
-            cx.error_hint("schedule.cron", e, "write it like \"0 3 * * 1-5\" (weekdays at 03:00 UTC)");
+            cx.error_hint(
+                "schedule.cron",
+                e,
+                "write it like \"0 3 * * 1-5\" (weekdays at 03:00 UTC)",
+            );
             None
         }
     }
@@ -166,12 +203,27 @@ pub(crate) fn target(cx: &mut Ctx<'_>, t: &Target) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             cx.refused("target.base_url", allow::http(&t.allow, &t.base_url));
         }
-        _ => cx.error_hint("target.base_url", format!("invalid base URL \"{}\"", t.base_url), "write it like https://staging.api.example.com"),
+        _ => cx.error_hint(
+            "target.base_url",
+            format!("invalid base URL \"{}\"", t.base_url),
+            "write it like https://staging.api.example.com",
+        ),
     }
     for (field, list) in [("redis", &t.allow.redis), ("sql", &t.allow.sql)] {
         for (i, e) in list.iter().enumerate() {
             if allow::endpoint_key(e).is_none() {
-                cx.error_hint(&format!("target.allow.{field}[{i}]"), format!("\"{e}\" is not a valid URL"), format!("write it like {}", if field == "redis" { "redis://host:6379" } else { "postgres://host:5432" }));
+                cx.error_hint(
+                    &format!("target.allow.{field}[{i}]"),
+                    format!("\"{e}\" is not a valid URL"),
+                    format!(
+                        "write it like {}",
+                        if field == "redis" {
+                            "redis://host:6379"
+                        } else {
+                            "postgres://host:5432"
+                        }
+                    ),
+                );
             }
         }
     }
@@ -181,11 +233,18 @@ fn resolve_url(base: &str, url: &str) -> String {
     if url.contains("://") {
         return url.to_owned();
     }
-    url::Url::parse(base).and_then(|b| b.join(url)).map_or_else(|_| url.to_owned(), |u| u.to_string())
+    url::Url::parse(base)
+        .and_then(|b| b.join(url))
+        .map_or_else(|_| url.to_owned(), |u| u.to_string())
 }
 
 pub(crate) fn step(cx: &mut Ctx<'_>, path: &str, s: &Step, t: &Target) {
-    if !exactly_one(cx, path, "a step", &[("exec", s.exec.is_some()), ("http", s.http.is_some())]) {
+    if !exactly_one(
+        cx,
+        path,
+        "a step",
+        &[("exec", s.exec.is_some()), ("http", s.http.is_some())],
+    ) {
         return;
     }
     if let Some(e) = &s.exec {
@@ -198,7 +257,11 @@ pub(crate) fn step(cx: &mut Ctx<'_>, path: &str, s: &Step, t: &Target) {
 
 fn exec(cx: &mut Ctx<'_>, path: &str, e: &Exec, allow: &Allow) {
     if e.command.is_empty() || e.command[0].trim().is_empty() {
-        cx.error_hint(&format!("{path}.command"), "the command is empty", "write the program and its arguments, like [php, artisan, horizon:pause]");
+        cx.error_hint(
+            &format!("{path}.command"),
+            "the command is empty",
+            "write the program and its arguments, like [php, artisan, horizon:pause]",
+        );
         return;
     }
     if e.timeout.is_zero() {
@@ -209,58 +272,109 @@ fn exec(cx: &mut Ctx<'_>, path: &str, e: &Exec, allow: &Allow) {
 
 fn http_call(cx: &mut Ctx<'_>, path: &str, h: &HttpCall, t: &Target) {
     if !is_method(&h.method) {
-        cx.error_hint(&format!("{path}.method"), format!("invalid HTTP method \"{}\"", h.method), "use GET, POST, PUT, PATCH or DELETE");
+        cx.error_hint(
+            &format!("{path}.method"),
+            format!("invalid HTTP method \"{}\"", h.method),
+            "use GET, POST, PUT, PATCH or DELETE",
+        );
     }
     let url = resolve_url(&t.base_url, &h.url);
     cx.refused(&format!("{path}.url"), allow::http(&t.allow, &url));
 }
 
 fn is_method(m: &str) -> bool {
-    matches!(m, "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS")
+    matches!(
+        m,
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+    )
 }
 
 pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
     if tr.requests.is_empty() {
-        cx.error_hint("traffic.requests", "traffic has no requests", "add at least one request with a name and a path");
+        cx.error_hint(
+            "traffic.requests",
+            "traffic has no requests",
+            "add at least one request with a name and a path",
+        );
     }
     let mut names = BTreeSet::new();
     for (i, r) in tr.requests.iter().enumerate() {
         let p = format!("traffic.requests[{i}]");
         if !names.insert(r.name.as_str()) {
-            cx.error(&format!("{p}.name"), format!("request name \"{}\" is used twice", r.name));
+            cx.error(
+                &format!("{p}.name"),
+                format!("request name \"{}\" is used twice", r.name),
+            );
         }
         if r.weight == 0 {
-            cx.error_hint(&format!("{p}.weight"), "weight must be at least 1", "remove the request instead of giving it weight 0");
+            cx.error_hint(
+                &format!("{p}.weight"),
+                "weight must be at least 1",
+                "remove the request instead of giving it weight 0",
+            );
         }
         if !is_method(&r.method) {
-            cx.error_hint(&format!("{p}.method"), format!("invalid HTTP method \"{}\"", r.method), "use GET, POST, PUT, PATCH or DELETE");
+            cx.error_hint(
+                &format!("{p}.method"),
+                format!("invalid HTTP method \"{}\"", r.method),
+                "use GET, POST, PUT, PATCH or DELETE",
+            );
         }
         if r.path.contains("://") {
             cx.refused(&format!("{p}.path"), allow::http(&t.allow, &r.path));
         } else if !r.path.starts_with('/') {
-            cx.error_hint(&format!("{p}.path"), format!("path \"{}\" must start with /", r.path), format!("write /{}", r.path));
+            cx.error_hint(
+                &format!("{p}.path"),
+                format!("path \"{}\" must start with /", r.path),
+                format!("write /{}", r.path),
+            );
         }
-        let uses_placeholders = placeholders(&r.path).next().is_some() || r.bearer.as_deref().is_some_and(|b| placeholders(b).next().is_some());
+        let uses_placeholders = placeholders(&r.path).next().is_some()
+            || r.bearer
+                .as_deref()
+                .is_some_and(|b| placeholders(b).next().is_some());
         if uses_placeholders && tr.dataset.is_none() {
-            let name = placeholders(&r.path).chain(r.bearer.as_deref().map(placeholders).into_iter().flatten()).next().unwrap_or_default();
-            cx.error_hint(&format!("{p}.path"), format!("request uses {{{name}}} but traffic has no dataset to fill it from"), "set traffic.dataset to a JSON file of records");
+            let name = placeholders(&r.path)
+                .chain(r.bearer.as_deref().map(placeholders).into_iter().flatten())
+                .next()
+                .unwrap_or_default();
+            cx.error_hint(
+                &format!("{p}.path"),
+                format!("request uses {{{name}}} but traffic has no dataset to fill it from"),
+                "set traffic.dataset to a JSON file of records",
+            );
         }
         if let Some(f) = &r.follow {
             if !f.cursor.starts_with('/') {
-                cx.error_hint(&format!("{p}.follow.cursor"), format!("\"{}\" is not a JSON pointer", f.cursor), format!("write /{}", f.cursor.replace('.', "/")));
+                cx.error_hint(
+                    &format!("{p}.follow.cursor"),
+                    format!("\"{}\" is not a JSON pointer", f.cursor),
+                    format!("write /{}", f.cursor.replace('.', "/")),
+                );
             }
             if f.max_pages == 0 {
-                cx.error(&format!("{p}.follow.max_pages"), "max_pages must be at least 1");
+                cx.error(
+                    &format!("{p}.follow.max_pages"),
+                    "max_pages must be at least 1",
+                );
             }
         }
         if let Some(c) = &r.expect {
             if !c.pointer.is_empty() && !c.pointer.starts_with('/') {
-                cx.error_hint(&format!("{p}.expect.pointer"), format!("\"{}\" is not a JSON pointer", c.pointer), format!("write /{}", c.pointer.replace('.', "/")));
+                cx.error_hint(
+                    &format!("{p}.expect.pointer"),
+                    format!("\"{}\" is not a JSON pointer", c.pointer),
+                    format!("write /{}", c.pointer.replace('.', "/")),
+                );
             }
         }
     }
     if tr.profile.is_empty() {
-        cx.error_hint("traffic.profile", "the traffic profile is empty", "add a stage, like {rate: 20/s, hold: 1m}");
+        cx.error_hint(
+            "traffic.profile",
+            "the traffic profile is empty",
+            "add a stage, like {rate: 20/s, hold: 1m}",
+        );
     }
     let mut total = Dur::ZERO;
     for (i, s) in tr.profile.iter().enumerate() {
@@ -292,7 +406,11 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
         }
     }
     if !tr.profile.is_empty() && total.is_zero() {
-        cx.error_hint("traffic.profile", "the traffic profile lasts 0s", "give a stage a hold or an over");
+        cx.error_hint(
+            "traffic.profile",
+            "the traffic profile lasts 0s",
+            "give a stage a hold or an over",
+        );
     }
     if tr.max_in_flight == 0 {
         cx.error("traffic.max_in_flight", "max_in_flight must be at least 1");
@@ -302,7 +420,10 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
 
 /// `{name}` placeholders in a template (not `{{` parameter references).
 pub fn placeholders(s: &str) -> impl Iterator<Item = &str> {
-    s.split('{').skip(1).filter_map(|p| p.split_once('}').map(|(n, _)| n)).filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    s.split('{')
+        .skip(1)
+        .filter_map(|p| p.split_once('}').map(|(n, _)| n))
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, d: Dur) {
@@ -313,32 +434,55 @@ fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, d: Dur) {
 
 pub(crate) fn limits(cx: &mut Ctx<'_>, path: &str, l: &Limits) {
     let lat = l.latencies();
-    let join = |p: &str, f: &str| if p.is_empty() { f.to_owned() } else { format!("{p}.{f}") };
+    let join = |p: &str, f: &str| {
+        if p.is_empty() {
+            f.to_owned()
+        } else {
+            format!("{p}.{f}")
+        }
+    };
     for (name, v) in lat {
         if v.is_some_and(Dur::is_zero) {
-            cx.error_hint(&join(path, name), format!("{name} limit 0s can never be met"), "latency is always above 0s; give a real limit");
+            cx.error_hint(
+                &join(path, name),
+                format!("{name} limit 0s can never be met"),
+                "latency is always above 0s; give a real limit",
+            );
         }
     }
     // p50 <= p90 <= p95 <= p99 <= max: a lower percentile can never exceed a higher one.
-    let ordered: Vec<(&str, Dur)> = lat.iter().skip(1).filter_map(|(n, v)| v.map(|v| (*n, v))).collect();
+    let ordered: Vec<(&str, Dur)> = lat
+        .iter()
+        .skip(1)
+        .filter_map(|(n, v)| v.map(|v| (*n, v)))
+        .collect();
     for (i, (lo_name, lo)) in ordered.iter().enumerate() {
         for (hi_name, hi) in &ordered[i + 1..] {
             if lo > hi {
                 cx.error_hint(
                     &join(path, lo_name),
                     format!("{lo_name} limit ({lo}) is above the {hi_name} limit ({hi})"),
-                    format!("{lo_name} can never exceed {hi_name}; lower {lo_name} or raise {hi_name}"),
+                    format!(
+                        "{lo_name} can never exceed {hi_name}; lower {lo_name} or raise {hi_name}"
+                    ),
                 );
             }
         }
     }
     if let (Some(avg), Some(max)) = (l.avg, l.max) {
         if avg > max {
-            cx.error(&join(path, "avg"), format!("avg limit ({avg}) is above the max limit ({max})"));
+            cx.error(
+                &join(path, "avg"),
+                format!("avg limit ({avg}) is above the max limit ({max})"),
+            );
         }
     }
     if l.error_rate.is_some_and(|p| p.fraction() <= 0.0) {
-        cx.error_hint(&join(path, "error_rate"), "error_rate 0% can never be met (the limit is strict: below it)", "use a small positive limit like 0.1%");
+        cx.error_hint(
+            &join(path, "error_rate"),
+            "error_rate 0% can never be met (the limit is strict: below it)",
+            "use a small positive limit like 0.1%",
+        );
     }
 }
 
@@ -351,12 +495,30 @@ pub(crate) fn slo(cx: &mut Ctx<'_>, s: &Slo) {
 
 pub(crate) fn guard(cx: &mut Ctx<'_>, path: &str, g: &Guard, t: &Target) {
     match (&g.probe, g.when.subject) {
-        (None, Subject::Value) => cx.error_hint(&format!("{path}.when"), "a guard without a probe must name a traffic metric", "write it like \"error_rate > 5%\" or \"p95 > 900ms\", or add a probe"),
-        (Some(_), Subject::Metric(m)) => cx.error_hint(&format!("{path}.when"), format!("a guard with a probe compares the probe's value, not {}", m.name()), "write it like \"value > 2000\""),
+        (None, Subject::Value) => cx.error_hint(
+            &format!("{path}.when"),
+            "a guard without a probe must name a traffic metric",
+            "write it like \"error_rate > 5%\" or \"p95 > 900ms\", or add a probe",
+        ),
+        (Some(_), Subject::Metric(m)) => cx.error_hint(
+            &format!("{path}.when"),
+            format!(
+                "a guard with a probe compares the probe's value, not {}",
+                m.name()
+            ),
+            "write it like \"value > 2000\"",
+        ),
         _ => {}
     }
     if g.every.is_zero() || g.every > Dur::from_secs(1) {
-        cx.error_hint(&format!("{path}.every"), format!("guards are evaluated at least every second; every is {}", g.every), "use a value from 100ms to 1s");
+        cx.error_hint(
+            &format!("{path}.every"),
+            format!(
+                "guards are evaluated at least every second; every is {}",
+                g.every
+            ),
+            "use a value from 100ms to 1s",
+        );
     }
     if let Some(p) = &g.probe {
         probe(cx, &format!("{path}.probe"), p, t);
@@ -367,20 +529,37 @@ pub(crate) fn probe(cx: &mut Ctx<'_>, path: &str, p: &Probe, t: &Target) {
     match p {
         Probe::Redis(r) => {
             let p = format!("{path}.redis");
-            exactly_one(cx, &p, "a redis probe", &[
-                ("llen", r.llen.is_some()),
-                ("xlen", r.xlen.is_some()),
-                ("zcard", r.zcard.is_some()),
-                ("get", r.get.is_some()),
-                ("exists", r.exists.is_some()),
-                ("dbsize", r.dbsize),
-                ("info", r.info.is_some()),
-            ]);
-            cx.refused(&format!("{p}.url"), allow::endpoint(&t.allow.redis, &r.url, "redis", "redis"));
+            exactly_one(
+                cx,
+                &p,
+                "a redis probe",
+                &[
+                    ("llen", r.llen.is_some()),
+                    ("xlen", r.xlen.is_some()),
+                    ("zcard", r.zcard.is_some()),
+                    ("get", r.get.is_some()),
+                    ("exists", r.exists.is_some()),
+                    ("dbsize", r.dbsize),
+                    ("info", r.info.is_some()),
+                ],
+            );
+            cx.refused(
+                &format!("{p}.url"),
+                allow::endpoint(&t.allow.redis, &r.url, "redis", "redis"),
+            );
         }
-        Probe::Sql(s) => cx.refused(&format!("{path}.sql.url"), allow::endpoint(&t.allow.sql, &s.url, "sql", "sql")),
-        Probe::Http(h) => cx.refused(&format!("{path}.http.url"), allow::http(&t.allow, &resolve_url(&t.base_url, &h.url))),
-        Probe::Prometheus(q) => cx.refused(&format!("{path}.prometheus.url"), allow::http(&t.allow, &q.url)),
+        Probe::Sql(s) => cx.refused(
+            &format!("{path}.sql.url"),
+            allow::endpoint(&t.allow.sql, &s.url, "sql", "sql"),
+        ),
+        Probe::Http(h) => cx.refused(
+            &format!("{path}.http.url"),
+            allow::http(&t.allow, &resolve_url(&t.base_url, &h.url)),
+        ),
+        Probe::Prometheus(q) => cx.refused(
+            &format!("{path}.prometheus.url"),
+            allow::http(&t.allow, &q.url),
+        ),
         Probe::Docker(d) => {
             if docker_target(cx, &format!("{path}.docker"), d) {
                 cx.refused(&format!("{path}.docker"), allow::docker(&t.allow, d));
@@ -388,25 +567,40 @@ pub(crate) fn probe(cx: &mut Ctx<'_>, path: &str, p: &Probe, t: &Target) {
         }
         Probe::Kubernetes(k) => {
             if kube_target(cx, &format!("{path}.kubernetes"), k) {
-                cx.refused(&format!("{path}.kubernetes"), allow::kubernetes(&t.allow, k));
+                cx.refused(
+                    &format!("{path}.kubernetes"),
+                    allow::kubernetes(&t.allow, k),
+                );
             }
         }
     }
 }
 
 fn docker_target(cx: &mut Ctx<'_>, path: &str, d: &DockerTarget) -> bool {
-    let ok = exactly_one(cx, path, "a docker target", &[
-        ("name", d.name.is_some()),
-        ("id", d.id.is_some()),
-        ("labels", !d.labels.is_empty()),
-        ("compose_service", d.compose_service.is_some()),
-    ]);
+    let ok = exactly_one(
+        cx,
+        path,
+        "a docker target",
+        &[
+            ("name", d.name.is_some()),
+            ("id", d.id.is_some()),
+            ("labels", !d.labels.is_empty()),
+            ("compose_service", d.compose_service.is_some()),
+        ],
+    );
     if d.max_targets == Some(0) {
-        cx.error(&format!("{path}.max_targets"), "max_targets must be at least 1");
+        cx.error(
+            &format!("{path}.max_targets"),
+            "max_targets must be at least 1",
+        );
     }
     for (i, l) in d.labels.iter().enumerate() {
         if !l.contains('=') {
-            cx.error_hint(&format!("{path}.labels[{i}]"), format!("label \"{l}\" has no value"), "write key=value");
+            cx.error_hint(
+                &format!("{path}.labels[{i}]"),
+                format!("label \"{l}\" has no value"),
+                "write key=value",
+            );
         }
     }
     ok
@@ -416,37 +610,61 @@ fn kube_target(cx: &mut Ctx<'_>, path: &str, k: &KubernetesTarget) -> bool {
     if k.namespace.is_empty() {
         cx.error(&format!("{path}.namespace"), "namespace is empty");
     }
-    exactly_one(cx, path, "a kubernetes target", &[
-        ("deployment", k.deployment.is_some()),
-        ("statefulset", k.statefulset.is_some()),
-        ("pods", k.pods.is_some()),
-    ])
+    exactly_one(
+        cx,
+        path,
+        "a kubernetes target",
+        &[
+            ("deployment", k.deployment.is_some()),
+            ("statefulset", k.statefulset.is_some()),
+            ("pods", k.pods.is_some()),
+        ],
+    )
 }
 
 /// Checks one drill's spec. `cx` locates paths inside the spec.
 pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
     if s.faults.is_empty() {
-        cx.error_hint("faults", "a drill needs at least one fault", "add a fault: what to break and how");
+        cx.error_hint(
+            "faults",
+            "a drill needs at least one fault",
+            "add a fault: what to break and how",
+        );
     }
     positive(cx, "hold", "hold", s.hold);
     let mut names = BTreeSet::new();
     for (i, f) in s.faults.iter().enumerate() {
         let p = format!("faults[{i}]");
         if !names.insert(f.name.as_str()) {
-            cx.error(&format!("{p}.name"), format!("fault name \"{}\" is used twice", f.name));
+            cx.error(
+                &format!("{p}.name"),
+                format!("fault name \"{}\" is used twice", f.name),
+            );
         }
         fault(cx, &p, f, t);
     }
     for (i, a) in s.actions.iter().enumerate() {
         let p = format!("actions[{i}]");
-        if !exactly_one(cx, &p, "an action", &[("enqueue", a.enqueue.is_some()), ("exec", a.exec.is_some()), ("http", a.http.is_some())]) {
+        if !exactly_one(
+            cx,
+            &p,
+            "an action",
+            &[
+                ("enqueue", a.enqueue.is_some()),
+                ("exec", a.exec.is_some()),
+                ("http", a.http.is_some()),
+            ],
+        ) {
             continue;
         }
         if let Some(e) = &a.enqueue {
             if e.jobs == 0 {
                 cx.error(&format!("{p}.enqueue.jobs"), "jobs must be at least 1");
             }
-            cx.refused(&format!("{p}.enqueue.redis"), allow::endpoint(&t.allow.redis, &e.redis, "redis", "redis"));
+            cx.refused(
+                &format!("{p}.enqueue.redis"),
+                allow::endpoint(&t.allow.redis, &e.redis, "redis", "redis"),
+            );
         }
         if let Some(e) = &a.exec {
             exec(cx, &format!("{p}.exec"), e, &t.allow);
@@ -459,7 +677,10 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
     for (i, c) in s.checks.iter().enumerate() {
         let p = format!("checks[{i}]");
         if !names.insert(c.name.as_str()) {
-            cx.error(&format!("{p}.name"), format!("check name \"{}\" is used twice", c.name));
+            cx.error(
+                &format!("{p}.name"),
+                format!("check name \"{}\" is used twice", c.name),
+            );
         }
         check(cx, &p, c, t);
     }
@@ -469,18 +690,41 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
 }
 
 fn check(cx: &mut Ctx<'_>, p: &str, c: &Check, t: &Target) {
-    if !exactly_one(cx, p, "a check", &[("slo", c.slo.is_some()), ("count", c.count.is_some()), ("delta", c.delta.is_some()), ("probe", c.probe.is_some())]) {
+    if !exactly_one(
+        cx,
+        p,
+        "a check",
+        &[
+            ("slo", c.slo.is_some()),
+            ("count", c.count.is_some()),
+            ("delta", c.delta.is_some()),
+            ("probe", c.probe.is_some()),
+        ],
+    ) {
         return;
     }
     if let Some(l) = &c.slo {
         limits(cx, &format!("{p}.slo"), l);
         if l.is_empty() {
-            cx.error_hint(&format!("{p}.slo"), "the slo check sets no limit", "set p95, max, error_rate, …");
+            cx.error_hint(
+                &format!("{p}.slo"),
+                "the slo check sets no limit",
+                "set p95, max, error_rate, …",
+            );
         }
     }
     if let Some(d) = &c.delta {
         if !d.metric.accepts(&d.max) {
-            cx.error_hint(&format!("{p}.delta.max"), format!("{} rises by {}, not \"{}\"", d.metric.name(), d.metric.example(), d.max), "match the unit to the metric");
+            cx.error_hint(
+                &format!("{p}.delta.max"),
+                format!(
+                    "{} rises by {}, not \"{}\"",
+                    d.metric.name(),
+                    d.metric.example(),
+                    d.max
+                ),
+                "match the unit to the metric",
+            );
         }
         if c.phase == Some(Phase::Baseline) {
             cx.error(&format!("{p}.phase"), "a delta check compares a phase with the baseline; it cannot measure the baseline itself");
@@ -489,12 +733,24 @@ fn check(cx: &mut Ctx<'_>, p: &str, c: &Check, t: &Target) {
     if let Some(pr) = &c.probe {
         probe(cx, &format!("{p}.probe"), pr, t);
         match &c.until {
-            None => cx.error_hint(p, "a probe check needs `until`", "say what the value must become, like until: \"< 1\""),
-            Some(u) if u.subject != Subject::Value => cx.error_hint(&format!("{p}.until"), "until compares the probe's value", "write it like \"< 1\" or \"value == 0\""),
+            None => cx.error_hint(
+                p,
+                "a probe check needs `until`",
+                "say what the value must become, like until: \"< 1\"",
+            ),
+            Some(u) if u.subject != Subject::Value => cx.error_hint(
+                &format!("{p}.until"),
+                "until compares the probe's value",
+                "write it like \"< 1\" or \"value == 0\"",
+            ),
             _ => {}
         }
         match c.within {
-            None => cx.error_hint(p, "a probe check needs `within`", "say how long recovery may take, like within: 5m"),
+            None => cx.error_hint(
+                p,
+                "a probe check needs `within`",
+                "say how long recovery may take, like within: 5m",
+            ),
             Some(w) => positive(cx, &format!("{p}.within"), "within", w),
         }
         positive(cx, &format!("{p}.every"), "every", c.every);
@@ -503,7 +759,10 @@ fn check(cx: &mut Ctx<'_>, p: &str, c: &Check, t: &Target) {
             cx.error(&format!("{p}.until"), "until applies to probe checks only");
         }
         if c.within.is_some() {
-            cx.error(&format!("{p}.within"), "within applies to probe checks only");
+            cx.error(
+                &format!("{p}.within"),
+                "within applies to probe checks only",
+            );
         }
     }
 }
@@ -524,8 +783,16 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         A::Exec | A::Http => &[],
     };
     match (backend, allowed.is_empty()) {
-        (None, false) => cx.error_hint(p, format!("fault \"{}\" ({}) needs a target", f.name, a.name()), format!("add target: {{{}: …}}", allowed[0])),
-        (Some(_), true) => cx.error_hint(&format!("{p}.target"), format!("a {} fault takes no target", a.name()), format!("put what it touches under `{}:`", a.name())),
+        (None, false) => cx.error_hint(
+            p,
+            format!("fault \"{}\" ({}) needs a target", f.name, a.name()),
+            format!("add target: {{{}: …}}", allowed[0]),
+        ),
+        (Some(_), true) => cx.error_hint(
+            &format!("{p}.target"),
+            format!("a {} fault takes no target", a.name()),
+            format!("put what it touches under `{}:`", a.name()),
+        ),
         (Some(b), false) if !allowed.contains(&b) => cx.error_hint(
             &format!("{p}.target"),
             format!("{} does not apply to a {b} target", a.name()),
@@ -546,39 +813,74 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
     ];
     for (name, set, for_actions) in opts {
         if set && !for_actions.contains(&a) {
-            cx.error(&format!("{p}.{name}"), format!("{name} does not apply to a {} fault", a.name()));
+            cx.error(
+                &format!("{p}.{name}"),
+                format!("{name} does not apply to a {} fault", a.name()),
+            );
         }
     }
     if f.http.is_some() && a != A::Http {
-        cx.error(&format!("{p}.http"), format!("http does not apply to a {} fault", a.name()));
+        cx.error(
+            &format!("{p}.http"),
+            format!("http does not apply to a {} fault", a.name()),
+        );
     }
     let need = |cx: &mut Ctx<'_>, set: bool, name: &str, example: &str| {
         if !set {
-            cx.error_hint(p, format!("a {} fault needs `{name}`", a.name()), format!("add {name}: {example}"));
+            cx.error_hint(
+                p,
+                format!("a {} fault needs `{name}`", a.name()),
+                format!("add {name}: {example}"),
+            );
         }
     };
     match a {
         A::Disconnect => need(cx, f.network.is_some(), "network", "my-network"),
         A::DeleteKeys => need(cx, f.pattern.is_some(), "pattern", "\"cache:*\""),
-        A::Exec => need(cx, f.exec.is_some(), "exec", "{inject: {command: [...]}, revert: {command: [...]}}"),
+        A::Exec => need(
+            cx,
+            f.exec.is_some(),
+            "exec",
+            "{inject: {command: [...]}, revert: {command: [...]}}",
+        ),
         A::Sql => need(cx, f.sql.is_some(), "sql", "{inject: \"…\", revert: \"…\"}"),
-        A::Http => need(cx, f.http.is_some(), "http", "{inject: {url: …}, revert: {url: …}}"),
+        A::Http => need(
+            cx,
+            f.http.is_some(),
+            "http",
+            "{inject: {url: …}, revert: {url: …}}",
+        ),
         _ => {}
     }
     // Reversibility: built-in inverses, or a revert the user wrote, or an explicit acknowledgement.
-    let inherently_irreversible = matches!(a, A::Flush | A::DeleteKeys | A::Promote | A::ClientKill);
+    let inherently_irreversible =
+        matches!(a, A::Flush | A::DeleteKeys | A::Promote | A::ClientKill);
     let missing_revert = match a {
         A::Exec => f.exec.as_ref().is_some_and(|e| e.revert.is_none()),
         A::Sql => f.sql.as_ref().is_some_and(|s| s.revert.is_none()),
         A::Http => f.http.as_ref().is_some_and(|h| h.revert.is_none()),
-        A::Stop | A::Kill => matches!(&f.target, Some(TargetRef::Process(pt)) if pt.restart.is_none()),
+        A::Stop | A::Kill => {
+            matches!(&f.target, Some(TargetRef::Process(pt)) if pt.restart.is_none())
+        }
         _ => false,
     };
     if inherently_irreversible && !f.irreversible {
-        cx.error_hint(p, format!("fault \"{}\" ({}) cannot be undone", f.name, a.name()), "set `irreversible: true` to acknowledge that the run changes it for good");
+        cx.error_hint(
+            p,
+            format!("fault \"{}\" ({}) cannot be undone", f.name, a.name()),
+            "set `irreversible: true` to acknowledge that the run changes it for good",
+        );
     } else if missing_revert && !f.irreversible {
-        let what = if matches!(a, A::Stop | A::Kill) { "a `restart` command on its process target" } else { "a `revert`" };
-        cx.error_hint(p, format!("fault \"{}\" has no revert", f.name), format!("add {what}, or set `irreversible: true`"));
+        let what = if matches!(a, A::Stop | A::Kill) {
+            "a `restart` command on its process target"
+        } else {
+            "a `revert`"
+        };
+        cx.error_hint(
+            p,
+            format!("fault \"{}\" has no revert", f.name),
+            format!("add {what}, or set `irreversible: true`"),
+        );
     }
     // Targets: well-formed, then inside the allow-list.
     match &f.target {
@@ -590,25 +892,53 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         Some(TargetRef::Kubernetes(k)) => {
             if kube_target(cx, &format!("{p}.target.kubernetes"), k) {
                 if a == A::DeletePods && k.pods.is_none() {
-                    cx.error_hint(&format!("{p}.target.kubernetes"), "delete-pods needs a pods selector", "write pods: app=horizon");
+                    cx.error_hint(
+                        &format!("{p}.target.kubernetes"),
+                        "delete-pods needs a pods selector",
+                        "write pods: app=horizon",
+                    );
                 }
                 if matches!(a, A::Scale | A::Stop) && k.pods.is_some() {
-                    cx.error_hint(&format!("{p}.target.kubernetes"), format!("{} needs a deployment or statefulset", a.name()), "name the workload, or use delete-pods for pods");
+                    cx.error_hint(
+                        &format!("{p}.target.kubernetes"),
+                        format!("{} needs a deployment or statefulset", a.name()),
+                        "name the workload, or use delete-pods for pods",
+                    );
                 }
-                cx.refused(&format!("{p}.target.kubernetes"), allow::kubernetes(&t.allow, k));
+                cx.refused(
+                    &format!("{p}.target.kubernetes"),
+                    allow::kubernetes(&t.allow, k),
+                );
             }
         }
         Some(TargetRef::Process(pt)) => {
-            if exactly_one(cx, &format!("{p}.target.process"), "a process target", &[("name", pt.name.is_some()), ("pid_file", pt.pid_file.is_some())]) {
+            if exactly_one(
+                cx,
+                &format!("{p}.target.process"),
+                "a process target",
+                &[
+                    ("name", pt.name.is_some()),
+                    ("pid_file", pt.pid_file.is_some()),
+                ],
+            ) {
                 cx.refused(&format!("{p}.target.process"), allow::process(&t.allow, pt));
             }
             if let Some(r) = &pt.restart {
                 exec(cx, &format!("{p}.target.process.restart"), r, &t.allow);
             }
         }
-        Some(TargetRef::Redis(e)) => cx.refused(&format!("{p}.target.redis"), allow::endpoint(&t.allow.redis, &e.url, "redis", "redis")),
-        Some(TargetRef::Sql(e)) => cx.refused(&format!("{p}.target.sql"), allow::endpoint(&t.allow.sql, &e.url, "sql", "sql")),
-        Some(TargetRef::Http(e)) => cx.refused(&format!("{p}.target.http"), allow::http(&t.allow, &resolve_url(&t.base_url, &e.url))),
+        Some(TargetRef::Redis(e)) => cx.refused(
+            &format!("{p}.target.redis"),
+            allow::endpoint(&t.allow.redis, &e.url, "redis", "redis"),
+        ),
+        Some(TargetRef::Sql(e)) => cx.refused(
+            &format!("{p}.target.sql"),
+            allow::endpoint(&t.allow.sql, &e.url, "sql", "sql"),
+        ),
+        Some(TargetRef::Http(e)) => cx.refused(
+            &format!("{p}.target.http"),
+            allow::http(&t.allow, &resolve_url(&t.base_url, &e.url)),
+        ),
         None => {}
     }
     if let Some(e) = &f.exec {

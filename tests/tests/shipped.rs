@@ -1,0 +1,118 @@
+//! Every shipped drill and playbook validates, and the seed playbook plans to the seed's numbers.
+
+use std::collections::BTreeMap;
+
+use drill_spec::units::Dur;
+use drill_tests::{rendered, repo, validate, yaml_files};
+
+fn read_all(dir: &str) -> Vec<(String, String)> {
+    yaml_files(dir)
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).expect("readable");
+            (
+                f.strip_prefix(repo()).unwrap_or(&f).display().to_string(),
+                text,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_shipped_drill_and_playbook_is_valid_without_warnings() {
+    let mut files = read_all("drills");
+    files.extend(read_all("playbooks"));
+    assert!(
+        files.len() >= 4,
+        "expected the three seed drills and a playbook, found {files:?}"
+    );
+    let out = validate(&files, &BTreeMap::new());
+    assert_eq!(rendered(&out), Vec::<String>::new());
+    assert_eq!(out.drills_checked, yaml_files("drills").len());
+    assert_eq!(out.playbooks.len(), yaml_files("playbooks").len());
+}
+
+#[test]
+fn the_seed_playbook_plans_nine_minutes_and_47400_requests() {
+    let files = read_all("playbooks");
+    let out = validate(&files, &BTreeMap::new());
+    let pb = out
+        .playbooks
+        .iter()
+        .find(|p| p.playbook.metadata.name == "community-staging")
+        .expect("seed playbook");
+    let plan = pb.plan(1.0);
+    assert_eq!(plan.traffic.duration, Dur::from_secs(9 * 60));
+    // 20→50/s over 2 min (4,200) + 120/s for 5 min (36,000) + 120→0/s over 2 min (7,200).
+    assert!(
+        (plan.traffic.expected_requests - 47_400.0).abs() < 1e-6,
+        "{}",
+        plan.traffic.expected_requests
+    );
+    let names: Vec<&str> = plan.drills.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["queue-outage", "db-failover", "cache-purge"]);
+    let q = &plan.drills[0];
+    assert_eq!(
+        (q.fault.start, q.fault.end),
+        (Dur::from_secs(60), Dur::from_secs(240))
+    );
+    assert_eq!(
+        q.recovery.end,
+        Dur::from_secs(540),
+        "drain window of 5 min after the restore"
+    );
+    let db = &plan.drills[1];
+    assert_eq!(
+        (db.start, db.start_latest),
+        (Dur::from_secs(240), Dur::from_secs(540))
+    );
+    let cache = &plan.drills[2];
+    assert_eq!(cache.start, Dur::from_secs(300));
+    assert!(
+        cache.fault.end <= Dur::from_secs(7 * 60),
+        "the purge happens at peak when drills recover at once"
+    );
+    // Time-scaled rehearsal: everything shrinks by the same factor.
+    let fast = pb.plan(0.1);
+    assert_eq!(fast.traffic.duration, Dur::from_secs(54));
+    assert_eq!(fast.drills[0].fault.start, Dur::from_secs(6));
+}
+
+#[test]
+fn seed_numbers_are_the_drills_defaults() {
+    let files = read_all("drills");
+    let text = |name: &str| {
+        files
+            .iter()
+            .find(|(f, _)| f.ends_with(name))
+            .map(|(_, t)| t.clone())
+            .expect("drill file")
+    };
+    let q = text("queue-outage.yaml");
+    for needle in ["default: 5000", "default: 3m", "default: 5m", "default: 1%"] {
+        assert!(q.contains(needle), "queue-outage lacks {needle}");
+    }
+    assert!(text("db-failover.yaml").contains("default: 2"));
+    assert!(text("cache-purge.yaml").contains("default: 200ms"));
+}
+
+#[test]
+fn the_committed_schema_is_the_generated_one() {
+    let committed = std::fs::read_to_string(repo().join("schema/drill.schema.json"))
+        .expect("schema/drill.schema.json is committed");
+    let generated = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&drill_spec::json_schema()).expect("json")
+    );
+    assert!(
+        committed == generated,
+        "schema/drill.schema.json is stale: run `cargo run -q -- schema -o schema/drill.schema.json`"
+    );
+    let v: serde_json::Value = serde_json::from_str(&committed).expect("valid JSON");
+    let defs = v["$defs"].as_object().expect("$defs");
+    for def in [
+        "Playbook", "DrillDoc", "Stage", "Fault", "Probe", "Dur", "Rate", "Percent",
+    ] {
+        assert!(defs.contains_key(def), "schema lacks {def}");
+    }
+}
