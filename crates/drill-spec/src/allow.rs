@@ -195,13 +195,13 @@ pub fn kubernetes(allow: &Allow, t: &KubernetesTarget) -> Result<(), Refusal> {
             "add target.allow.kubernetes with the context and namespaces this run may touch".into(),
         );
     };
-    if let (Some(want), Some(got)) = (&k.context, &t.context) {
-        if want != got {
-            return refuse(
-                format!("Kubernetes context \"{got}\" is outside the allow-list"),
-                format!("the allow-list names context \"{want}\""),
-            );
-        }
+    if let (Some(want), Some(got)) = (&k.context, &t.context)
+        && want != got
+    {
+        return refuse(
+            format!("Kubernetes context \"{got}\" is outside the allow-list"),
+            format!("the allow-list names context \"{want}\""),
+        );
     }
     if !k.namespaces.iter().any(|n| n == "*" || *n == t.namespace) {
         return refuse(

@@ -173,10 +173,10 @@ impl FromStr for Quantity {
                 .map_err(|e: crate::units::UnitError| e.to_string());
         }
         let plain = t.replace(['_', ','], "");
-        if let Ok(n) = plain.parse::<f64>() {
-            if n.is_finite() {
-                return Ok(Quantity::Number(n));
-            }
+        if let Ok(n) = plain.parse::<f64>()
+            && n.is_finite()
+        {
+            return Ok(Quantity::Number(n));
         }
         t.parse().map(Quantity::Duration).map_err(|_| {
             format!(

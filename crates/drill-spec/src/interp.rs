@@ -131,13 +131,12 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, Expand> {
     Ok(out)
 }
 
+/// Sees a string value with its path and location; returns its replacement, if any.
+type StringVisitor<'a> = dyn FnMut(&str, &[Seg], crate::diag::Loc) -> Option<String> + 'a;
+
 /// Calls `f` on every string value with its path and location; replaces it when `f` returns
 /// a new string.
-fn walk_strings(
-    node: &mut Node,
-    path: &mut Vec<Seg>,
-    f: &mut dyn FnMut(&str, &[Seg], crate::diag::Loc) -> Option<String>,
-) {
+fn walk_strings(node: &mut Node, path: &mut Vec<Seg>, f: &mut StringVisitor<'_>) {
     let loc = node.loc;
     match &mut node.kind {
         Kind::Str(s) => {

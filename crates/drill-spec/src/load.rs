@@ -243,15 +243,15 @@ impl<'e> Loader<'e> {
         for pb in playbooks {
             let before = self.error_count();
             let resolved = self.check_playbook(&pb);
-            if self.error_count() == before {
-                if let Some((drills, schedule)) = resolved {
-                    valid.push(ValidPlaybook {
-                        file: pb.file,
-                        playbook: pb.value,
-                        drills,
-                        schedule,
-                    });
-                }
+            if self.error_count() == before
+                && let Some((drills, schedule)) = resolved
+            {
+                valid.push(ValidPlaybook {
+                    file: pb.file,
+                    playbook: pb.value,
+                    drills,
+                    schedule,
+                });
             }
         }
         let mut diags = self.diags;
@@ -595,17 +595,17 @@ impl<'e> Loader<'e> {
                     prefix,
                 };
                 for (ci, c) in d.spec.checks.iter().enumerate() {
-                    if let Some(w) = c.within {
-                        if w > end {
-                            cx.error_hint(
-                                &format!("checks[{ci}].within"),
-                                format!(
-                                    "check \"{}\" has a {w} window, longer than the {end} run",
-                                    c.name
-                                ),
-                                "shorten the window or lengthen the traffic profile",
-                            );
-                        }
+                    if let Some(w) = c.within
+                        && w > end
+                    {
+                        cx.error_hint(
+                            &format!("checks[{ci}].within"),
+                            format!(
+                                "check \"{}\" has a {w} window, longer than the {end} run",
+                                c.name
+                            ),
+                            "shorten the window or lengthen the traffic profile",
+                        );
                     }
                 }
                 if d.spec.hold > end {

@@ -190,18 +190,38 @@ fn yaml_error(e: &serde_saphyr::Error, src: u16) -> Diag {
     // serde-saphyr appends " at line L column C"; the location is printed in front already.
     let msg = strip_location_suffix(&raw);
     let lower = msg.to_lowercase();
+    if lower.contains("budget breached") {
+        let (what, hint) = if lower.contains("depth") {
+            (
+                format!("is nested deeper than {MAX_DEPTH} levels"),
+                "flatten it; playbooks nest less than 10 levels",
+            )
+        } else if lower.contains("alias") {
+            (
+                "uses too many aliases".to_string(),
+                "anchors that multiply (a \"billion laughs\") are refused",
+            )
+        } else if lower.contains("node") || lower.contains("event") {
+            (
+                format!("holds more than {MAX_NODES} nodes once aliases are expanded"),
+                "anchors that multiply (a \"billion laughs\") are refused",
+            )
+        } else {
+            (
+                "is larger than drill accepts".to_string(),
+                "drill documents are a page or two",
+            )
+        };
+        return Diag::error(loc, format!("invalid YAML: the document {what}")).with_hint(hint);
+    }
     let mut d = Diag::error(loc, format!("invalid YAML: {msg}"));
     if lower.contains("duplicate") {
         d = d.with_hint("each key may appear once in a mapping; remove or rename one");
     } else if lower.contains("tabs") {
         d = d.with_hint("indent with spaces; YAML does not allow tabs for indentation");
-    } else if lower.contains("budget")
-        || lower.contains("depth")
-        || lower.contains("alias")
-        || lower.contains("nesting")
-    {
+    } else if lower.contains("recursion") || lower.contains("depth") || lower.contains("nesting") {
         d = d.with_hint(format!(
-            "drill accepts at most {MAX_DEPTH} levels of nesting and {MAX_NODES} nodes (aliases expanded)"
+            "drill accepts at most {MAX_DEPTH} levels of nesting"
         ));
     }
     d
@@ -211,10 +231,10 @@ fn strip_location_suffix(msg: &str) -> String {
     let mut m = msg
         .trim()
         .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-    if let Some(i) = m.rfind(" at line ") {
-        if m[i..].contains("column") {
-            m.truncate(i);
-        }
+    if let Some(i) = m.rfind(" at line ")
+        && m[i..].contains("column")
+    {
+        m.truncate(i);
     }
     m
 }

@@ -156,14 +156,14 @@ impl fmt::Display for Dur {
         if us == 0 {
             return f.write_str("0s");
         }
-        if us % 1000 != 0 {
+        if !us.is_multiple_of(1000) {
             return write!(f, "{}µs", us);
         }
         let ms = us / 1000;
         if ms < 1000 {
             return write!(f, "{ms}ms");
         }
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             let secs = ms as f64 / 1000.0;
             if ms < 60_000 {
                 return write!(f, "{secs}s");

@@ -359,14 +359,15 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
                 );
             }
         }
-        if let Some(c) = &r.expect {
-            if !c.pointer.is_empty() && !c.pointer.starts_with('/') {
-                cx.error_hint(
-                    &format!("{p}.expect.pointer"),
-                    format!("\"{}\" is not a JSON pointer", c.pointer),
-                    format!("write /{}", c.pointer.replace('.', "/")),
-                );
-            }
+        if let Some(c) = &r.expect
+            && !c.pointer.is_empty()
+            && !c.pointer.starts_with('/')
+        {
+            cx.error_hint(
+                &format!("{p}.expect.pointer"),
+                format!("\"{}\" is not a JSON pointer", c.pointer),
+                format!("write /{}", c.pointer.replace('.', "/")),
+            );
         }
     }
     if tr.profile.is_empty() {
@@ -469,13 +470,13 @@ pub(crate) fn limits(cx: &mut Ctx<'_>, path: &str, l: &Limits) {
             }
         }
     }
-    if let (Some(avg), Some(max)) = (l.avg, l.max) {
-        if avg > max {
-            cx.error(
-                &join(path, "avg"),
-                format!("avg limit ({avg}) is above the max limit ({max})"),
-            );
-        }
+    if let (Some(avg), Some(max)) = (l.avg, l.max)
+        && avg > max
+    {
+        cx.error(
+            &join(path, "avg"),
+            format!("avg limit ({avg}) is above the max limit ({max})"),
+        );
     }
     if l.error_rate.is_some_and(|p| p.fraction() <= 0.0) {
         cx.error_hint(
@@ -884,32 +885,28 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
     }
     // Targets: well-formed, then inside the allow-list.
     match &f.target {
-        Some(TargetRef::Docker(d)) => {
-            if docker_target(cx, &format!("{p}.target.docker"), d) {
-                cx.refused(&format!("{p}.target.docker"), allow::docker(&t.allow, d));
-            }
+        Some(TargetRef::Docker(d)) if docker_target(cx, &format!("{p}.target.docker"), d) => {
+            cx.refused(&format!("{p}.target.docker"), allow::docker(&t.allow, d));
         }
-        Some(TargetRef::Kubernetes(k)) => {
-            if kube_target(cx, &format!("{p}.target.kubernetes"), k) {
-                if a == A::DeletePods && k.pods.is_none() {
-                    cx.error_hint(
-                        &format!("{p}.target.kubernetes"),
-                        "delete-pods needs a pods selector",
-                        "write pods: app=horizon",
-                    );
-                }
-                if matches!(a, A::Scale | A::Stop) && k.pods.is_some() {
-                    cx.error_hint(
-                        &format!("{p}.target.kubernetes"),
-                        format!("{} needs a deployment or statefulset", a.name()),
-                        "name the workload, or use delete-pods for pods",
-                    );
-                }
-                cx.refused(
+        Some(TargetRef::Kubernetes(k)) if kube_target(cx, &format!("{p}.target.kubernetes"), k) => {
+            if a == A::DeletePods && k.pods.is_none() {
+                cx.error_hint(
                     &format!("{p}.target.kubernetes"),
-                    allow::kubernetes(&t.allow, k),
+                    "delete-pods needs a pods selector",
+                    "write pods: app=horizon",
                 );
             }
+            if matches!(a, A::Scale | A::Stop) && k.pods.is_some() {
+                cx.error_hint(
+                    &format!("{p}.target.kubernetes"),
+                    format!("{} needs a deployment or statefulset", a.name()),
+                    "name the workload, or use delete-pods for pods",
+                );
+            }
+            cx.refused(
+                &format!("{p}.target.kubernetes"),
+                allow::kubernetes(&t.allow, k),
+            );
         }
         Some(TargetRef::Process(pt)) => {
             if exactly_one(
@@ -939,7 +936,8 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
             &format!("{p}.target.http"),
             allow::http(&t.allow, &resolve_url(&t.base_url, &e.url)),
         ),
-        None => {}
+        // Malformed docker or kubernetes targets were reported by the guards above.
+        Some(TargetRef::Docker(_) | TargetRef::Kubernetes(_)) | None => {}
     }
     if let Some(e) = &f.exec {
         exec(cx, &format!("{p}.exec.inject"), &e.inject, &t.allow);

@@ -1,0 +1,226 @@
+//! Black-box tests of the `drill` binary: exit codes, output formats, file discovery.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+fn drill(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drill"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("API_HOST")
+        .env_remove("REDIS_URL")
+        .env_remove("REPLICA_URL")
+        .output()
+        .expect("drill runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_shipped_documents_with_exit_0() {
+    let out = drill(&repo(), &["validate", "drills", "playbooks"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "ok: 1 playbook, 3 drills valid");
+}
+
+#[test]
+fn validate_prints_every_error_of_every_file_and_exits_2() {
+    let out = drill(
+        &repo(),
+        &[
+            "validate",
+            "tests/malformed/slo-p50-above-p99.yaml",
+            "tests/malformed/unknown-field-ramp-too.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "tests/malformed/slo-p50-above-p99.yaml:18:12: error: p50 limit (900ms) is above the p95 limit (800ms), p50 can never exceed p95; lower p50 or raise p95",
+            "tests/malformed/slo-p50-above-p99.yaml:18:12: error: p50 limit (900ms) is above the p99 limit (500ms), p50 can never exceed p99; lower p50 or raise p99",
+            "tests/malformed/slo-p50-above-p99.yaml:18:36: error: p95 limit (800ms) is above the p99 limit (500ms), p95 can never exceed p99; lower p95 or raise p99",
+            "tests/malformed/unknown-field-ramp-too.yaml:18:8: error: unknown field \"ramp_too\", did you mean \"ramp_to\"?",
+            "4 errors found; nothing was executed",
+        ]
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn validate_reports_an_unreadable_file_and_exits_2() {
+    let out = drill(&repo(), &["validate", "no/such/playbook.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("no/such/playbook.yaml: error: cannot read the file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn validate_json_lists_diagnostics_with_positions() {
+    let out = drill(
+        &repo(),
+        &[
+            "validate",
+            "--output",
+            "json",
+            "tests/malformed/drill-unknown.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["valid"], false);
+    let d = &v["diagnostics"][0];
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(20), Some(11))
+    );
+    assert_eq!(d["message"], "unknown drill \"cache-purj\"");
+    assert_eq!(d["hint"], "did you mean \"cache-purge\"?");
+}
+
+#[test]
+fn plan_prints_the_seed_timeline() {
+    let out = drill(&repo(), &["plan", "playbooks/community-staging.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("playbook community-staging (playbooks/community-staging.yaml): 9m of traffic, 47,400 requests expected, peak 120/s"), "{s}");
+    for needle in [
+        "0s → 2m                  traffic  4,200 requests         ramp 20/s → 50/s",
+        "2m → 7m                  traffic  36,000 requests        hold 120/s",
+        "7m → 9m                  traffic  7,200 requests         ramp 120/s → 0/s",
+        "drill queue-outage",
+        "1m                       fault    stop-workers           stop  [kubernetes staging:deployment community/horizon]",
+        "4m                       revert   stop-workers",
+        "4m → 9m                  check    backlog-drains",
+        "drill db-failover",
+        "starts between 4m and 9m, once the previous drill recovered",
+        "drill cache-purge",
+        "flush all  [redis redis://redis.staging:6379]",
+    ] {
+        assert!(s.contains(needle), "missing {needle:?} in\n{s}");
+    }
+}
+
+#[test]
+fn plan_json_carries_the_same_numbers_and_scales_with_time_scale() {
+    let out = drill(
+        &repo(),
+        &[
+            "plan",
+            "--output",
+            "json",
+            "--time-scale",
+            "0.1",
+            "playbooks/community-staging.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["duration_s"].as_f64(), Some(54.0));
+    assert_eq!(v["expected_requests"].as_u64(), Some(4740));
+    let faults: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "fault")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(faults, ["stop-workers", "promote-replica", "flush-redis"]);
+}
+
+#[test]
+fn plan_refuses_an_invalid_playbook_with_exit_2() {
+    let out = drill(&repo(), &["plan", "tests/malformed/rate-zero.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("rate-zero.yaml:17:14: error: rate must be above 0/s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn plan_finds_drills_beside_a_copied_playbook_in_a_temp_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("playbooks")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("drills")).expect("mkdir");
+    for d in ["queue-outage", "db-failover", "cache-purge"] {
+        std::fs::copy(
+            repo().join(format!("drills/{d}.yaml")),
+            dir.path().join(format!("drills/{d}.yaml")),
+        )
+        .expect("copy");
+    }
+    std::fs::copy(
+        repo().join("playbooks/community-staging.yaml"),
+        dir.path().join("playbooks/p.yaml"),
+    )
+    .expect("copy");
+    // Run from inside playbooks/: the drills are found in ../drills.
+    let out = drill(&dir.path().join("playbooks"), &["plan", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Without drills anywhere, `uses:` cannot resolve and the message says where it looked.
+    std::fs::remove_dir_all(dir.path().join("drills")).expect("rm");
+    let out = drill(&dir.path().join("playbooks"), &["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown drill \"queue-outage\", no drills are loaded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn schema_prints_the_committed_json_schema() {
+    let out = drill(&repo(), &["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed =
+        std::fs::read(repo().join("schema/drill.schema.json")).expect("committed schema");
+    assert_eq!(text(&out.stdout), text(&committed));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_exit_codes() {
+    assert_eq!(drill(&repo(), &["validate"]).status.code(), Some(2));
+    assert_eq!(
+        drill(
+            &repo(),
+            &[
+                "plan",
+                "--time-scale",
+                "0",
+                "playbooks/community-staging.yaml"
+            ]
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    let help = drill(&repo(), &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let s = text(&help.stdout);
+    for code in [
+        "0  ok",
+        "1  a check or threshold failed",
+        "2  invalid input",
+        "3  aborted",
+        "4  a fault could not be reverted",
+    ] {
+        assert!(s.contains(code), "{s}");
+    }
+}
