@@ -13,10 +13,11 @@ use crate::{files, render};
 /// Everything passed, or nothing to do.
 pub const EXIT_OK: u8 = 0;
 /// A check or threshold failed.
-#[allow(dead_code)]
 pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Invalid input or usage: nothing was executed.
 pub const EXIT_INVALID: u8 = 2;
+/// Aborted: a guard tripped, or an operator stopped the run.
+pub const EXIT_ABORTED: u8 = 3;
 
 const EXIT_CODES: &str = "\
 Exit codes (all commands):
@@ -63,6 +64,10 @@ enum Command {
         #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
         time_scale: f64,
     },
+    /// Run traffic only, k6-style: a playbook's traffic with its SLOs as thresholds (exit 1
+    /// when one fails), or an ad-hoc load on one URL (--rate for the open model,
+    /// --connections for a closed loop).
+    Load(crate::load::LoadArgs),
     /// Print the JSON Schema of playbooks and drills (for editors); the same file is
     /// committed as schema/drill.schema.json.
     Schema {
@@ -78,7 +83,7 @@ enum Output {
     Json,
 }
 
-fn parse_scale(s: &str) -> Result<f64, String> {
+pub fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number"))?;
     if !(f.is_finite() && f > 0.0 && f <= 100.0) {
         return Err(format!(
@@ -114,6 +119,7 @@ pub fn run() -> Result<ExitCode> {
             output,
             time_scale,
         } => plan(&path, &drills, output, time_scale),
+        Command::Load(args) => crate::load::run(args),
         Command::Schema { output } => schema(output),
     }
 }
@@ -122,7 +128,7 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
+pub fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
     let explicit = files::expand(paths)?;
     let library = files::library_dirs(&explicit, drills);
     let env = env_var;
@@ -131,7 +137,7 @@ fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
     Ok((loader.finish(), unreadable))
 }
 
-fn print_diags(outcome: &Outcome) {
+pub fn print_diags(outcome: &Outcome) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for d in &outcome.diags {

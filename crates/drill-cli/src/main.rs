@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod cli;
 mod files;
+mod load;
 mod render;
 
 fn main() -> ExitCode {

@@ -1,0 +1,335 @@
+//! `drill load`: the traffic of a playbook (with its SLOs as thresholds), or an ad-hoc load on
+//! one URL.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use drill_load::{AdHoc, Report, Run, Stop};
+use drill_spec::units::{Dur, Rate};
+
+use crate::cli::{EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_INVALID, EXIT_OK};
+
+/// The options of `drill load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// A playbook whose traffic to run (its SLOs become thresholds).
+    #[arg(conflicts_with_all = ["url", "rate", "connections"])]
+    pub playbook: Option<PathBuf>,
+    #[arg(long = "drills", value_name = "DIR")]
+    pub drills: Vec<PathBuf>,
+    /// Multiply every duration of the playbook's profile by F.
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = crate::cli::parse_scale)]
+    pub time_scale: f64,
+    /// Write k6's --summary-export JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub summary_export: Option<PathBuf>,
+    /// Write the per-second timeline (rate, percentiles, errors) as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+    /// Write a Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Ad hoc: the URL to load.
+    #[arg(long, value_name = "URL", required_unless_present = "playbook")]
+    pub url: Option<String>,
+    /// Ad hoc, open model: arrivals per unit of time, like 2000/s.
+    #[arg(long, value_name = "RATE", conflicts_with = "connections")]
+    pub rate: Option<String>,
+    /// Ad hoc, closed loop: this many connections, each sending as fast as it can.
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Ad hoc: how long.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub duration: String,
+    /// Ad hoc: a header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "HEADER")]
+    pub headers: Vec<String>,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Ad hoc: most requests in flight (open model); arrivals beyond it are dropped.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_in_flight: u64,
+    /// Ad hoc: per-request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+    /// Ad hoc: force HTTP/2 (h2c on http://, ALPN on https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Ad hoc: skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+fn dur(s: &str, what: &str) -> Result<Duration> {
+    s.parse::<Dur>()
+        .map(|d| d.0)
+        .map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+}
+
+pub fn run(args: LoadArgs) -> Result<ExitCode> {
+    let (run, title) = match &args.playbook {
+        Some(path) => {
+            let (outcome, unreadable) = crate::cli::load(std::slice::from_ref(path), &args.drills)?;
+            crate::cli::print_diags(&outcome);
+            let Some(pb) = outcome
+                .playbooks
+                .first()
+                .filter(|_| !outcome.has_errors() && unreadable == 0)
+            else {
+                eprintln!(
+                    "the playbook is invalid; run `drill validate {}` for details",
+                    path.display()
+                );
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let dir = path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let run = match Run::from_playbook(&pb.playbook, &dir, args.time_scale) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{}: error: {e}", path.display());
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            (run, format!("drill load {}", pb.playbook.metadata.name))
+        }
+        None => {
+            let url = args
+                .url
+                .clone()
+                .context("--url is required without a playbook")?;
+            let rate = args
+                .rate
+                .as_deref()
+                .map(|r| {
+                    r.parse::<Rate>()
+                        .map(Rate::per_second)
+                        .map_err(|e| anyhow::anyhow!("--rate: {e}"))
+                })
+                .transpose()?;
+            if rate.is_none() && args.connections.is_none() {
+                bail!("give --rate (open model, like 2000/s) or --connections (closed loop)");
+            }
+            let mut headers = Vec::new();
+            for h in &args.headers {
+                let (k, v) = h
+                    .split_once(':')
+                    .with_context(|| format!("--header \"{h}\": write it as `Name: value`"))?;
+                let name = http::HeaderName::from_bytes(k.trim().as_bytes())
+                    .with_context(|| format!("--header \"{h}\": invalid name"))?;
+                headers.push((name, v.trim().to_owned()));
+            }
+            let a = AdHoc {
+                url: url.clone(),
+                method: http::Method::from_bytes(args.method.as_bytes()).context("--method")?,
+                headers,
+                body: args.body.clone(),
+                rate,
+                connections: args.connections,
+                duration: dur(&args.duration, "duration")?,
+                max_in_flight: args.max_in_flight.max(1),
+                timeout: dur(&args.timeout, "timeout")?,
+                http: if args.http2 {
+                    drill_spec::model::HttpVersion::Http2
+                } else {
+                    drill_spec::model::HttpVersion::Http1
+                },
+                insecure: args.insecure,
+                late_tolerance: drill_load::DEFAULT_LATE_TOLERANCE,
+            };
+            (
+                Run::ad_hoc(&a).map_err(|e| anyhow::anyhow!("{e}"))?,
+                format!("drill load {url}"),
+            )
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let (report, interrupted) = rt.block_on(execute(run));
+    print_report(&report);
+    write_outputs(&args, &report, &title)?;
+    if report.dropped() > 0 {
+        let c = report.measurements.counters;
+        eprintln!(
+            "warning: {} arrivals were dropped ({} at the in-flight cap, {} because the client fell behind the schedule); the achieved rate is below the target",
+            c.dropped(),
+            c.dropped_cap,
+            c.dropped_late
+        );
+    }
+    if interrupted {
+        eprintln!("stopped by signal: the figures cover the traffic sent until then");
+        return Ok(ExitCode::from(EXIT_ABORTED));
+    }
+    Ok(ExitCode::from(if report.passed() {
+        EXIT_OK
+    } else {
+        EXIT_CHECK_FAILED
+    }))
+}
+
+async fn execute(run: Run) -> (Report, bool) {
+    let stop = Stop::default();
+    let recorder = run.recorder();
+    let total = run.duration;
+    let target = run.target_rate;
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise}/{duration_precise} [{bar:30}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let watcher = progress.clone().map(|bar| {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut last = (0u64, start);
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let s = recorder.snapshot();
+                let now = std::time::Instant::now();
+                let rate =
+                    (s.counters.sent - last.0) as f64 / (now - last.1).as_secs_f64().max(1e-3);
+                last = (s.counters.sent, now);
+                let err = if s.requests == 0 {
+                    0.0
+                } else {
+                    s.failed as f64 * 100.0 / s.requests as f64
+                };
+                let target = target
+                    .map(|t| format!(" (target {t:.0}/s)"))
+                    .unwrap_or_default();
+                bar.set_position(start.elapsed().as_millis() as u64);
+                bar.set_message(format!(
+                    "{rate:.0}/s{target}  p95 {:.1} ms  errors {err:.2}%  dropped {}",
+                    s.p95_recent.as_secs_f64() * 1e3,
+                    s.counters.dropped()
+                ));
+            }
+        })
+    });
+    let signals = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nstopping: finishing the requests in flight (press Ctrl-C again to quit at once)"
+                );
+                stop.stop();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(EXIT_ABORTED));
+                }
+            }
+        })
+    };
+    let report = run.execute(stop.clone()).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    signals.abort();
+    (report, stop.stopped())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1e3)
+}
+
+fn print_report(r: &Report) {
+    let m = &r.measurements;
+    let o = &m.overall;
+    let c = &m.counters;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    println!("\n  scheduled........: {}", c.scheduled);
+    println!(
+        "  sent.............: {}  ({} cursor follow-ups)",
+        c.sent, c.follow_ups
+    );
+    println!("  completed........: {}", c.completed);
+    println!("  dropped..........: {}", c.dropped());
+    match r.target_rate {
+        Some(t) => println!(
+            "  rate.............: {:.1}/s achieved, target {t:.1}/s",
+            c.scheduled.saturating_sub(c.dropped()) as f64 / secs
+        ),
+        None => println!("  rate.............: {:.1}/s", c.sent as f64 / secs),
+    }
+    println!(
+        "  http_req_duration: avg={} min={} med={} max={} p(90)={} p(95)={} p(99)={}  (from the intended start)",
+        ms(o.latency_mean()),
+        ms(o.latency_min()),
+        ms(o.latency_at(50.0)),
+        ms(o.latency_max()),
+        ms(o.latency_at(90.0)),
+        ms(o.latency_at(95.0)),
+        ms(o.latency_at(99.0))
+    );
+    println!(
+        "  http_req_failed..: {:.2}%  {} of {}",
+        o.error_rate() * 100.0,
+        o.failed,
+        o.requests
+    );
+    for (class, n) in &o.by_class {
+        println!("    {class:<15}: {n}");
+    }
+    for f in m.failures.iter().take(5) {
+        println!(
+            "    e.g. at {:.3}s {} {} {:.1}ms X-Request-Id: {}",
+            f.at_s,
+            f.class,
+            f.status.map(|s| s.to_string()).unwrap_or_default(),
+            f.latency_ms,
+            f.request_id.as_deref().unwrap_or("-")
+        );
+    }
+    for t in &r.thresholds {
+        let measured = if t.unit == "ms" {
+            format!("{}ms", t.measured)
+        } else {
+            format!("{:.4}", t.measured)
+        };
+        println!(
+            "  {} {} {} (measured {measured})",
+            if t.ok { "✓" } else { "✗" },
+            t.scope,
+            t.k6
+        );
+    }
+}
+
+fn write_outputs(args: &LoadArgs, r: &Report, title: &str) -> Result<()> {
+    if let Some(f) = &args.summary_export {
+        std::fs::write(
+            f,
+            format!("{}\n", serde_json::to_string_pretty(&r.k6_summary())?),
+        )
+        .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if let Some(f) = &args.timeline {
+        std::fs::write(
+            f,
+            format!("{}\n", serde_json::to_string_pretty(&r.timeline())?),
+        )
+        .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if let Some(f) = &args.markdown {
+        std::fs::write(f, r.markdown(title))
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! drill-load: the traffic generator.
+//!
+//! What it is: an open-model load generator (every request has an intended start time from
+//! the arrival-rate profile, independent of how slow responses are; arrivals that cannot start
+//! on time are counted as dropped) and a closed-loop one for benchmarks; latency recorded from
+//! the intended start (no coordinated omission) and from the actual send, in HdrHistograms,
+//! overall, per phase and per second; thresholds; k6-compatible summaries.
+//!
+//! What it is not: it knows nothing of faults. The engine marks phase boundaries on the
+//! [`Recorder`] and reads the measurements.
+
+pub mod arrivals;
+pub mod client;
+pub mod executor;
+pub mod metrics;
+pub mod request;
+pub mod summary;
+
+pub use arrivals::Arrivals;
+pub use client::{Client, ClientConfig};
+pub use executor::{Load, OpenConfig, Stop};
+pub use metrics::{ErrorSet, Measurements, Recorder};
+
+/// Splits a base URL into what the client needs.
+pub fn client_config(
+    base_url: &str,
+    traffic: Option<&drill_spec::model::Traffic>,
+) -> Result<(ClientConfig, String), client::ClientError> {
+    let bad = |why: &str| client::ClientError::Url(base_url.to_owned(), why.to_owned());
+    let (scheme, rest) = base_url
+        .split_once("://")
+        .ok_or_else(|| bad("missing scheme"))?;
+    let https = match scheme {
+        "http" => false,
+        "https" => true,
+        _ => return Err(bad("scheme must be http or https")),
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/').to_owned()),
+        None => (rest, String::new()),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => match p.parse::<u16>() {
+            Ok(p) => (
+                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                p,
+            ),
+            Err(_) => return Err(bad("invalid port")),
+        },
+        _ => (
+            hostport
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            if https { 443 } else { 80 },
+        ),
+    };
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    let cfg = ClientConfig {
+        https,
+        host,
+        port,
+        version: traffic.map(|t| t.http).unwrap_or_default(),
+        ca_file: traffic
+            .and_then(|t| t.tls.as_ref())
+            .and_then(|t| t.ca_file.clone()),
+        insecure: traffic
+            .and_then(|t| t.tls.as_ref())
+            .is_some_and(|t| t.insecure_skip_verify),
+    };
+    Ok((cfg, path))
+}
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drill_spec::model::{Limits, Playbook};
+
+/// Errors preparing a load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Request(#[from] request::RequestError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug)]
+enum Mode {
+    Open { arrivals: Arrivals, cfg: OpenConfig },
+    Closed { connections: usize },
+}
+
+/// A load ready to run.
+#[derive(Debug)]
+pub struct Run {
+    load: Arc<Load>,
+    mode: Mode,
+    /// How long the traffic lasts.
+    pub duration: Duration,
+    /// Arrivals the schedule holds (open model).
+    pub expected: Option<u64>,
+    /// The mean target rate over the run (open model).
+    pub target_rate: Option<f64>,
+    limits: Limits,
+}
+
+/// What a finished run measured, with its verdict.
+#[derive(Debug)]
+pub struct Report {
+    pub measurements: Measurements,
+    pub elapsed: Duration,
+    pub thresholds: Vec<summary::Threshold>,
+    pub expected: Option<u64>,
+    pub target_rate: Option<f64>,
+}
+
+impl Report {
+    /// All thresholds passed.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.ok)
+    }
+
+    /// Arrivals dropped because they could not start on time; a run with any should warn.
+    pub fn dropped(&self) -> u64 {
+        self.measurements.counters.dropped()
+    }
+
+    pub fn k6_summary(&self) -> serde_json::Value {
+        summary::k6_summary(&self.measurements, self.elapsed, &self.thresholds)
+    }
+
+    pub fn timeline(&self) -> serde_json::Value {
+        summary::timeline(&self.measurements)
+    }
+
+    pub fn markdown(&self, title: &str) -> String {
+        summary::markdown(
+            title,
+            &self.measurements,
+            self.elapsed,
+            self.target_rate,
+            &self.thresholds,
+        )
+    }
+}
+
+/// How to run an ad-hoc load (`drill load --url`).
+#[derive(Debug, Clone)]
+pub struct AdHoc {
+    pub url: String,
+    pub method: http::Method,
+    pub headers: Vec<(http::HeaderName, String)>,
+    pub body: Option<String>,
+    /// Open model at this rate per second, or…
+    pub rate: Option<f64>,
+    /// …a closed loop over this many connections.
+    pub connections: Option<usize>,
+    pub duration: Duration,
+    pub max_in_flight: u64,
+    pub timeout: Duration,
+    pub http: drill_spec::model::HttpVersion,
+    pub insecure: bool,
+    pub late_tolerance: Duration,
+}
+
+/// How late the dispatcher may be before an arrival is dropped instead of sent.
+pub const DEFAULT_LATE_TOLERANCE: Duration = Duration::from_millis(250);
+
+impl Run {
+    /// The traffic of a validated playbook. `dir` resolves the dataset path; `scale` multiplies
+    /// every duration.
+    pub fn from_playbook(pb: &Playbook, dir: &Path, scale: f64) -> Result<Self, LoadError> {
+        let t = &pb.traffic;
+        let (cfg, prefix) = client_config(&pb.target.base_url, Some(t))?;
+        let client = Client::new(cfg)?;
+        let records = match &t.dataset {
+            Some(d) => {
+                let p = dir.join(d);
+                request::load_dataset(&p.display().to_string())?
+            }
+            None => Vec::new(),
+        };
+        let specs: Vec<_> = t
+            .requests
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.path.starts_with('/') {
+                    r.path = format!("{prefix}{}", r.path);
+                }
+                r
+            })
+            .collect();
+        let mix = request::Mix::new(&specs, records, client.authority())?;
+        let timeout = t.timeout.0;
+        let recorder = Arc::new(Recorder::new(ErrorSet::new(&t.errors), timeout));
+        let plan = drill_spec::timeline::traffic(&t.profile, scale);
+        let arrivals = Arrivals::new(&plan);
+        let duration = plan.duration.0;
+        Ok(Self {
+            load: Arc::new(Load {
+                client,
+                mix,
+                recorder,
+                timeout,
+            }),
+            expected: Some(arrivals.total()),
+            target_rate: Some(plan.expected_requests / duration.as_secs_f64().max(1e-9)),
+            mode: Mode::Open {
+                arrivals,
+                cfg: OpenConfig {
+                    max_in_flight: u64::from(t.max_in_flight),
+                    late_tolerance: DEFAULT_LATE_TOLERANCE,
+                },
+            },
+            duration,
+            limits: pb.slo.overall(),
+        })
+    }
+
+    /// An ad-hoc load on one URL.
+    pub fn ad_hoc(a: &AdHoc) -> Result<Self, LoadError> {
+        let (mut cfg, _) = client_config(&a.url, None)?;
+        cfg.version = a.http;
+        cfg.insecure = a.insecure;
+        let path = a
+            .url
+            .split_once("://")
+            .map(|(_, r)| r.find('/').map_or("/", |i| &r[i..]))
+            .unwrap_or("/")
+            .to_owned();
+        let client = Client::new(cfg)?;
+        let mix = request::Mix::single(
+            a.method.clone(),
+            path,
+            a.headers.clone(),
+            a.body.clone(),
+            client.authority(),
+        );
+        let recorder = Arc::new(Recorder::new(ErrorSet::standard(), a.timeout));
+        let (mode, expected) = match (a.rate, a.connections) {
+            (Some(r), None) if r > 0.0 => {
+                let arrivals = Arrivals::constant(r, a.duration);
+                let total = arrivals.total();
+                (
+                    Mode::Open {
+                        arrivals,
+                        cfg: OpenConfig {
+                            max_in_flight: a.max_in_flight,
+                            late_tolerance: a.late_tolerance,
+                        },
+                    },
+                    Some(total),
+                )
+            }
+            (None, Some(c)) if c > 0 => (Mode::Closed { connections: c }, None),
+            _ => return Err(LoadError::Invalid(
+                "give either a rate above 0 (open model) or a number of connections (closed loop)"
+                    .into(),
+            )),
+        };
+        Ok(Self {
+            load: Arc::new(Load {
+                client,
+                mix,
+                recorder,
+                timeout: a.timeout,
+            }),
+            mode,
+            duration: a.duration,
+            expected,
+            target_rate: a.rate,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The recorder, to mark phases and watch progress while the run goes.
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.load.recorder.clone()
+    }
+
+    /// Runs the load to its end (or until `stop`), then evaluates the thresholds.
+    pub async fn execute(self, stop: Stop) -> Report {
+        let start = Instant::now();
+        match self.mode {
+            Mode::Open { arrivals, cfg } => {
+                executor::run_open(self.load.clone(), arrivals, cfg, stop.clone(), start).await
+            }
+            Mode::Closed { connections } => {
+                executor::run_closed(
+                    self.load.clone(),
+                    connections,
+                    self.duration,
+                    stop.clone(),
+                    start,
+                )
+                .await
+            }
+        }
+        // A run that went to its end lasted its schedule; the drain after it is not traffic time.
+        let elapsed = if stop.stopped() {
+            start.elapsed().min(self.duration)
+        } else {
+            self.duration
+        };
+        let measurements = self.load.recorder.finish();
+        let thresholds = summary::evaluate("overall", &self.limits, &measurements.overall);
+        Report {
+            measurements,
+            elapsed,
+            thresholds,
+            expected: self.expected,
+            target_rate: self.target_rate,
+        }
+    }
+}

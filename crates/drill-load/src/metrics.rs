@@ -1,0 +1,495 @@
+//! Measurements: HdrHistograms of latency (from the intended start) and service time (from
+//! the actual send), overall, per phase and per second, plus counters and a bounded sample of
+//! failures. Memory depends on the run's length and phases, never on the number of requests.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use drill_spec::model::ErrorClass;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Lowest and highest latency recorded, in microseconds: 1 µs to 60 s, 3 significant digits.
+const LOW_US: u64 = 1;
+const HIGH_US: u64 = 60_000_000;
+const SIGFIG: u8 = 3;
+/// Failures kept as examples: the first few and the most recent.
+const FIRST_FAILURES: usize = 20;
+const RECENT_FAILURES: usize = 80;
+
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; this cannot fail.
+    Histogram::new_with_bounds(LOW_US, HIGH_US, SIGFIG).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(LOW_US, HIGH_US)
+}
+
+/// What went wrong with a request, when something did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failure {
+    /// The connection could not be opened.
+    Connect,
+    /// No complete response within the timeout.
+    Timeout,
+    /// The connection broke mid-exchange.
+    Reset,
+    /// The response arrived but its body check failed.
+    Check,
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    pub failure: Option<Failure>,
+    pub request_id: Option<String>,
+    /// Whether the request's `expect` check ran, and passed.
+    pub check: Option<bool>,
+}
+
+/// Which outcomes count as failed requests (`traffic.errors`).
+#[derive(Debug, Clone)]
+pub struct ErrorSet(Vec<ErrorClass>);
+
+impl ErrorSet {
+    pub fn new(classes: &[ErrorClass]) -> Self {
+        Self(classes.to_vec())
+    }
+
+    /// The default: 5xx, 429, timeouts, connection errors and resets.
+    pub fn standard() -> Self {
+        Self(vec![
+            ErrorClass::Status5xx,
+            ErrorClass::Status(429),
+            ErrorClass::Timeout,
+            ErrorClass::Connect,
+            ErrorClass::Reset,
+        ])
+    }
+
+    pub fn counts(&self, o: &Outcome) -> bool {
+        self.0.iter().any(|c| match (c, o.failure, o.status) {
+            (ErrorClass::Timeout, Some(Failure::Timeout), _)
+            | (ErrorClass::Connect, Some(Failure::Connect), _)
+            | (ErrorClass::Reset, Some(Failure::Reset), _)
+            | (ErrorClass::Check, Some(Failure::Check), _) => true,
+            (ErrorClass::Status5xx, _, Some(s)) => (500..600).contains(&s),
+            (ErrorClass::Status4xx, _, Some(s)) => (400..500).contains(&s),
+            (ErrorClass::Status(code), _, Some(s)) => *code == s,
+            _ => false,
+        })
+    }
+}
+
+/// The class a failed request is reported under.
+pub fn class_of(o: &Outcome) -> String {
+    match (o.failure, o.status) {
+        (Some(f), _) => format!("{f:?}").to_lowercase(),
+        (None, Some(429)) => "429".into(),
+        (None, Some(s)) => format!("{}xx", s / 100),
+        (None, None) => "unknown".into(),
+    }
+}
+
+/// Measurements over one span of the run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// From the intended start to the end of the response.
+    pub latency: Histogram<u64>,
+    /// From the actual send to the end of the response.
+    pub service: Histogram<u64>,
+    pub requests: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub by_class: BTreeMap<String, u64>,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            latency: histogram(),
+            service: histogram(),
+            requests: 0,
+            failed: 0,
+            dropped: 0,
+            by_class: BTreeMap::new(),
+            checks_passed: 0,
+            checks_failed: 0,
+        }
+    }
+}
+
+impl Stats {
+    fn record(&mut self, latency: Duration, service: Duration, o: &Outcome, failed: bool) {
+        self.requests += 1;
+        // Saturating: values outside 1 µs..60 s are clamped above, never lost.
+        let _ = self.latency.record(micros(latency));
+        let _ = self.service.record(micros(service));
+        if failed {
+            self.failed += 1;
+        }
+        if o.failure.is_some() || o.status.is_some_and(|s| s >= 400) {
+            *self.by_class.entry(class_of(o)).or_default() += 1;
+        }
+        match o.check {
+            Some(true) => self.checks_passed += 1,
+            Some(false) => self.checks_failed += 1,
+            None => {}
+        }
+    }
+
+    /// A latency percentile (0–100) from the intended start.
+    pub fn latency_at(&self, q: f64) -> Duration {
+        if self.latency.is_empty() {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.latency.value_at_quantile(q / 100.0))
+    }
+
+    pub fn latency_max(&self) -> Duration {
+        Duration::from_micros(if self.latency.is_empty() {
+            0
+        } else {
+            self.latency.max()
+        })
+    }
+
+    pub fn latency_min(&self) -> Duration {
+        Duration::from_micros(if self.latency.is_empty() {
+            0
+        } else {
+            self.latency.min()
+        })
+    }
+
+    pub fn latency_mean(&self) -> Duration {
+        Duration::from_secs_f64(if self.latency.is_empty() {
+            0.0
+        } else {
+            self.latency.mean() / 1e6
+        })
+    }
+
+    /// The share of failed requests, 0 when there were none.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.requests as f64
+        }
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        let _ = self.latency.add(&o.latency);
+        let _ = self.service.add(&o.service);
+        self.requests += o.requests;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+        for (k, v) in &o.by_class {
+            *self.by_class.entry(k.clone()).or_default() += v;
+        }
+        self.checks_passed += o.checks_passed;
+        self.checks_failed += o.checks_failed;
+    }
+}
+
+/// One second of the run, summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    /// Seconds from the start (by intended start time).
+    pub t: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// An example failed request.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureSample {
+    /// Seconds from the start (intended).
+    pub at_s: f64,
+    pub request: String,
+    pub class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// The response's `X-Request-Id`, to find the request in the server's logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Counters of the schedule.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counters {
+    /// Arrivals the schedule reached.
+    pub scheduled: u64,
+    /// Requests sent (arrivals plus cursor follow-ups).
+    pub sent: u64,
+    /// Responses or failures recorded.
+    pub completed: u64,
+    /// Arrivals that could not start on time: the in-flight cap was reached.
+    pub dropped_cap: u64,
+    /// Arrivals that could not start on time: the client fell behind the schedule.
+    pub dropped_late: u64,
+    /// Cursor follow-up requests.
+    pub follow_ups: u64,
+    pub in_flight_peak: u64,
+}
+
+impl Counters {
+    pub fn dropped(&self) -> u64 {
+        self.dropped_cap + self.dropped_late
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    overall: Stats,
+    /// `(passes, fails)` of each request's body check.
+    checks: BTreeMap<String, (u64, u64)>,
+    phases: Vec<(String, Duration, Stats)>,
+    open_seconds: BTreeMap<u64, Stats>,
+    seconds: Vec<Second>,
+    counters: Counters,
+    first_failures: Vec<FailureSample>,
+    recent_failures: VecDeque<FailureSample>,
+    failures_total: u64,
+}
+
+/// Collects measurements from every request task. Cheap to share (`Arc<Recorder>`).
+#[derive(Debug)]
+pub struct Recorder {
+    inner: Mutex<Inner>,
+    errors: ErrorSet,
+    /// How long after its second a sample may still arrive (the request timeout, plus slack).
+    grace: Duration,
+}
+
+/// What the run measured, at the end.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    pub overall: Stats,
+    /// `(request, passes, fails)` of each request's body check.
+    pub checks: Vec<(String, u64, u64)>,
+    pub phases: Vec<(String, Duration, Stats)>,
+    pub seconds: Vec<Second>,
+    pub counters: Counters,
+    pub failures: Vec<FailureSample>,
+    pub failures_total: u64,
+}
+
+impl Recorder {
+    pub fn new(errors: ErrorSet, timeout: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                overall: Stats::default(),
+                checks: BTreeMap::new(),
+                phases: Vec::new(),
+                open_seconds: BTreeMap::new(),
+                seconds: Vec::new(),
+                counters: Counters::default(),
+                first_failures: Vec::new(),
+                recent_failures: VecDeque::new(),
+                failures_total: 0,
+            }),
+            errors,
+            grace: timeout + Duration::from_secs(2),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain counters behind; keep measuring.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a phase at `at` (offset from the start of the traffic). Samples are attributed to
+    /// phases by their intended start time; a phase runs until the next one starts.
+    pub fn mark_phase(&self, name: &str, at: Duration) {
+        let mut g = self.lock();
+        g.phases.push((name.to_owned(), at, Stats::default()));
+        g.phases.sort_by_key(|p| p.1);
+    }
+
+    pub fn count_scheduled(&self) {
+        self.lock().counters.scheduled += 1;
+    }
+
+    pub fn count_sent(&self, follow_up: bool, in_flight: u64) {
+        let mut g = self.lock();
+        g.counters.sent += 1;
+        if follow_up {
+            g.counters.follow_ups += 1;
+        }
+        g.counters.in_flight_peak = g.counters.in_flight_peak.max(in_flight);
+    }
+
+    /// An arrival at `intended` that could not start on time.
+    pub fn drop_arrival(&self, intended: Duration, late: bool) {
+        let mut g = self.lock();
+        if late {
+            g.counters.dropped_late += 1;
+        } else {
+            g.counters.dropped_cap += 1;
+        }
+        g.overall.dropped += 1;
+        if let Some(p) = phase_of(&mut g.phases, intended) {
+            p.dropped += 1;
+        }
+        let sec = intended.as_secs();
+        g.open_seconds.entry(sec).or_default().dropped += 1;
+    }
+
+    /// Records a finished request. `intended` is its scheduled offset; `latency` is measured
+    /// from that, `service` from when it was actually sent.
+    pub fn record(
+        &self,
+        request: &str,
+        intended: Duration,
+        latency: Duration,
+        service: Duration,
+        o: &Outcome,
+    ) {
+        let failed = self.errors.counts(o);
+        let mut g = self.lock();
+        g.counters.completed += 1;
+        g.overall.record(latency, service, o, failed);
+        if let Some(ok) = o.check {
+            let c = g.checks.entry(request.to_owned()).or_default();
+            if ok {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        if let Some(p) = phase_of(&mut g.phases, intended) {
+            p.record(latency, service, o, failed);
+        }
+        g.open_seconds
+            .entry(intended.as_secs())
+            .or_default()
+            .record(latency, service, o, failed);
+        if failed {
+            g.failures_total += 1;
+            let sample = FailureSample {
+                at_s: (intended.as_secs_f64() * 1000.0).round() / 1000.0,
+                request: request.to_owned(),
+                class: class_of(o),
+                status: o.status,
+                latency_ms: latency.as_secs_f64() * 1000.0,
+                request_id: o.request_id.clone(),
+            };
+            if g.first_failures.len() < FIRST_FAILURES {
+                g.first_failures.push(sample);
+            } else {
+                if g.recent_failures.len() == RECENT_FAILURES {
+                    g.recent_failures.pop_front();
+                }
+                g.recent_failures.push_back(sample);
+            }
+        }
+    }
+
+    /// Closes the seconds that no sample can reach any more (`now` is the offset from start).
+    pub fn tick(&self, now: Duration) {
+        let mut g = self.lock();
+        let horizon = now.saturating_sub(self.grace).as_secs();
+        close_seconds(&mut g, Some(horizon));
+    }
+
+    /// A look at the run so far, for progress displays and guards.
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.lock();
+        let recent = g
+            .open_seconds
+            .values()
+            .rev()
+            .take(5)
+            .fold(Stats::default(), |mut acc, s| {
+                acc.merge(s);
+                acc
+            });
+        Snapshot {
+            counters: g.counters,
+            requests: g.overall.requests,
+            failed: g.overall.failed,
+            p95_recent: recent.latency_at(95.0),
+            p95: g.overall.latency_at(95.0),
+        }
+    }
+
+    /// Ends the recording and returns everything measured.
+    pub fn finish(&self) -> Measurements {
+        let mut g = self.lock();
+        close_seconds(&mut g, None);
+        let mut failures = g.first_failures.clone();
+        failures.extend(g.recent_failures.iter().cloned());
+        Measurements {
+            overall: g.overall.clone(),
+            checks: g
+                .checks
+                .iter()
+                .map(|(k, (p, f))| (k.clone(), *p, *f))
+                .collect(),
+            phases: g.phases.clone(),
+            seconds: g.seconds.clone(),
+            counters: g.counters,
+            failures,
+            failures_total: g.failures_total,
+        }
+    }
+}
+
+/// Progress of a running load.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub requests: u64,
+    pub failed: u64,
+    pub p95_recent: Duration,
+    pub p95: Duration,
+}
+
+fn phase_of(phases: &mut [(String, Duration, Stats)], t: Duration) -> Option<&mut Stats> {
+    phases.iter_mut().rev().find(|p| p.1 <= t).map(|p| &mut p.2)
+}
+
+fn close_seconds(g: &mut Inner, before: Option<u64>) {
+    let keys: Vec<u64> = g
+        .open_seconds
+        .keys()
+        .copied()
+        .filter(|k| before.is_none_or(|b| *k < b))
+        .collect();
+    for k in keys {
+        if let Some(s) = g.open_seconds.remove(&k) {
+            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+            g.seconds.push(Second {
+                t: k,
+                requests: s.requests,
+                failed: s.failed,
+                dropped: s.dropped,
+                p50_ms: ms(s.latency_at(50.0)),
+                p90_ms: ms(s.latency_at(90.0)),
+                p95_ms: ms(s.latency_at(95.0)),
+                p99_ms: ms(s.latency_at(99.0)),
+                max_ms: ms(s.latency_max()),
+            });
+        }
+    }
+    g.seconds.sort_by_key(|s| s.t);
+}
