@@ -67,7 +67,7 @@ enum Command {
     /// Run traffic only, k6-style: a playbook's traffic with its SLOs as thresholds (exit 1
     /// when one fails), or an ad-hoc load on one URL (--rate for the open model,
     /// --connections for a closed loop).
-    Load(crate::load::LoadArgs),
+    Load(Box<crate::load::LoadArgs>),
     /// Print the JSON Schema of playbooks and drills (for editors); the same file is
     /// committed as schema/drill.schema.json.
     Schema {
@@ -119,7 +119,7 @@ pub fn run() -> Result<ExitCode> {
             output,
             time_scale,
         } => plan(&path, &drills, output, time_scale),
-        Command::Load(args) => crate::load::run(args),
+        Command::Load(args) => crate::load::run(*args),
         Command::Schema { output } => schema(output),
     }
 }

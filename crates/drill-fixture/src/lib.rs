@@ -1,6 +1,7 @@
 //! drill-fixture: a small HTTP server for tests, bound to 127.0.0.1 on a free port.
 //!
-//! What it is: a target whose behaviour a test sets and whose view a test reads — injected
+//! What it is: a target (HTTP/1.1 and HTTP/2, plain or TLS with a fresh self-signed
+//! certificate) whose behaviour a test sets and whose view a test reads — injected
 //! latency (precise to microseconds), a freeze
 //! (every request waits until it ends), a status every Nth request, cursor-paginated JSON,
 //! an `X-Request-Id` on every response, and counts of what it received (requests, bearer
@@ -50,6 +51,8 @@ pub struct Seen {
     pub cursors: BTreeMap<String, u64>,
     /// Requests per path, query excluded.
     pub paths: BTreeMap<String, u64>,
+    /// Requests per HTTP version (`HTTP/1.1`, `HTTP/2.0`).
+    pub versions: BTreeMap<String, u64>,
 }
 
 /// A running fixture server. Dropping it stops it.
@@ -67,8 +70,43 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts a server on 127.0.0.1 with a free port, on the current runtime.
+    /// Starts a server on 127.0.0.1 with a free port, on the current runtime. It speaks
+    /// HTTP/1.1 and HTTP/2 (prior knowledge).
     pub async fn start(behaviour: Behaviour) -> std::io::Result<Self> {
+        Self::serve(behaviour, None).await
+    }
+
+    /// Starts an HTTPS server (HTTP/1.1 and HTTP/2 by ALPN) with a fresh self-signed
+    /// certificate for `localhost` and 127.0.0.1; returns the certificate as PEM, to trust.
+    pub async fn start_tls(behaviour: Behaviour) -> std::io::Result<(Self, String)> {
+        let other = |e: String| std::io::Error::other(e);
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .map_err(|e| other(e.to_string()))?;
+        let pem = ck.cert.pem();
+        let cert = ck.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+            .map_err(|e| other(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| other(e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let server = Self::serve(
+            behaviour,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await?;
+        Ok((server, pem))
+    }
+
+    async fn serve(
+        behaviour: Behaviour,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -83,11 +121,20 @@ impl Server {
                 };
                 let _ = stream.set_nodelay(true);
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(s.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -154,6 +201,10 @@ async fn handle(
         }
         *seen.cursors.entry(cursor.clone()).or_default() += 1;
         *seen.paths.entry(path.clone()).or_default() += 1;
+        *seen
+            .versions
+            .entry(format!("{:?}", req.version()))
+            .or_default() += 1;
     }
     let frozen = state.frozen_until.lock().ok().and_then(|g| *g);
     if let Some(until) = frozen {
@@ -174,7 +225,7 @@ async fn handle(
         }
     }
     let status = match b.fail_every {
-        Some((every, status)) if every > 0 && n % every == 0 => status,
+        Some((every, status)) if every > 0 && n.is_multiple_of(every) => status,
         _ => 200,
     };
     let body = if path.contains("/activity") && b.pages > 0 {

@@ -249,23 +249,31 @@ impl Client {
             let resp = h2.send_request(req).await.map_err(|_| Failure::Reset)?;
             return read(resp).await;
         }
-        let mut sender = loop {
-            let pooled = self
-                .inner
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            match pooled {
-                Some(s) if !s.is_closed() => break s,
-                Some(_) => continue,
-                None => break self.new_h1().await?,
-            }
+        let (mut sender, mut reused) = match self.pooled() {
+            Some(s) => (s, true),
+            None => (self.new_h1().await?, false),
         };
         if sender.ready().await.is_err() {
             sender = self.new_h1().await?;
+            reused = false;
         }
-        let resp = sender.send_request(req).await.map_err(|_| Failure::Reset)?;
+        // A kept-alive connection the server has just closed fails before any response; that
+        // is the client's race, not the server's error, so retry once on a fresh connection.
+        let retry = reused.then(|| clone_request(&req));
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) if e.is_canceled() || e.is_incomplete_message() || e.is_closed() => {
+                let Some(again) = retry else {
+                    return Err(Failure::Reset);
+                };
+                sender = self.new_h1().await?;
+                sender
+                    .send_request(again)
+                    .await
+                    .map_err(|_| Failure::Reset)?
+            }
+            Err(_) => return Err(Failure::Reset),
+        };
         let out = read(resp).await;
         if out.is_ok() && !sender.is_closed() {
             self.inner
@@ -275,6 +283,21 @@ impl Client {
                 .push(sender);
         }
         out
+    }
+
+    /// An idle pooled connection that is still open.
+    fn pooled(&self) -> Option<http1::SendRequest<Full<Bytes>>> {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
     }
 
     async fn new_h1(&self) -> Result<http1::SendRequest<Full<Bytes>>, Failure> {
@@ -316,6 +339,15 @@ impl Client {
         *guard = Some(send.clone());
         Ok(Some(send))
     }
+}
+
+fn clone_request(req: &http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
+    let mut r = http::Request::new(req.body().clone());
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.version_mut() = req.version();
+    *r.headers_mut() = req.headers().clone();
+    r
 }
 
 async fn read(resp: http::Response<hyper::body::Incoming>) -> Result<Response, Failure> {

@@ -231,8 +231,6 @@ pub async fn run_closed(
                     continue;
                 };
                 let req = load.mix.build(i, rec, None);
-                load.recorder.count_scheduled();
-                load.recorder.count_sent(false, connections as u64);
                 let sent = Instant::now();
                 let res = client::send_on(sender, req, load.timeout).await;
                 let service = sent.elapsed();
@@ -240,8 +238,13 @@ pub async fn run_closed(
                     conn = None;
                 }
                 let o = outcome(&load, i, &res);
-                load.recorder
-                    .record(&load.mix.requests[i].name, intended, service, service, &o);
+                load.recorder.record_closed(
+                    &load.mix.requests[i].name,
+                    intended,
+                    service,
+                    &o,
+                    connections as u64,
+                );
             }
         }));
     }

@@ -364,8 +364,37 @@ impl Recorder {
         service: Duration,
         o: &Outcome,
     ) {
+        self.record_inner(request, intended, latency, service, o, None);
+    }
+
+    /// Records a closed-loop request: scheduled, sent and finished in one step (one lock).
+    pub fn record_closed(
+        &self,
+        request: &str,
+        intended: Duration,
+        service: Duration,
+        o: &Outcome,
+        in_flight: u64,
+    ) {
+        self.record_inner(request, intended, service, service, o, Some(in_flight));
+    }
+
+    fn record_inner(
+        &self,
+        request: &str,
+        intended: Duration,
+        latency: Duration,
+        service: Duration,
+        o: &Outcome,
+        closed: Option<u64>,
+    ) {
         let failed = self.errors.counts(o);
         let mut g = self.lock();
+        if let Some(in_flight) = closed {
+            g.counters.scheduled += 1;
+            g.counters.sent += 1;
+            g.counters.in_flight_peak = g.counters.in_flight_peak.max(in_flight);
+        }
         g.counters.completed += 1;
         g.overall.record(latency, service, o, failed);
         if let Some(ok) = o.check {

@@ -224,3 +224,64 @@ async fn a_closed_loop_keeps_its_connections_busy() {
     assert_eq!(r.measurements.overall.requests, server.requests());
     assert_eq!(r.dropped(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_by_prior_knowledge_multiplexes_one_connection() {
+    let server = Server::start(Behaviour::default()).await.expect("server");
+    let mut a = ad_hoc(server.url("/"), 100.0, 1.0);
+    a.http = drill_spec::model::HttpVersion::Http2;
+    let r = run(&a).await;
+    assert_eq!(r.measurements.overall.failed, 0);
+    assert_eq!(
+        server.seen().versions.get("HTTP/2.0"),
+        Some(&100),
+        "{:?}",
+        server.seen().versions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trusts_a_ca_file_or_skips_verification_and_refuses_otherwise() {
+    let (server, pem) = Server::start_tls(Behaviour::default())
+        .await
+        .expect("tls server");
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let dir = std::env::temp_dir().join(format!("drill-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pem).expect("write ca");
+
+    // Unknown issuer: every request fails to connect.
+    let r = run(&ad_hoc(url.clone(), 20.0, 0.5)).await;
+    assert_eq!(
+        r.measurements.overall.by_class.get("connect"),
+        Some(&10),
+        "{:?}",
+        r.measurements.overall.by_class
+    );
+
+    // Skipping verification (staging only) works, and ALPN picks HTTP/2.
+    let mut a = ad_hoc(url.clone(), 20.0, 0.5);
+    a.insecure = true;
+    a.http = drill_spec::model::HttpVersion::Auto;
+    let r = run(&a).await;
+    assert_eq!(r.measurements.overall.failed, 0);
+    assert_eq!(server.seen().versions.get("HTTP/2.0"), Some(&10));
+
+    // Trusting the CA file works too (through a playbook's traffic.tls).
+    let yaml = format!(
+        "apiVersion: drill/v1\nkind: Playbook\nmetadata: {{name: t}}\ntarget:\n  base_url: {url}\n  allow: {{http: [localhost]}}\ntraffic:\n  requests: [{{name: home, path: /}}]\n  profile: [{{rate: 20/s, hold: 500ms}}]\n  http: http1\n  tls: {{ca_file: {}}}\n",
+        ca.display()
+    );
+    let env: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut loader = drill_spec::Loader::new(&env);
+    loader.add("t.yaml", &yaml, true);
+    let out = loader.finish();
+    assert!(!out.has_errors(), "{:?}", out.diags);
+    let r = Run::from_playbook(&out.playbooks[0].playbook, &dir, 1.0)
+        .expect("run")
+        .execute(Stop::default())
+        .await;
+    assert_eq!(r.measurements.overall.failed, 0);
+    assert_eq!(server.seen().versions.get("HTTP/1.1"), Some(&10));
+}

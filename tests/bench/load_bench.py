@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""drill's traffic generator against oha and wrk, on one nginx, in one run.
+
+    python3 tests/bench/load_bench.py [--seconds 10] [--rss-seconds 60]
+
+Starts nginx (Debian's package: one worker, access_log off, a small JSON file) on
+127.0.0.1, builds drill in release mode, and measures, counting requests at the server
+(nginx's stub_status):
+
+  * closed loop, 50 connections: throughput, client CPU microseconds per request, peak RSS,
+    for drill, oha and wrk (the ceiling);
+  * open model at 2,000/s and 20,000/s: the achieved rate at the server and its variation
+    per 100 ms window, for drill and oha (-q);
+  * drill's RSS over a 60 s open-model run at 2,000/s (flat means no per-request growth).
+
+Prints ratios against oha measured in the same run. Installs nothing but what it says:
+nginx and wrk come from `apt-get install nginx-light wrk`, oha from `cargo install oha
+--locked` (OHA=/path/to/oha to use another). Traffic goes to 127.0.0.1 only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def need(cmd, install):
+    path = shutil.which(cmd)
+    if not path:
+        sys.exit(f"{cmd} is missing: {install}")
+    return path
+
+
+class Nginx:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="drill-bench-")
+        with open(os.path.join(self.dir, "small.json"), "w") as f:
+            f.write('{"id":1,"name":"drill","ok":true}\n')
+        self.port = 18000 + os.getpid() % 1000
+        conf = f"""
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {{
+        listen 127.0.0.1:{self.port} backlog=4096;
+        root {self.dir};
+        location = /small.json {{ default_type application/json; }}
+        location = /status {{ stub_status; }}
+    }}
+}}
+"""
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        sh(need("nginx", "apt-get install nginx-light"), "-c", self.conf, "-p", self.dir)
+        time.sleep(0.3)
+        self.url = f"http://127.0.0.1:{self.port}/small.json"
+
+    def requests(self):
+        """Requests nginx has handled (this status request included)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status") as r:
+            lines = r.read().decode().splitlines()
+        return int(lines[2].split()[2])
+
+    def stop(self):
+        subprocess.run(["nginx", "-c", self.conf, "-p", self.dir, "-s", "stop"], check=False)
+
+
+def timed(cmd):
+    """Runs cmd under GNU time; returns (user+sys seconds, peak RSS KiB, stdout)."""
+    out = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M", *cmd], capture_output=True, text=True)
+    line = [l for l in out.stderr.splitlines() if l.startswith("TIME ")][-1].split()
+    return float(line[1]) + float(line[2]), int(line[3]), out.stdout + out.stderr
+
+
+def closed(nginx, name, cmd):
+    before = nginx.requests()
+    t0 = time.monotonic()
+    cpu, rss, _ = timed(cmd)
+    wall = time.monotonic() - t0
+    n = nginx.requests() - before - 1
+    return {"tool": name, "requests": n, "rps": n / args.seconds, "cpu_us_per_req": cpu * 1e6 / max(n, 1), "rss_mib": rss / 1024, "wall": wall}
+
+
+def sampled(nginx, cmd, seconds):
+    """Runs cmd while reading nginx's counter every 100 ms; returns per-window rates."""
+    samples = []
+    done = threading.Event()
+
+    def sample():
+        nxt = time.monotonic()
+        while not done.is_set():
+            samples.append((time.monotonic(), nginx.requests()))
+            nxt += 0.1
+            time.sleep(max(0.0, nxt - time.monotonic()))
+
+    t = threading.Thread(target=sample)
+    before = nginx.requests()
+    t.start()
+    cpu, rss, _ = timed(cmd)
+    done.set()
+    t.join()
+    total = nginx.requests() - before - len(samples) - 1
+    rates = []
+    for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        rates.append((c1 - c0 - 1) / (t1 - t0))  # minus the sampler's own request
+    # Keep the windows in the steady middle: skip the first and last second.
+    steady = rates[10:-10] if len(rates) > 30 else rates
+    mean = statistics.mean(steady) if steady else 0.0
+    cv = statistics.pstdev(steady) / mean if mean else 0.0
+    return {"requests": total, "achieved": total / seconds, "window_mean": mean, "window_cv": cv, "cpu_us_per_req": cpu * 1e6 / max(total, 1), "rss_mib": rss / 1024}
+
+
+def rss_over_time(cmd, seconds):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    series = []
+    for _ in range(int(seconds)):
+        time.sleep(1)
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                kb = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
+            series.append(kb / 1024)
+        except (FileNotFoundError, IndexError):
+            break
+    p.send_signal(signal.SIGINT)
+    p.wait()
+    return series
+
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--seconds", type=float, default=10.0)
+parser.add_argument("--rss-seconds", type=float, default=60.0)
+args = parser.parse_args()
+
+need("wrk", "apt-get install wrk")
+oha = os.environ.get("OHA") or shutil.which("oha") or os.path.expanduser("~/.cargo/bin/oha")
+if not os.path.exists(oha):
+    sys.exit("oha is missing: cargo install oha --locked (or set OHA=/path/to/oha)")
+sh("cargo", "build", "--release", "-q", "-p", "drill-cli", cwd=ROOT)
+drill = os.path.join(ROOT, "target", "release", "drill")
+
+nginx = Nginx()
+try:
+    s = f"{args.seconds:g}s"
+    print(f"nginx 1 worker on {nginx.url}; {s} per run; counts are nginx's")
+    results = [
+        closed(nginx, "drill", [drill, "load", "--url", nginx.url, "--connections", "50", "--duration", s]),
+        closed(nginx, "oha", [oha, "--no-tui", "-z", s, "-c", "50", nginx.url]),
+        closed(nginx, "wrk", ["wrk", "-t2", "-c50", "-d", s, nginx.url]),
+    ]
+    base = results[1]
+    print("\nclosed loop, 50 connections")
+    print(f"{'tool':<6} {'req/s':>10} {'vs oha':>7} {'CPU µs/req':>11} {'vs oha':>7} {'peak RSS':>9} {'vs oha':>7}")
+    for r in results:
+        print(f"{r['tool']:<6} {r['rps']:>10.0f} {r['rps']/base['rps']:>6.2f}x {r['cpu_us_per_req']:>11.2f} {r['cpu_us_per_req']/base['cpu_us_per_req']:>6.2f}x {r['rss_mib']:>7.1f}MB {r['rss_mib']/base['rss_mib']:>6.2f}x")
+
+    print("\nopen model (achieved rate at the server; variation = stddev/mean of 100 ms windows)")
+    print(f"{'tool':<6} {'target':>8} {'achieved':>10} {'error':>8} {'var/100ms':>10} {'CPU µs/req':>11}")
+    open_results = {}
+    for rate in (2000, 20000):
+        for tool, cmd in (
+            ("drill", [drill, "load", "--url", nginx.url, "--rate", f"{rate}/s", "--duration", s, "--max-in-flight", "2000"]),
+            ("oha", [oha, "--no-tui", "-z", s, "-q", str(rate), "-c", "200", "--latency-correction", nginx.url]),
+        ):
+            r = sampled(nginx, cmd, args.seconds)
+            open_results[(tool, rate)] = r
+            print(f"{tool:<6} {rate:>8} {r['achieved']:>10.1f} {100*(r['achieved']-rate)/rate:>7.2f}% {100*r['window_cv']:>9.2f}% {r['cpu_us_per_req']:>11.2f}")
+
+    if args.rss_seconds > 0:
+        series = rss_over_time([drill, "load", "--url", nginx.url, "--rate", "2000/s", "--duration", f"{args.rss_seconds:g}s"], args.rss_seconds)
+        if series:
+            print(f"\ndrill RSS at 2,000/s over {len(series)} s: first {series[0]:.1f} MB, last {series[-1]:.1f} MB, max {max(series):.1f} MB")
+    summary = {"closed": results, "open": {f"{k[0]}@{k[1]}": v for k, v in open_results.items()}}
+    with open(os.path.join(tempfile.gettempdir(), "drill-load-bench.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+finally:
+    nginx.stop()
