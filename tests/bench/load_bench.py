@@ -188,7 +188,8 @@ try:
     if args.rss_seconds > 0:
         series = rss_over_time([drill, "load", "--url", nginx.url, "--rate", "2000/s", "--duration", f"{args.rss_seconds:g}s"], args.rss_seconds)
         if series:
-            print(f"\ndrill RSS at 2,000/s over {len(series)} s: first {series[0]:.1f} MB, last {series[-1]:.1f} MB, max {max(series):.1f} MB")
+            marks = ", ".join(f"{i + 1}s {series[i]:.1f}" for i in (0, 9, 19, 29, 44, len(series) - 1) if i < len(series))
+            print(f"\ndrill RSS (MB) at 2,000/s over {len(series)} s: {marks}; max {max(series):.1f}")
     summary = {"closed": results, "open": {f"{k[0]}@{k[1]}": v for k, v in open_results.items()}}
     with open(os.path.join(tempfile.gettempdir(), "drill-load-bench.json"), "w") as f:
         json.dump(summary, f, indent=2)
