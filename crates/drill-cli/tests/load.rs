@@ -131,8 +131,9 @@ async fn the_first_interrupt_stops_the_traffic_and_exits_3() {
             .spawn()
             .expect("spawn");
         std::thread::sleep(Duration::from_secs(1));
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+        // The shell's own `kill`: no dependency on procps.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -INT {}", child.id())])
             .status();
         child.wait_with_output().expect("wait")
     })
