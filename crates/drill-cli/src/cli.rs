@@ -68,6 +68,12 @@ enum Command {
     /// when one fails), or an ad-hoc load on one URL (--rate for the open model,
     /// --connections for a closed loop).
     Load(Box<crate::load::LoadArgs>),
+    /// Restore what a fault changed, from its saved revert record (JSON): what `drill
+    /// recover` does for each leftover fault, by hand. Idempotent.
+    Revert {
+        /// A revert record file, as the engine stores it.
+        record: PathBuf,
+    },
     /// Print the JSON Schema of playbooks and drills (for editors); the same file is
     /// committed as schema/drill.schema.json.
     Schema {
@@ -120,6 +126,7 @@ pub fn run() -> Result<ExitCode> {
             time_scale,
         } => plan(&path, &drills, output, time_scale),
         Command::Load(args) => crate::load::run(*args),
+        Command::Revert { record } => revert(&record),
         Command::Schema { output } => schema(output),
     }
 }
@@ -232,6 +239,54 @@ fn plan(path: &PathBuf, drills: &[PathBuf], output: Output, scale: f64) -> Resul
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// A fault could not be reverted; the output says what is still changed.
+pub const EXIT_REVERT_FAILED: u8 = 4;
+
+fn revert(path: &PathBuf) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let record: drill_faults::RevertRecord = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "{}:{}:{}: error: not a revert record: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            );
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    match rt.block_on(drill_faults::revert(&record)) {
+        Ok(drill_faults::Reverted::Restored(done)) => {
+            for d in done {
+                println!("restored: {d}");
+            }
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Ok(drill_faults::Reverted::AlreadyRestored) => {
+            println!("nothing to do: already in the recorded state (or gone)");
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Ok(drill_faults::Reverted::Permanent(what)) => {
+            println!("cannot be undone: {what}");
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Err(e) => {
+            eprintln!("error: the revert failed: {e}");
+            eprintln!(
+                "still changed; to restore by hand: {}",
+                record.manual_restore()
+            );
+            Ok(ExitCode::from(EXIT_REVERT_FAILED))
+        }
+    }
 }
 
 fn schema(output: Option<PathBuf>) -> Result<ExitCode> {

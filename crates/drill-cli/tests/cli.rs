@@ -191,7 +191,10 @@ fn schema_prints_the_committed_json_schema() {
     assert_eq!(out.status.code(), Some(0));
     let committed =
         std::fs::read(repo().join("schema/drill.schema.json")).expect("committed schema");
-    assert_eq!(text(&out.stdout), text(&committed));
+    assert!(
+        text(&out.stdout) == text(&committed),
+        "schema/drill.schema.json is stale: run `drill schema -o schema/drill.schema.json`"
+    );
 }
 
 #[test]

@@ -232,7 +232,7 @@ pub struct Traffic {
     /// `credentials` or `records` (the seed's `load_credentials.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
-    /// The requests, picked at random by weight for each arrival.
+    /// The requests; arrivals are spread over them by weight (smooth weighted round-robin).
     pub requests: Vec<RequestSpec>,
     /// The arrival-rate profile (open model): stages run one after the other.
     pub profile: Vec<Stage>,
@@ -733,7 +733,8 @@ pub enum FaultAction {
     Disconnect,
     /// Redis FLUSHALL / FLUSHDB (irreversible).
     Flush,
-    /// Redis CLIENT PAUSE for the hold (Redis undoes it itself).
+    /// Redis CLIENT PAUSE WRITE for the hold: writes wait, reads go on (Redis ends it by
+    /// itself when the hold is over, even if drill is gone; revert lifts it at once).
     ClientPause,
     /// Redis CLIENT KILL TYPE `client_type`.
     ClientKill,

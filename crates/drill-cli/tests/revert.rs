@@ -1,0 +1,188 @@
+//! `drill revert RECORD`: a fresh process holding only the serialized record restores the
+//! original state — for each backend.
+
+use std::process::Command;
+use std::time::Duration;
+
+use drill_faults::{apply, prepare};
+use serde_json::json;
+
+fn drill_revert(record: &drill_faults::RevertRecord) -> (Option<i32>, String, String) {
+    let f = std::env::temp_dir().join(format!(
+        "drill-record-{}-{:?}.json",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&f, serde_json::to_string_pretty(record).expect("json")).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_drill"))
+        .arg("revert")
+        .arg(&f)
+        .output()
+        .expect("drill");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+#[tokio::test]
+async fn a_new_process_reverts_an_exec_fault_from_its_record() {
+    let flag = std::env::temp_dir().join(format!("drill-revert-exec-{}", std::process::id()));
+    let f: drill_spec::model::Fault = serde_json::from_value(json!({
+        "name": "x", "action": "exec",
+        "exec": {"inject": {"command": ["touch", flag]}, "revert": {"command": ["rm", "-f", flag]}}
+    }))
+    .expect("fault");
+    let allow: drill_spec::model::Allow =
+        serde_json::from_value(json!({"exec": ["touch", "rm"]})).expect("allow");
+    let p = prepare(&f, &allow, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    assert!(flag.exists());
+    let (code, out, err) = drill_revert(&p.record);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("restored: ran rm -f"), "{out}");
+    assert!(!flag.exists());
+}
+
+#[tokio::test]
+async fn a_new_process_reverts_a_paused_process_and_says_so_when_there_is_nothing_to_do() {
+    let mut child = Command::new("sleep").arg("300").spawn().expect("sleep");
+    // Until it has exec'd, the child still carries the test's name.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pid = child.id();
+    let pid_file = std::env::temp_dir().join(format!("drill-revert-proc-{pid}.pid"));
+    std::fs::write(&pid_file, pid.to_string()).expect("pid");
+    let f: drill_spec::model::Fault = serde_json::from_value(
+        json!({"name": "p", "action": "pause", "target": {"process": {"pid_file": pid_file}}}),
+    )
+    .expect("fault");
+    let allow: drill_spec::model::Allow =
+        serde_json::from_value(json!({"processes": [pid_file]})).expect("allow");
+    let p = prepare(&f, &allow, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        drill_faults::process::state(i32::try_from(pid).expect("pid")),
+        Some('T')
+    );
+    let (code, out, _) = drill_revert(&p.record);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("SIGCONT"), "{out}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_ne!(
+        drill_faults::process::state(i32::try_from(pid).expect("pid")),
+        Some('T')
+    );
+    let (code, out, _) = drill_revert(&p.record);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("nothing to do"), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
+    let image = Command::new("docker")
+        .args(["image", "inspect", "drill-test-busybox"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !image {
+        assert!(
+            !ci(),
+            "docker image drill-test-busybox is missing: run tests/services/up.sh"
+        );
+        eprintln!("skipped: no docker image");
+        return;
+    }
+    let name = format!("drill-t-revert-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--stop-timeout",
+            "1",
+            "--name",
+            &name,
+            "drill-test-busybox",
+            "/bin/sleep",
+            "3600",
+        ])
+        .output()
+        .expect("run");
+    let state = || {
+        String::from_utf8_lossy(
+            &Command::new("docker")
+                .args(["inspect", "-f", "{{.State.Status}}", &name])
+                .output()
+                .expect("inspect")
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    };
+    let f: drill_spec::model::Fault = serde_json::from_value(
+        json!({"name": "s", "action": "stop", "target": {"docker": {"name": name}}}),
+    )
+    .expect("fault");
+    let allow: drill_spec::model::Allow = serde_json::from_value(
+        json!({"docker": {"containers": [name]}, "redis": ["redis://127.0.0.1:6379"]}),
+    )
+    .expect("allow");
+    let p = prepare(&f, &allow, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("stop");
+    assert_eq!(state(), "exited");
+    let (code, out, err) = drill_revert(&p.record);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), format!("restored: started {name}"));
+    assert_eq!(state(), "running");
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+
+    // A Redis write pause, lifted by another process.
+    let f: drill_spec::model::Fault = serde_json::from_value(json!({"name": "p", "action": "client-pause", "target": {"redis": "redis://127.0.0.1:6379"}})).expect("fault");
+    let p = match prepare(&f, &allow, Duration::from_secs(20)).await {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(!ci(), "redis is missing: {e}");
+            return;
+        }
+    };
+    apply(&p.record).await.expect("pause");
+    let (code, out, _) = drill_revert(&p.record);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("CLIENT UNPAUSE"), "{out}");
+    let started = std::time::Instant::now();
+    let set = Command::new("redis-cli")
+        .args(["set", "drill:after-unpause", "1"])
+        .output()
+        .expect("redis-cli");
+    assert!(set.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "writes flow again at once"
+    );
+}
+
+#[test]
+fn a_broken_record_is_refused_with_its_position() {
+    let f = std::env::temp_dir().join(format!("drill-bad-record-{}.json", std::process::id()));
+    std::fs::write(&f, "{\"backend\": \"docker\",\n \"action\": 3}").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_drill"))
+        .arg("revert")
+        .arg(&f)
+        .output()
+        .expect("drill");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: not a revert record"));
+}

@@ -1,0 +1,168 @@
+//! drill-faults: the part of drill that touches other systems.
+//!
+//! What it is: one module per backend (`docker/`, `process/`, `exec/`, `redis/`), each
+//! following the contract in `docs/specs/fault.md`:
+//!
+//! 1. [`prepare`] — preflight: checks the target against the allow-list *before any call to
+//!    it*, resolves it, reads the state it is in now, and returns a serializable
+//!    [`RevertRecord`] with that original state and a list of exactly what would change.
+//!    No mutating call.
+//! 2. [`apply`] — performs the mutation described by the record. The engine stores the record
+//!    before calling it, so a crash between the two leaves a record to revert.
+//! 3. [`revert`] — restores the state recorded before the change (never a value from the
+//!    playbook); idempotent; "already restored" and "gone" are success; needs nothing but
+//!    the record, so a fresh process can run it.
+//!
+//! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
+//! record's [`RevertRecord::permanent`] describes what was changed for good.
+//!
+//! What it is not: no scheduling, no persistence, no traffic. Kubernetes and SQL backends
+//! are not built yet; preparing such a fault returns [`FaultError::Unsupported`].
+
+use std::time::Duration;
+
+use drill_spec::model::{Allow, Fault, Probe};
+use serde::{Deserialize, Serialize};
+
+pub mod docker;
+pub mod exec;
+pub mod process;
+pub mod redis;
+
+/// Why a fault could not be prepared, applied or reverted.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("{0} is outside the allow-list; {1}")]
+    NotAllowed(String, String),
+    #[error("target not found: {0}")]
+    NotFound(String),
+    #[error("{backend} backend: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
+    #[error("the {0} backend is not built yet")]
+    Unsupported(&'static str),
+    #[error("fault \"{fault}\": {message}")]
+    Invalid { fault: String, message: String },
+}
+
+impl FaultError {
+    pub(crate) fn backend(backend: &'static str, e: impl std::fmt::Display) -> Self {
+        FaultError::Backend {
+            backend,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Turns an allow-list refusal into an error, before anything is contacted.
+pub(crate) fn allowed(r: Result<(), drill_spec::allow::Refusal>) -> Result<(), FaultError> {
+    r.map_err(|r| FaultError::NotAllowed(r.message, r.hint))
+}
+
+/// Everything needed to apply and revert one fault, with the original state read just before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum RevertRecord {
+    Docker(docker::Record),
+    Process(process::Record),
+    Exec(exec::Record),
+    Redis(redis::Record),
+}
+
+impl RevertRecord {
+    /// What the fault changes for good, and what restores redundancy, when it cannot be undone.
+    pub fn permanent(&self) -> Option<String> {
+        match self {
+            RevertRecord::Redis(r) => r.permanent(),
+            RevertRecord::Exec(r) if r.revert.is_none() => Some(format!(
+                "ran {} with no revert command",
+                r.inject.command.join(" ")
+            )),
+            _ => None,
+        }
+    }
+
+    /// A command an operator can run to restore the original state by hand.
+    pub fn manual_restore(&self) -> String {
+        match self {
+            RevertRecord::Docker(r) => r.manual_restore(),
+            RevertRecord::Process(r) => r.manual_restore(),
+            RevertRecord::Exec(r) => r.revert.as_ref().map_or_else(
+                || "nothing to run: the fault has no revert".into(),
+                |c| c.command.join(" "),
+            ),
+            RevertRecord::Redis(r) => r.manual_restore(),
+        }
+    }
+}
+
+/// The result of preflight: the record to store, and what exactly would change.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub record: RevertRecord,
+    pub changes: Vec<String>,
+}
+
+/// Preflight for one fault: allow-list first (no call to a target outside it), then resolve
+/// and read the current state. Makes no mutating call.
+pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Prepared, FaultError> {
+    use drill_spec::model::{FaultAction as A, TargetRef as T};
+    match (&fault.target, fault.action) {
+        (Some(T::Docker(t)), _) => docker::prepare(fault, t, allow).await,
+        (Some(T::Process(t)), _) => process::prepare(fault, t, allow),
+        (Some(T::Redis(e)), _) => redis::prepare(fault, &e.url, allow, hold).await,
+        (None, A::Exec) => exec::prepare(fault, allow),
+        (Some(T::Kubernetes(_)), _) => Err(FaultError::Unsupported("kubernetes")),
+        (Some(T::Sql(_)), _) => Err(FaultError::Unsupported("sql")),
+        (Some(T::Http(_)), _) | (None, A::Http) => Err(FaultError::Unsupported("http fault")),
+        (None, _) => Err(FaultError::Invalid {
+            fault: fault.name.clone(),
+            message: "no target".into(),
+        }),
+    }
+}
+
+/// Performs the mutation a prepared record describes.
+pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
+    match record {
+        RevertRecord::Docker(r) => docker::apply(r).await,
+        RevertRecord::Process(r) => process::apply(r),
+        RevertRecord::Exec(r) => exec::apply(r).await,
+        RevertRecord::Redis(r) => redis::apply(r).await,
+    }
+}
+
+/// What a revert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reverted {
+    /// The original state was restored now.
+    Restored(Vec<String>),
+    /// Nothing needed doing: already in the original state, or the target is gone.
+    AlreadyRestored,
+    /// The fault cannot be undone (see [`RevertRecord::permanent`]).
+    Permanent(String),
+}
+
+/// Restores the state recorded before the fault. Idempotent; works from the record alone.
+pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
+    match record {
+        RevertRecord::Docker(r) => docker::revert(r).await,
+        RevertRecord::Process(r) => process::revert(r).await,
+        RevertRecord::Exec(r) => exec::revert(r).await,
+        RevertRecord::Redis(r) => redis::revert(r).await,
+    }
+}
+
+/// Reads a probe's value. Read-only; the target must be inside the allow-list.
+pub async fn probe(p: &Probe, allow: &Allow) -> Result<f64, FaultError> {
+    match p {
+        Probe::Redis(r) => redis::probe(r, allow).await,
+        Probe::Docker(t) => docker::probe(t, allow).await,
+        Probe::Sql(_) => Err(FaultError::Unsupported("sql")),
+        Probe::Http(_) => Err(FaultError::Unsupported("http probe")),
+        Probe::Prometheus(_) => Err(FaultError::Unsupported("prometheus")),
+        Probe::Kubernetes(_) => Err(FaultError::Unsupported("kubernetes")),
+    }
+}

@@ -1,0 +1,196 @@
+//! Local processes, found by pid file or by name: `pause` (SIGSTOP, undone by SIGCONT),
+//! `stop` (SIGTERM, undone by the target's `restart` command) and `kill` (SIGKILL, likewise).
+//! A process that was already stopped (state T) before the drill stays stopped after it.
+
+use drill_spec::model::{Allow, Exec, Fault, FaultAction, ProcessTarget};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+
+/// What a process fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Pause,
+    Stop,
+    Kill,
+}
+
+/// The process and its state before the fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub action: Action,
+    pub pid: i32,
+    pub name: String,
+    /// The process was already stopped (SIGSTOP) before the drill.
+    pub was_stopped: bool,
+    pub restart: Option<Exec>,
+}
+
+impl Record {
+    pub(crate) fn manual_restore(&self) -> String {
+        match (self.action, &self.restart) {
+            (Action::Pause, _) if !self.was_stopped => format!("kill -CONT {}", self.pid),
+            (Action::Pause, _) => "nothing: it was stopped before the drill".into(),
+            (_, Some(r)) => r.command.join(" "),
+            (_, None) => format!("start {} again", self.name),
+        }
+    }
+}
+
+/// The state letter of a process (`R`, `S`, `T`, …), or `None` when it is gone.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: the state follows the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().next()?.chars().next()
+}
+
+fn comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// The oldest live process with this name.
+fn by_name(name: &str) -> Option<i32> {
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i32| {
+            comm(*pid).as_deref() == Some(name) && !matches!(state(*pid), Some('Z' | 'X') | None)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.first().copied()
+}
+
+/// Finds the target's pid: from its pid file, or the oldest process with that name.
+pub fn find(t: &ProcessTarget) -> Result<(i32, String), FaultError> {
+    if let Some(f) = &t.pid_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| FaultError::NotFound(format!("pid file {f}: {e}")))?;
+        let pid: i32 = text
+            .trim()
+            .parse()
+            .map_err(|_| FaultError::NotFound(format!("pid file {f} holds no pid")))?;
+        let name = comm(pid).ok_or_else(|| {
+            FaultError::NotFound(format!("process {pid} from {f} is not running"))
+        })?;
+        return Ok((pid, name));
+    }
+    let Some(name) = &t.name else {
+        return Err(FaultError::NotFound(
+            "a process target needs a name or a pid_file".into(),
+        ));
+    };
+    by_name(name)
+        .map(|p| (p, name.clone()))
+        .ok_or_else(|| FaultError::NotFound(format!("no process named {name}")))
+}
+
+pub(crate) fn prepare(
+    fault: &Fault,
+    t: &ProcessTarget,
+    allow: &Allow,
+) -> Result<Prepared, FaultError> {
+    allowed(drill_spec::allow::process(allow, t))?;
+    if let Some(r) = &t.restart {
+        allowed(drill_spec::allow::exec(allow, &r.command))?;
+    }
+    let action = match fault.action {
+        FaultAction::Pause => Action::Pause,
+        FaultAction::Stop => Action::Stop,
+        FaultAction::Kill => Action::Kill,
+        other => {
+            return Err(FaultError::Invalid {
+                fault: fault.name.clone(),
+                message: format!("{} does not apply to a process", other.name()),
+            });
+        }
+    };
+    let (pid, name) = find(t)?;
+    let was_stopped = state(pid) == Some('T');
+    let verb = match action {
+        Action::Pause => "SIGSTOP",
+        Action::Stop => "SIGTERM",
+        Action::Kill => "SIGKILL",
+    };
+    let changes = vec![format!("send {verb} to process {pid} ({name})")];
+    Ok(Prepared {
+        record: RevertRecord::Process(Record {
+            action,
+            pid,
+            name,
+            was_stopped,
+            restart: t.restart.clone(),
+        }),
+        changes,
+    })
+}
+
+fn signal(pid: i32, s: Signal) -> Result<(), FaultError> {
+    match kill(Pid::from_raw(pid), s) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(FaultError::backend(
+            "process",
+            format!("cannot send {s} to {pid}: {e}"),
+        )),
+    }
+}
+
+pub(crate) fn apply(r: &Record) -> Result<(), FaultError> {
+    if comm(r.pid).as_deref() != Some(r.name.as_str()) {
+        return Err(FaultError::NotFound(format!(
+            "process {} ({}) is gone",
+            r.pid, r.name
+        )));
+    }
+    signal(
+        r.pid,
+        match r.action {
+            Action::Pause => Signal::SIGSTOP,
+            Action::Stop => Signal::SIGTERM,
+            Action::Kill => Signal::SIGKILL,
+        },
+    )
+}
+
+pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
+    // The pid may have been reused: only touch it if it is still the same program.
+    let same = comm(r.pid).as_deref() == Some(r.name.as_str());
+    match r.action {
+        Action::Pause => {
+            if r.was_stopped || !same || state(r.pid) != Some('T') {
+                return Ok(Reverted::AlreadyRestored);
+            }
+            signal(r.pid, Signal::SIGCONT)?;
+            Ok(Reverted::Restored(vec![format!(
+                "sent SIGCONT to {}",
+                r.pid
+            )]))
+        }
+        Action::Stop | Action::Kill => {
+            let alive = same && !matches!(state(r.pid), Some('Z' | 'X') | None);
+            // Restarted already (by an earlier revert, or by a supervisor): a live process of
+            // the same name. That is what makes running the restart command idempotent.
+            let restarted = by_name(&r.name).is_some();
+            if alive || restarted || r.was_stopped {
+                return Ok(Reverted::AlreadyRestored);
+            }
+            let Some(cmd) = &r.restart else {
+                return Err(FaultError::backend(
+                    "process",
+                    format!("{} is not running and there is no restart command", r.name),
+                ));
+            };
+            crate::exec::run(cmd).await?;
+            Ok(Reverted::Restored(vec![format!(
+                "ran {}",
+                cmd.command.join(" ")
+            )]))
+        }
+    }
+}

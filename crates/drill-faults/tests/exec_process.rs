@@ -1,0 +1,215 @@
+//! Exec hooks and local processes, for real.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{allow, fault, roundtrip};
+use drill_faults::{FaultError, Reverted, apply, prepare, process, revert};
+use serde_json::json;
+
+#[tokio::test]
+async fn an_exec_fault_runs_its_command_and_its_revert_runs_the_other() {
+    let dir = std::env::temp_dir().join(format!("drill-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let flag = dir.join("paused");
+    let f = fault(json!({
+        "name": "pause-horizon", "action": "exec",
+        "exec": {
+            "inject": {"command": ["touch", flag]},
+            "revert": {"command": ["rm", "-f", flag]}
+        }
+    }));
+    let a = allow(json!({"exec": ["touch", "rm"]}));
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    assert!(!flag.exists(), "preflight changes nothing");
+    apply(&p.record).await.expect("apply");
+    assert!(flag.exists());
+    let record = roundtrip(&p.record);
+    assert!(matches!(
+        revert(&record).await.expect("revert"),
+        Reverted::Restored(_)
+    ));
+    assert!(!flag.exists());
+    // The revert command is idempotent, so reverting again changes nothing.
+    revert(&record).await.expect("second revert");
+    assert!(!flag.exists());
+}
+
+#[tokio::test]
+async fn a_command_outside_the_allow_list_is_refused_before_it_runs() {
+    let flag = std::env::temp_dir().join(format!("drill-exec-refused-{}", std::process::id()));
+    let f = fault(
+        json!({"name": "x", "action": "exec", "exec": {"inject": {"command": ["touch", flag]}, "revert": {"command": ["true"]}}}),
+    );
+    let e = prepare(
+        &f,
+        &allow(json!({"exec": ["true"]})),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("refused");
+    assert!(matches!(e, FaultError::NotAllowed(..)), "{e}");
+    assert!(!flag.exists());
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_command_is_an_error_with_its_output() {
+    let f = fault(
+        json!({"name": "x", "action": "exec", "exec": {"inject": {"command": ["sh", "-c", "echo nope >&2; exit 3"]}, "revert": {"command": ["sleep", "5"], "timeout": "200ms"}}}),
+    );
+    let p = prepare(
+        &f,
+        &allow(json!({"exec": ["sh", "sleep"]})),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("prepare");
+    let e = apply(&p.record).await.expect_err("fails");
+    assert!(e.to_string().contains("exited with 3: nope"), "{e}");
+    let e = revert(&p.record).await.expect_err("times out");
+    assert!(e.to_string().contains("did not finish within 200ms"), "{e}");
+}
+
+fn spawn_sleeper() -> std::process::Child {
+    let child = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep");
+    // Until it has exec'd, the child still carries the test's name.
+    std::thread::sleep(Duration::from_millis(50));
+    child
+}
+
+#[tokio::test]
+async fn pausing_a_process_stops_it_and_revert_continues_it() {
+    let mut child = spawn_sleeper();
+    let pid = i32::try_from(child.id()).expect("pid");
+    let pid_file = std::env::temp_dir().join(format!("drill-sleeper-{pid}.pid"));
+    std::fs::write(&pid_file, pid.to_string()).expect("pid file");
+    let f = fault(
+        json!({"name": "pause", "action": "pause", "target": {"process": {"pid_file": pid_file}}}),
+    );
+    let a = allow(json!({"processes": [pid_file]}));
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    assert_ne!(process::state(pid), Some('T'));
+    apply(&p.record).await.expect("apply");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(process::state(pid), Some('T'));
+    let record = roundtrip(&p.record);
+    assert!(matches!(
+        revert(&record).await.expect("revert"),
+        Reverted::Restored(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_ne!(process::state(pid), Some('T'));
+    assert_eq!(
+        revert(&record).await.expect("again"),
+        Reverted::AlreadyRestored
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_process_stopped_before_the_drill_stays_stopped() {
+    let mut child = spawn_sleeper();
+    let pid = i32::try_from(child.id()).expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("stop");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pid_file = std::env::temp_dir().join(format!("drill-stopped-{pid}.pid"));
+    std::fs::write(&pid_file, pid.to_string()).expect("pid file");
+    let f = fault(
+        json!({"name": "pause", "action": "pause", "target": {"process": {"pid_file": pid_file}}}),
+    );
+    let p = prepare(
+        &f,
+        &allow(json!({"processes": [pid_file]})),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    assert_eq!(
+        revert(&p.record).await.expect("revert"),
+        Reverted::AlreadyRestored
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        process::state(pid),
+        Some('T'),
+        "it was stopped before, so it stays stopped"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn stopping_a_process_restarts_it_with_its_command_once() {
+    let dir = std::env::temp_dir().join(format!("drill-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // A uniquely named worker: a copy of `sleep` under another name.
+    let worker = dir.join("drillworker");
+    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
+    let mut child = std::process::Command::new(&worker)
+        .arg("300")
+        .spawn()
+        .expect("worker");
+    let restart =
+        json!({"command": ["sh", "-c", format!("{} 300 >/dev/null 2>&1 &", worker.display())]});
+    let f = fault(
+        json!({"name": "stop", "action": "stop", "target": {"process": {"name": "drillworker", "restart": restart}}}),
+    );
+    let a = allow(json!({"processes": ["drillworker"], "exec": ["sh"]}));
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    let _ = child.wait();
+    let record = roundtrip(&p.record);
+    assert!(matches!(
+        revert(&record).await.expect("revert"),
+        Reverted::Restored(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = process::find(&drill_spec::model::ProcessTarget {
+        name: Some("drillworker".into()),
+        ..Default::default()
+    })
+    .expect("restarted");
+    // Reverting again finds it running and does not start a second one.
+    assert_eq!(
+        revert(&record).await.expect("again"),
+        Reverted::AlreadyRestored
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(running.0),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+#[tokio::test]
+async fn a_process_outside_the_allow_list_is_refused_before_it_is_looked_up() {
+    let f = fault(
+        json!({"name": "p", "action": "pause", "target": {"process": {"name": "no-such-process-anywhere"}}}),
+    );
+    let e = prepare(
+        &f,
+        &allow(json!({"processes": ["php-fpm"]})),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        matches!(e, FaultError::NotAllowed(..)),
+        "refused by the allow-list, not 'not found': {e}"
+    );
+}

@@ -1,0 +1,198 @@
+//! Redis faults, actions and probes against a real server (tests/services/up.sh starts one).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{allow, fault, redis_url, roundtrip, service};
+use drill_faults::{FaultError, Reverted, apply, prepare, probe, revert};
+use serde_json::json;
+
+async fn con() -> Option<redis::aio::MultiplexedConnection> {
+    let c = redis::Client::open(redis_url()).ok()?;
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        c.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
+async fn set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) {
+    redis::cmd("SET")
+        .arg(k)
+        .arg(v)
+        .query_async::<()>(c)
+        .await
+        .expect("set");
+}
+
+async fn dbsize(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    redis::cmd("DBSIZE").query_async(c).await.expect("dbsize")
+}
+
+// One test touches the whole server (FLUSHALL), so the Redis tests run in sequence in one
+// function; each part says what it proves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_faults_actions_and_probes() {
+    let Some(mut c) = con().await else {
+        service("redis", false);
+        return;
+    };
+    let url = redis_url();
+    let a = allow(json!({"redis": [url]}));
+
+    // FLUSHALL: changes the real state, says it is permanent, reverting is a no-op.
+    set(&mut c, "drill:test:a", "1").await;
+    set(&mut c, "cache:x", "2").await;
+    let f = fault(
+        json!({"name": "flush", "action": "flush", "target": {"redis": url}, "irreversible": true}),
+    );
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    assert!(dbsize(&mut c).await >= 2, "preflight changes nothing");
+    assert!(p.changes[0].starts_with("FLUSHALL"), "{:?}", p.changes);
+    apply(&p.record).await.expect("flush");
+    assert_eq!(dbsize(&mut c).await, 0);
+    let record = roundtrip(&p.record);
+    assert!(
+        record
+            .permanent()
+            .is_some_and(|s| s.contains("flushed every database"))
+    );
+    assert!(matches!(
+        revert(&record).await.expect("revert"),
+        Reverted::Permanent(_)
+    ));
+    assert!(matches!(
+        revert(&record).await.expect("again"),
+        Reverted::Permanent(_)
+    ));
+
+    // delete-keys: SCAN + UNLINK removes exactly the pattern.
+    for i in 0..1200 {
+        set(&mut c, &format!("cache:k{i}"), "v").await;
+    }
+    set(&mut c, "keep:me", "1").await;
+    let f = fault(
+        json!({"name": "purge", "action": "delete-keys", "target": {"redis": url}, "pattern": "cache:*", "irreversible": true}),
+    );
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("delete");
+    assert_eq!(dbsize(&mut c).await, 1);
+
+    // CLIENT PAUSE: writes wait while paused; revert unpauses at once, and twice is fine.
+    let f = fault(json!({"name": "pause", "action": "client-pause", "target": {"redis": url}}));
+    let p = prepare(&f, &a, Duration::from_secs(10))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("pause");
+    let mut writer = con().await.expect("second connection");
+    let started = Instant::now();
+    let write = tokio::spawn(async move {
+        redis::cmd("SET")
+            .arg("during:pause")
+            .arg("1")
+            .query_async::<()>(&mut writer)
+            .await
+            .expect("set after unpause");
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write is held by the pause");
+    let record = roundtrip(&p.record);
+    assert!(matches!(
+        revert(&record).await.expect("unpause"),
+        Reverted::Restored(_)
+    ));
+    write.await.expect("write done");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "unpaused long before the 10 s timeout"
+    );
+    assert!(matches!(
+        revert(&record).await.expect("unpause again"),
+        Reverted::Restored(_)
+    ));
+
+    // Enqueue a Laravel-style job batch and read it back with the probes.
+    let e: drill_spec::model::Enqueue =
+        serde_json::from_value(json!({"redis": url, "key": "queues:drill", "jobs": 1234}))
+            .expect("enqueue");
+    let len = drill_faults::redis::enqueue(&e, &a).await.expect("enqueue");
+    assert_eq!(len, 1234);
+    let first: String = redis::cmd("LINDEX")
+        .arg("queues:drill")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .expect("lindex");
+    let job: serde_json::Value = serde_json::from_str(&first).expect("a JSON job payload");
+    assert_eq!(job["job"], "Illuminate\\Queue\\CallQueuedHandler@call");
+    let p = |v: serde_json::Value| {
+        serde_json::from_value::<drill_spec::model::Probe>(json!({"redis": v})).expect("probe")
+    };
+    assert_eq!(
+        probe(&p(json!({"url": url, "llen": "queues:drill"})), &a)
+            .await
+            .expect("llen"),
+        1234.0
+    );
+    set(&mut c, "flag:count", "42").await;
+    assert_eq!(
+        probe(&p(json!({"url": url, "get": "flag:count"})), &a)
+            .await
+            .expect("get"),
+        42.0
+    );
+    assert_eq!(
+        probe(&p(json!({"url": url, "exists": "nope"})), &a)
+            .await
+            .expect("exists"),
+        0.0
+    );
+    assert!(
+        probe(&p(json!({"url": url, "dbsize": true})), &a)
+            .await
+            .expect("dbsize")
+            >= 3.0
+    );
+    assert!(
+        probe(&p(json!({"url": url, "info": "connected_clients"})), &a)
+            .await
+            .expect("info")
+            >= 1.0
+    );
+    let e2: drill_spec::model::Enqueue = serde_json::from_value(
+        json!({"redis": url, "key": "jobs:stream", "jobs": 10, "into": "stream"}),
+    )
+    .expect("enqueue");
+    assert_eq!(
+        drill_faults::redis::enqueue(&e2, &a).await.expect("xadd"),
+        10
+    );
+    assert_eq!(
+        probe(&p(json!({"url": url, "xlen": "jobs:stream"})), &a)
+            .await
+            .expect("xlen"),
+        10.0
+    );
+
+    // An endpoint outside the allow-list is refused before any connection is tried.
+    let f = fault(
+        json!({"name": "flush", "action": "flush", "target": {"redis": "redis://127.0.0.1:1"}, "irreversible": true}),
+    );
+    let e = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, FaultError::NotAllowed(..)), "{e}");
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut c)
+        .await
+        .expect("clean up");
+}

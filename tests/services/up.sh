@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379 and
+# a local Docker image (drill-test-busybox) built from Debian's busybox-static, since no
+# registry can be reached. Safe to run again; it finds what is already there.
+set -euo pipefail
+
+missing=()
+for pkg in redis-server busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "+ apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "+ starting redis-server on 127.0.0.1:6379"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no --logfile /tmp/drill-redis.log
+  for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  if ! docker image inspect drill-test-busybox >/dev/null 2>&1; then
+    echo "+ building the drill-test-busybox image from busybox-static"
+    root=$(mktemp -d)
+    mkdir -p "$root/bin" "$root/tmp"
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    for applet in sh sleep true cat echo ls; do ln -s busybox "$root/bin/$applet"; done
+    tar -C "$root" -c . | docker import - drill-test-busybox:latest >/dev/null
+    rm -rf "$root"
+  fi
+else
+  echo "! the Docker engine is not reachable; Docker tests will fail under CI=true"
+fi
