@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379 and
-# a local Docker image (drill-test-busybox) built from Debian's busybox-static, since no
-# registry can be reached. Safe to run again; it finds what is already there.
+# Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379, a
+# PostgreSQL primary (5433) with a streaming replica (5434), and a local Docker image
+# (drill-test-busybox) built from Debian's busybox-static, since no registry can be reached.
+# Safe to run again; it finds what is already there.
 set -euo pipefail
 
 missing=()
@@ -19,6 +20,8 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no --logfile /tmp/drill-redis.log
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+
+bash "$(dirname "$0")/postgres.sh"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   if ! docker image inspect drill-test-busybox >/dev/null 2>&1; then

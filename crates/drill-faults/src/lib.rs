@@ -1,6 +1,6 @@
 //! drill-faults: the part of drill that touches other systems.
 //!
-//! What it is: one module per backend (`docker/`, `process/`, `exec/`, `redis/`), each
+//! What it is: one module per backend (`docker/`, `process/`, `exec/`, `redis/`, `sql/`), each
 //! following the contract in `docs/specs/fault.md`:
 //!
 //! 1. [`prepare`] — preflight: checks the target against the allow-list *before any call to
@@ -16,8 +16,9 @@
 //! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
 //! record's [`RevertRecord::permanent`] describes what was changed for good.
 //!
-//! What it is not: no scheduling, no persistence, no traffic. Kubernetes and SQL backends
-//! are not built yet; preparing such a fault returns [`FaultError::Unsupported`].
+//! What it is not: no scheduling, no persistence, no traffic. The Kubernetes backend, MySQL
+//! promotion and HTTP/Prometheus probes are not built yet; they return
+//! [`FaultError::Unsupported`].
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub mod docker;
 pub mod exec;
 pub mod process;
 pub mod redis;
+pub mod sql;
 
 /// Why a fault could not be prepared, applied or reverted.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ pub enum RevertRecord {
     Process(process::Record),
     Exec(exec::Record),
     Redis(redis::Record),
+    Sql(sql::Record),
 }
 
 impl RevertRecord {
@@ -76,6 +79,7 @@ impl RevertRecord {
     pub fn permanent(&self) -> Option<String> {
         match self {
             RevertRecord::Redis(r) => r.permanent(),
+            RevertRecord::Sql(r) => r.permanent(),
             RevertRecord::Exec(r) if r.revert.is_none() => Some(format!(
                 "ran {} with no revert command",
                 r.inject.command.join(" ")
@@ -94,6 +98,7 @@ impl RevertRecord {
                 |c| c.command.join(" "),
             ),
             RevertRecord::Redis(r) => r.manual_restore(),
+            RevertRecord::Sql(r) => r.manual_restore(),
         }
     }
 }
@@ -115,7 +120,7 @@ pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Pre
         (Some(T::Redis(e)), _) => redis::prepare(fault, &e.url, allow, hold).await,
         (None, A::Exec) => exec::prepare(fault, allow),
         (Some(T::Kubernetes(_)), _) => Err(FaultError::Unsupported("kubernetes")),
-        (Some(T::Sql(_)), _) => Err(FaultError::Unsupported("sql")),
+        (Some(T::Sql(e)), _) => sql::prepare(fault, &e.url, allow).await,
         (Some(T::Http(_)), _) | (None, A::Http) => Err(FaultError::Unsupported("http fault")),
         (None, _) => Err(FaultError::Invalid {
             fault: fault.name.clone(),
@@ -131,6 +136,7 @@ pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
         RevertRecord::Process(r) => process::apply(r),
         RevertRecord::Exec(r) => exec::apply(r).await,
         RevertRecord::Redis(r) => redis::apply(r).await,
+        RevertRecord::Sql(r) => sql::apply(r).await,
     }
 }
 
@@ -152,6 +158,7 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Process(r) => process::revert(r).await,
         RevertRecord::Exec(r) => exec::revert(r).await,
         RevertRecord::Redis(r) => redis::revert(r).await,
+        RevertRecord::Sql(r) => sql::revert(r).await,
     }
 }
 
@@ -160,7 +167,7 @@ pub async fn probe(p: &Probe, allow: &Allow) -> Result<f64, FaultError> {
     match p {
         Probe::Redis(r) => redis::probe(r, allow).await,
         Probe::Docker(t) => docker::probe(t, allow).await,
-        Probe::Sql(_) => Err(FaultError::Unsupported("sql")),
+        Probe::Sql(q) => sql::probe(q, allow).await,
         Probe::Http(_) => Err(FaultError::Unsupported("http probe")),
         Probe::Prometheus(_) => Err(FaultError::Unsupported("prometheus")),
         Probe::Kubernetes(_) => Err(FaultError::Unsupported("kubernetes")),

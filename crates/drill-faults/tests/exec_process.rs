@@ -163,6 +163,8 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
         .arg("300")
         .spawn()
         .expect("worker");
+    // Until it has exec'd, the child still carries the test's name.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let restart =
         json!({"command": ["sh", "-c", format!("{} 300 >/dev/null 2>&1 &", worker.display())]});
     let f = fault(
