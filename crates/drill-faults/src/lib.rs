@@ -1,6 +1,7 @@
 //! drill-faults: the part of drill that touches other systems.
 //!
-//! What it is: one module per backend (`docker/`, `process/`, `exec/`, `redis/`, `sql/`), each
+//! What it is: one module per backend (`docker/`, `kubernetes/`, `process/`, `exec/`,
+//! `redis/`, `sql/`), each
 //! following the contract in `docs/specs/fault.md`:
 //!
 //! 1. [`prepare`] — preflight: checks the target against the allow-list *before any call to
@@ -16,8 +17,8 @@
 //! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
 //! record's [`RevertRecord::permanent`] describes what was changed for good.
 //!
-//! What it is not: no scheduling, no persistence, no traffic. The Kubernetes backend, MySQL
-//! promotion and HTTP/Prometheus probes are not built yet; they return
+//! What it is not: no scheduling, no persistence, no traffic. MySQL promotion and
+//! HTTP/Prometheus probes are not built yet; they return
 //! [`FaultError::Unsupported`].
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod docker;
 pub mod exec;
+pub mod kubernetes;
 pub mod process;
 pub mod redis;
 pub mod sql;
@@ -72,6 +74,7 @@ pub enum RevertRecord {
     Exec(exec::Record),
     Redis(redis::Record),
     Sql(sql::Record),
+    Kubernetes(kubernetes::Record),
 }
 
 impl RevertRecord {
@@ -99,6 +102,7 @@ impl RevertRecord {
             ),
             RevertRecord::Redis(r) => r.manual_restore(),
             RevertRecord::Sql(r) => r.manual_restore(),
+            RevertRecord::Kubernetes(r) => r.manual_restore(),
         }
     }
 }
@@ -119,7 +123,12 @@ pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Pre
         (Some(T::Process(t)), _) => process::prepare(fault, t, allow),
         (Some(T::Redis(e)), _) => redis::prepare(fault, &e.url, allow, hold).await,
         (None, A::Exec) => exec::prepare(fault, allow),
-        (Some(T::Kubernetes(_)), _) => Err(FaultError::Unsupported("kubernetes")),
+        (Some(T::Kubernetes(t)), _) => {
+            // The allow-list is checked before a client (and its kubeconfig) is even built.
+            allowed(drill_spec::allow::kubernetes(allow, t))?;
+            let client = kubernetes::client(t.context.as_deref()).await?;
+            kubernetes::prepare_with(&client, fault, t, allow).await
+        }
         (Some(T::Sql(e)), _) => sql::prepare(fault, &e.url, allow).await,
         (Some(T::Http(_)), _) | (None, A::Http) => Err(FaultError::Unsupported("http fault")),
         (None, _) => Err(FaultError::Invalid {
@@ -137,6 +146,9 @@ pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
         RevertRecord::Exec(r) => exec::apply(r).await,
         RevertRecord::Redis(r) => redis::apply(r).await,
         RevertRecord::Sql(r) => sql::apply(r).await,
+        RevertRecord::Kubernetes(r) => {
+            kubernetes::apply_with(&kubernetes::client(r.context.as_deref()).await?, r).await
+        }
     }
 }
 
@@ -159,6 +171,9 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Exec(r) => exec::revert(r).await,
         RevertRecord::Redis(r) => redis::revert(r).await,
         RevertRecord::Sql(r) => sql::revert(r).await,
+        RevertRecord::Kubernetes(r) => {
+            kubernetes::revert_with(&kubernetes::client(r.context.as_deref()).await?, r).await
+        }
     }
 }
 
@@ -170,6 +185,9 @@ pub async fn probe(p: &Probe, allow: &Allow) -> Result<f64, FaultError> {
         Probe::Sql(q) => sql::probe(q, allow).await,
         Probe::Http(_) => Err(FaultError::Unsupported("http probe")),
         Probe::Prometheus(_) => Err(FaultError::Unsupported("prometheus")),
-        Probe::Kubernetes(_) => Err(FaultError::Unsupported("kubernetes")),
+        Probe::Kubernetes(t) => {
+            allowed(drill_spec::allow::kubernetes(allow, t))?;
+            kubernetes::probe_with(&kubernetes::client(t.context.as_deref()).await?, t, allow).await
+        }
     }
 }

@@ -1,0 +1,406 @@
+//! Kubernetes through kube: scale a Deployment or StatefulSet (the original replica count is
+//! kept in the revert record *and* as the annotation `drill.dev/original-replicas` on the
+//! object, so anyone can restore it), delete pods by label selector with a count/percent
+//! limit (the controller recreates them; revert waits until as many are ready as before),
+//! and probes for ready replicas and ready pods.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use drill_spec::model::{Allow, Fault, FaultAction, KubernetesTarget};
+
+use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+
+/// The annotation that keeps a scaled workload's original replica count on the object.
+pub const ORIGINAL_REPLICAS: &str = "drill.dev/original-replicas";
+
+/// A scalable workload kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Deployment,
+    StatefulSet,
+}
+
+/// What the fault does, with the state before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    Scale {
+        workload: Kind,
+        name: String,
+        original: i32,
+        to: i32,
+    },
+    DeletePods {
+        selector: String,
+        pods: Vec<String>,
+        ready_before: u32,
+    },
+}
+
+/// The workload or pods and their state before the fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub context: Option<String>,
+    pub namespace: String,
+    pub action: Action,
+}
+
+impl Record {
+    pub(crate) fn manual_restore(&self) -> String {
+        let ctx = self
+            .context
+            .as_deref()
+            .map(|c| format!(" --context {c}"))
+            .unwrap_or_default();
+        match &self.action {
+            Action::Scale {
+                workload,
+                name,
+                original,
+                ..
+            } => {
+                let k = match workload {
+                    Kind::Deployment => "deployment",
+                    Kind::StatefulSet => "statefulset",
+                };
+                format!(
+                    "kubectl{ctx} -n {} scale {k}/{name} --replicas={original} && kubectl{ctx} -n {} annotate {k}/{name} {ORIGINAL_REPLICAS}-",
+                    self.namespace, self.namespace
+                )
+            }
+            Action::DeletePods { selector, .. } => format!(
+                "kubectl{ctx} -n {} get pods -l {selector} (the controller recreates them)",
+                self.namespace
+            ),
+        }
+    }
+}
+
+/// A client for a kubeconfig context (or the default / in-cluster configuration).
+pub async fn client(context: Option<&str>) -> Result<Client, FaultError> {
+    let opts = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = match kube::Config::from_kubeconfig(&opts).await {
+        Ok(c) => c,
+        Err(_) if context.is_none() => kube::Config::incluster().map_err(|e| {
+            FaultError::backend(
+                "kubernetes",
+                format!("no kubeconfig and not in a cluster: {e}"),
+            )
+        })?,
+        Err(e) => {
+            return Err(FaultError::backend(
+                "kubernetes",
+                format!("context {}: {e}", context.unwrap_or_default()),
+            ));
+        }
+    };
+    Client::try_from(config).map_err(|e| FaultError::backend("kubernetes", e))
+}
+
+fn err(e: kube::Error) -> FaultError {
+    FaultError::backend("kubernetes", e)
+}
+
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Reads `spec.replicas` and the annotation of a workload.
+async fn read_scale(
+    client: &Client,
+    ns: &str,
+    kind: Kind,
+    name: &str,
+) -> Result<(i32, Option<i32>), kube::Error> {
+    let (replicas, annotations) = match kind {
+        Kind::Deployment => {
+            let d = Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(name)
+                .await?;
+            (
+                d.spec.and_then(|s| s.replicas).unwrap_or(1),
+                d.metadata.annotations,
+            )
+        }
+        Kind::StatefulSet => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .get(name)
+                .await?;
+            (
+                s.spec.and_then(|s| s.replicas).unwrap_or(1),
+                s.metadata.annotations,
+            )
+        }
+    };
+    let original = annotations.and_then(|a| a.get(ORIGINAL_REPLICAS).and_then(|v| v.parse().ok()));
+    Ok((replicas, original))
+}
+
+async fn patch(
+    client: &Client,
+    ns: &str,
+    kind: Kind,
+    name: &str,
+    body: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let pp = PatchParams::default();
+    match kind {
+        Kind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
+            .patch(name, &pp, &Patch::Merge(&body))
+            .await
+            .map(|_| ()),
+        Kind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .patch(name, &pp, &Patch::Merge(&body))
+            .await
+            .map(|_| ()),
+    }
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn ready_pods(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+) -> Result<(u32, Vec<String>), kube::Error> {
+    let list = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(selector))
+        .await?;
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    let ready = list.items.iter().filter(|p| is_ready(p)).count();
+    Ok((u32::try_from(ready).unwrap_or(u32::MAX), names))
+}
+
+/// Preflight with a given client: allow-list first, then reads. No mutating call.
+pub async fn prepare_with(
+    client: &Client,
+    fault: &Fault,
+    t: &KubernetesTarget,
+    allow: &Allow,
+) -> Result<Prepared, FaultError> {
+    allowed(drill_spec::allow::kubernetes(allow, t))?;
+    let ns = t.namespace.clone();
+    let workload = match (&t.deployment, &t.statefulset) {
+        (Some(d), _) => Some((Kind::Deployment, d.clone())),
+        (None, Some(s)) => Some((Kind::StatefulSet, s.clone())),
+        _ => None,
+    };
+    let (action, change) = match (fault.action, workload, &t.pods) {
+        (FaultAction::Stop | FaultAction::Scale, Some((kind, name)), _) => {
+            let (replicas, annotated) =
+                read_scale(client, &ns, kind, &name).await.map_err(|e| {
+                    if is_gone(&e) {
+                        FaultError::NotFound(format!("{kind:?} {ns}/{name}"))
+                    } else {
+                        err(e)
+                    }
+                })?;
+            // A count left on the object by an earlier run that did not finish is the real original.
+            let original = annotated.unwrap_or(replicas);
+            let to = if fault.action == FaultAction::Stop {
+                0
+            } else {
+                i32::try_from(fault.replicas.unwrap_or(0)).unwrap_or(i32::MAX)
+            };
+            let change = format!("scale {kind:?} {ns}/{name} from {original} to {to} replicas (annotated {ORIGINAL_REPLICAS}={original}), back to {original} after").to_lowercase();
+            (
+                Action::Scale {
+                    workload: kind,
+                    name,
+                    original,
+                    to,
+                },
+                change,
+            )
+        }
+        (FaultAction::DeletePods, _, Some(selector)) => {
+            let (ready_before, names) = ready_pods(client, &ns, selector).await.map_err(err)?;
+            if names.is_empty() {
+                return Err(FaultError::NotFound(format!(
+                    "no pods match {selector} in {ns}"
+                )));
+            }
+            let mut k = names.len();
+            if let Some(c) = t.count {
+                k = k.min(usize::try_from(c).unwrap_or(usize::MAX));
+            }
+            if let Some(p) = t.percent {
+                k = k.min((names.len() as f64 * p.fraction()).ceil() as usize);
+            }
+            let pods: Vec<String> = names.into_iter().take(k).collect();
+            let change = format!(
+                "delete pods {} in {ns} (the controller recreates them; revert waits for {ready_before} ready)",
+                pods.join(", ")
+            );
+            (
+                Action::DeletePods {
+                    selector: selector.clone(),
+                    pods,
+                    ready_before,
+                },
+                change,
+            )
+        }
+        (other, ..) => {
+            return Err(FaultError::Invalid {
+                fault: fault.name.clone(),
+                message: format!("{} does not apply to this kubernetes target", other.name()),
+            });
+        }
+    };
+    Ok(Prepared {
+        record: RevertRecord::Kubernetes(Record {
+            context: t.context.clone(),
+            namespace: ns,
+            action,
+        }),
+        changes: vec![change],
+    })
+}
+
+/// Performs the mutation with a given client.
+pub async fn apply_with(client: &Client, r: &Record) -> Result<(), FaultError> {
+    match &r.action {
+        Action::Scale {
+            workload,
+            name,
+            original,
+            to,
+        } => {
+            // One merge patch sets the annotation and the count together.
+            let body = json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: original.to_string()}}, "spec": {"replicas": to}});
+            patch(client, &r.namespace, *workload, name, body)
+                .await
+                .map_err(err)
+        }
+        Action::DeletePods { pods, .. } => {
+            let api = Api::<Pod>::namespaced(client.clone(), &r.namespace);
+            for p in pods {
+                match api.delete(p, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(e) if is_gone(&e) => {}
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Restores with a given client, from the record alone.
+pub async fn revert_with(client: &Client, r: &Record) -> Result<Reverted, FaultError> {
+    match &r.action {
+        Action::Scale {
+            workload,
+            name,
+            original,
+            ..
+        } => {
+            let (replicas, annotated) =
+                match read_scale(client, &r.namespace, *workload, name).await {
+                    Ok(v) => v,
+                    Err(e) if is_gone(&e) => return Ok(Reverted::AlreadyRestored),
+                    Err(e) => return Err(err(e)),
+                };
+            if replicas == *original && annotated.is_none() {
+                return Ok(Reverted::AlreadyRestored);
+            }
+            let body = json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: null}}, "spec": {"replicas": original}});
+            patch(client, &r.namespace, *workload, name, body)
+                .await
+                .map_err(err)?;
+            Ok(Reverted::Restored(vec![format!(
+                "scaled {}/{name} back to {original}",
+                r.namespace
+            )]))
+        }
+        Action::DeletePods {
+            selector,
+            ready_before,
+            ..
+        } => {
+            let (ready, _) = ready_pods(client, &r.namespace, selector)
+                .await
+                .map_err(err)?;
+            if ready >= *ready_before {
+                Ok(Reverted::AlreadyRestored)
+            } else {
+                Err(FaultError::backend(
+                    "kubernetes",
+                    format!(
+                        "{ready} of {ready_before} pods matching {selector} are ready again; the controller is still recreating them"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Restores a workload from its annotation alone (no record): what anyone finding a
+/// `drill.dev/original-replicas` annotation can do.
+pub async fn restore_from_annotation(
+    client: &Client,
+    ns: &str,
+    kind: Kind,
+    name: &str,
+) -> Result<Reverted, FaultError> {
+    let (_, annotated) = read_scale(client, ns, kind, name).await.map_err(err)?;
+    let Some(original) = annotated else {
+        return Ok(Reverted::AlreadyRestored);
+    };
+    let body = json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: null}}, "spec": {"replicas": original}});
+    patch(client, ns, kind, name, body).await.map_err(err)?;
+    Ok(Reverted::Restored(vec![format!(
+        "scaled {ns}/{name} back to {original}"
+    )]))
+}
+
+/// Ready replicas of a workload, or ready pods matching a selector.
+pub async fn probe_with(
+    client: &Client,
+    t: &KubernetesTarget,
+    allow: &Allow,
+) -> Result<f64, FaultError> {
+    allowed(drill_spec::allow::kubernetes(allow, t))?;
+    let ns = &t.namespace;
+    if let Some(d) = &t.deployment {
+        let dep = Api::<Deployment>::namespaced(client.clone(), ns)
+            .get(d)
+            .await
+            .map_err(err)?;
+        return Ok(f64::from(
+            dep.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        ));
+    }
+    if let Some(s) = &t.statefulset {
+        let st = Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get(s)
+            .await
+            .map_err(err)?;
+        return Ok(f64::from(
+            st.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        ));
+    }
+    let selector = t.pods.as_deref().unwrap_or_default();
+    let (ready, _) = ready_pods(client, ns, selector).await.map_err(err)?;
+    Ok(f64::from(ready))
+}

@@ -1,0 +1,313 @@
+//! Kubernetes through kube's tower_test mock service: each test lists the exact API calls
+//! (method, path, body) it expects, answers them, and fails on any call it did not expect.
+
+use std::time::Duration;
+
+use drill_faults::kubernetes::{self, Kind, ORIGINAL_REPLICAS};
+use drill_faults::{FaultError, RevertRecord, Reverted};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One expected call and its answer.
+struct Call {
+    method: &'static str,
+    uri: &'static str,
+    body: Option<Value>,
+    status: u16,
+    reply: Value,
+}
+
+fn call(method: &'static str, uri: &'static str, body: Option<Value>, reply: Value) -> Call {
+    Call {
+        method,
+        uri,
+        body,
+        status: 200,
+        reply,
+    }
+}
+
+/// A client backed by a mock that serves exactly `calls`, in order; the returned task fails
+/// if a call differs, is missing, or comes in addition.
+fn scenario(calls: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(async move {
+        for (i, c) in calls.into_iter().enumerate() {
+            let Ok(Some((req, send))) =
+                tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await
+            else {
+                panic!("call {i} ({} {}) was never made", c.method, c.uri);
+            };
+            assert_eq!(req.method().as_str(), c.method, "call {i}");
+            assert_eq!(req.uri().to_string(), c.uri, "call {i}");
+            let body = req.into_body().collect().await.expect("body").to_bytes();
+            match c.body {
+                Some(want) => {
+                    let got: Value = serde_json::from_slice(&body).expect("a JSON body");
+                    assert_eq!(got, want, "call {i} body");
+                }
+                None => assert!(body.is_empty(), "call {i} has an unexpected body"),
+            }
+            let resp = Response::builder()
+                .status(c.status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&c.reply).expect("json")))
+                .expect("response");
+            send.send_response(resp);
+        }
+        if let Ok(Some((req, _))) =
+            tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+        {
+            panic!("unexpected call: {} {}", req.method(), req.uri());
+        }
+    });
+    (Client::new(svc, "default"), task)
+}
+
+fn deployment(replicas: i32, original: Option<i32>, ready: i32) -> Value {
+    let mut meta = json!({"name": "horizon", "namespace": "community"});
+    if let Some(o) = original {
+        meta["annotations"] = json!({ORIGINAL_REPLICAS: o.to_string()});
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "horizon"}}, "template": {}}, "status": {"readyReplicas": ready}})
+}
+
+fn pod(name: &str, ready: bool) -> Value {
+    json!({"metadata": {"name": name, "namespace": "community"}, "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+}
+
+fn pods(list: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": list})
+}
+
+fn target(v: Value) -> drill_spec::model::KubernetesTarget {
+    serde_json::from_value(v).expect("target")
+}
+
+fn allow() -> drill_spec::model::Allow {
+    serde_json::from_value(json!({"kubernetes": {"context": "staging", "namespaces": ["community"], "workloads": ["deployment/horizon", "pods/app=horizon"]}})).expect("allow")
+}
+
+fn fault(v: Value) -> drill_spec::model::Fault {
+    serde_json::from_value(v).expect("fault")
+}
+
+const DEPLOY: &str = "/apis/apps/v1/namespaces/community/deployments/horizon";
+const DEPLOY_PATCH: &str = "/apis/apps/v1/namespaces/community/deployments/horizon?";
+
+fn record(p: &drill_faults::Prepared) -> kubernetes::Record {
+    match &p.record {
+        RevertRecord::Kubernetes(r) => {
+            // Through JSON and back: the record alone is enough.
+            let json = serde_json::to_string(&RevertRecord::Kubernetes(r.clone())).expect("json");
+            match serde_json::from_str(&json).expect("record") {
+                RevertRecord::Kubernetes(r) => r,
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stopping_a_deployment_scales_to_zero_with_the_count_annotated_and_revert_restores_it() {
+    let t =
+        target(json!({"context": "staging", "namespace": "community", "deployment": "horizon"}));
+    let f = fault(json!({"name": "stop-workers", "action": "stop", "target": {"kubernetes": t}}));
+    let (client, calls) = scenario(vec![
+        call("GET", DEPLOY, None, deployment(3, None, 3)),
+        call(
+            "PATCH",
+            DEPLOY_PATCH,
+            Some(
+                json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: "3"}}, "spec": {"replicas": 0}}),
+            ),
+            deployment(0, Some(3), 3),
+        ),
+    ]);
+    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+        .await
+        .expect("prepare");
+    assert_eq!(
+        p.changes,
+        [
+            "scale deployment community/horizon from 3 to 0 replicas (annotated drill.dev/original-replicas=3), back to 3 after"
+        ]
+    );
+    let r = record(&p);
+    kubernetes::apply_with(&client, &r).await.expect("apply");
+    drop(client);
+    calls.await.expect("exactly the expected calls");
+
+    // After a simulated crash: a new process, a new client, only the record.
+    let (client, calls) = scenario(vec![
+        call("GET", DEPLOY, None, deployment(0, Some(3), 0)),
+        call(
+            "PATCH",
+            DEPLOY_PATCH,
+            Some(
+                json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: null}}, "spec": {"replicas": 3}}),
+            ),
+            deployment(3, None, 0),
+        ),
+    ]);
+    assert_eq!(
+        kubernetes::revert_with(&client, &r).await.expect("revert"),
+        Reverted::Restored(vec!["scaled community/horizon back to 3".into()])
+    );
+    drop(client);
+    calls.await.expect("exactly the expected calls");
+
+    // Reverting again reads, finds it restored, and writes nothing.
+    let (client, calls) = scenario(vec![call("GET", DEPLOY, None, deployment(3, None, 3))]);
+    assert_eq!(
+        kubernetes::revert_with(&client, &r).await.expect("revert"),
+        Reverted::AlreadyRestored
+    );
+    drop(client);
+    calls.await.expect("no write");
+}
+
+#[tokio::test]
+async fn a_count_annotated_by_an_unfinished_run_is_the_original_and_restores_without_a_record() {
+    let t = target(json!({"namespace": "community", "deployment": "horizon"}));
+    let f = fault(
+        json!({"name": "scale", "action": "scale", "replicas": 1, "target": {"kubernetes": t}}),
+    );
+    // A crashed run left the workload at 0 with the annotation: the original is 3, not 0.
+    let (client, calls) = scenario(vec![call("GET", DEPLOY, None, deployment(0, Some(3), 0))]);
+    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+        .await
+        .expect("prepare");
+    assert!(p.changes[0].contains("from 3 to 1"), "{:?}", p.changes);
+    drop(client);
+    calls.await.expect("only a read");
+
+    let (client, calls) = scenario(vec![
+        call("GET", DEPLOY, None, deployment(0, Some(3), 0)),
+        call(
+            "PATCH",
+            DEPLOY_PATCH,
+            Some(
+                json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: null}}, "spec": {"replicas": 3}}),
+            ),
+            deployment(3, None, 0),
+        ),
+    ]);
+    let r = kubernetes::restore_from_annotation(&client, "community", Kind::Deployment, "horizon")
+        .await
+        .expect("restore");
+    assert!(matches!(r, Reverted::Restored(_)));
+    drop(client);
+    calls.await.expect("exactly the expected calls");
+}
+
+#[tokio::test]
+async fn deleting_pods_respects_the_count_and_revert_waits_for_them_to_be_ready() {
+    let t = target(json!({"namespace": "community", "pods": "app=horizon", "count": 1}));
+    let f =
+        fault(json!({"name": "kill-a-pod", "action": "delete-pods", "target": {"kubernetes": t}}));
+    let list = "/api/v1/namespaces/community/pods?&labelSelector=app%3Dhorizon";
+    let (client, calls) = scenario(vec![
+        call(
+            "GET",
+            list,
+            None,
+            pods(vec![pod("horizon-b", true), pod("horizon-a", true)]),
+        ),
+        call(
+            "DELETE",
+            "/api/v1/namespaces/community/pods/horizon-a?",
+            Some(json!({})),
+            pod("horizon-a", true),
+        ),
+    ]);
+    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+        .await
+        .expect("prepare");
+    let r = record(&p);
+    kubernetes::apply_with(&client, &r).await.expect("delete");
+    drop(client);
+    calls.await.expect("one list, one delete");
+
+    // Not ready again yet: the revert reports it (the engine retries with backoff).
+    let (client, calls) = scenario(vec![call(
+        "GET",
+        list,
+        None,
+        pods(vec![pod("horizon-b", true), pod("horizon-c", false)]),
+    )]);
+    let e = kubernetes::revert_with(&client, &r)
+        .await
+        .expect_err("not ready yet");
+    assert!(
+        e.to_string()
+            .contains("1 of 2 pods matching app=horizon are ready again"),
+        "{e}"
+    );
+    drop(client);
+    calls.await.expect("a list");
+    let (client, calls) = scenario(vec![call(
+        "GET",
+        list,
+        None,
+        pods(vec![pod("horizon-b", true), pod("horizon-c", true)]),
+    )]);
+    assert_eq!(
+        kubernetes::revert_with(&client, &r).await.expect("ready"),
+        Reverted::AlreadyRestored
+    );
+    drop(client);
+    calls.await.expect("a list");
+}
+
+#[tokio::test]
+async fn probes_read_ready_replicas_and_ready_pods() {
+    let (client, calls) = scenario(vec![
+        call("GET", DEPLOY, None, deployment(3, None, 2)),
+        call(
+            "GET",
+            "/api/v1/namespaces/community/pods?&labelSelector=app%3Dhorizon",
+            None,
+            pods(vec![pod("a", true), pod("b", false)]),
+        ),
+    ]);
+    let d = target(json!({"namespace": "community", "deployment": "horizon"}));
+    assert_eq!(
+        kubernetes::probe_with(&client, &d, &allow())
+            .await
+            .expect("probe"),
+        2.0
+    );
+    let p = target(json!({"namespace": "community", "pods": "app=horizon"}));
+    assert_eq!(
+        kubernetes::probe_with(&client, &p, &allow())
+            .await
+            .expect("probe"),
+        1.0
+    );
+    drop(client);
+    calls.await.expect("two reads");
+}
+
+#[tokio::test]
+async fn a_namespace_or_context_outside_the_allow_list_makes_no_call() {
+    let (client, calls) = scenario(vec![]);
+    let t = target(json!({"namespace": "payments", "deployment": "horizon"}));
+    let f = fault(json!({"name": "stop", "action": "stop", "target": {"kubernetes": t}}));
+    let e = kubernetes::prepare_with(&client, &f, &t, &allow())
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, FaultError::NotAllowed(..)), "{e}");
+    let t =
+        target(json!({"context": "production", "namespace": "community", "deployment": "horizon"}));
+    let e = kubernetes::prepare_with(&client, &f, &t, &allow())
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("context \"production\""), "{e}");
+    drop(client);
+    calls.await.expect("no call at all");
+}
