@@ -1,7 +1,7 @@
 //! drill-faults: the part of drill that touches other systems.
 //!
 //! What it is: one module per backend (`docker/`, `kubernetes/`, `process/`, `exec/`,
-//! `redis/`, `sql/`), each
+//! `redis/`, `sql/`, `http/`), each
 //! following the contract in `docs/specs/fault.md`:
 //!
 //! 1. [`prepare`] — preflight: checks the target against the allow-list *before any call to
@@ -17,9 +17,8 @@
 //! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
 //! record's [`RevertRecord::permanent`] describes what was changed for good.
 //!
-//! What it is not: no scheduling, no persistence, no traffic. MySQL promotion and
-//! HTTP/Prometheus probes are not built yet; they return
-//! [`FaultError::Unsupported`].
+//! What it is not: no scheduling, no persistence, no traffic. MySQL/MariaDB promotion is
+//! not built yet; a `mysql://` target returns [`FaultError::Unsupported`].
 
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod docker;
 pub mod exec;
+pub mod http;
 pub mod kubernetes;
 pub mod process;
 pub mod redis;
@@ -75,6 +75,7 @@ pub enum RevertRecord {
     Redis(redis::Record),
     Sql(sql::Record),
     Kubernetes(kubernetes::Record),
+    Http(http::Record),
 }
 
 impl RevertRecord {
@@ -103,6 +104,10 @@ impl RevertRecord {
             RevertRecord::Redis(r) => r.manual_restore(),
             RevertRecord::Sql(r) => r.manual_restore(),
             RevertRecord::Kubernetes(r) => r.manual_restore(),
+            RevertRecord::Http(r) => r.revert.as_ref().map_or_else(
+                || "nothing to call: the fault has no revert".into(),
+                |c| format!("curl -X {} {}", c.method, c.url),
+            ),
         }
     }
 }
@@ -130,7 +135,11 @@ pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Pre
             kubernetes::prepare_with(&client, fault, t, allow).await
         }
         (Some(T::Sql(e)), _) => sql::prepare(fault, &e.url, allow).await,
-        (Some(T::Http(_)), _) | (None, A::Http) => Err(FaultError::Unsupported("http fault")),
+        (None, A::Http) => http::prepare(fault, allow),
+        (Some(T::Http(_)), _) => Err(FaultError::Invalid {
+            fault: fault.name.clone(),
+            message: "an http fault carries its calls under `http:`, not a target".into(),
+        }),
         (None, _) => Err(FaultError::Invalid {
             fault: fault.name.clone(),
             message: "no target".into(),
@@ -149,6 +158,7 @@ pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
         RevertRecord::Kubernetes(r) => {
             kubernetes::apply_with(&kubernetes::client(r.context.as_deref()).await?, r).await
         }
+        RevertRecord::Http(r) => http::apply(r).await,
     }
 }
 
@@ -174,6 +184,7 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Kubernetes(r) => {
             kubernetes::revert_with(&kubernetes::client(r.context.as_deref()).await?, r).await
         }
+        RevertRecord::Http(r) => http::revert(r).await,
     }
 }
 
@@ -183,8 +194,8 @@ pub async fn probe(p: &Probe, allow: &Allow) -> Result<f64, FaultError> {
         Probe::Redis(r) => redis::probe(r, allow).await,
         Probe::Docker(t) => docker::probe(t, allow).await,
         Probe::Sql(q) => sql::probe(q, allow).await,
-        Probe::Http(_) => Err(FaultError::Unsupported("http probe")),
-        Probe::Prometheus(_) => Err(FaultError::Unsupported("prometheus")),
+        Probe::Http(h) => http::probe(h, allow).await,
+        Probe::Prometheus(q) => http::prometheus(q, allow).await,
         Probe::Kubernetes(t) => {
             allowed(drill_spec::allow::kubernetes(allow, t))?;
             kubernetes::probe_with(&kubernetes::client(t.context.as_deref()).await?, t, allow).await

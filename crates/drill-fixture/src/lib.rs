@@ -32,6 +32,8 @@ pub struct Behaviour {
     pub fail_every: Option<(u64, u16)>,
     /// Pages of cursor pagination served on paths containing `/activity`.
     pub pages: u32,
+    /// The value a Prometheus instant query at `/api/v1/query` returns (one series).
+    pub prometheus: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -228,7 +230,21 @@ async fn handle(
         Some((every, status)) if every > 0 && n.is_multiple_of(every) => status,
         _ => 200,
     };
-    let body = if path.contains("/activity") && b.pages > 0 {
+    let body = if path == "/api/v1/query" {
+        let query = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("query="))
+            .unwrap_or("")
+            .to_owned();
+        let result = match b.prometheus {
+            Some(v) => {
+                serde_json::json!([{"metric": {"__name__": query}, "value": [1_700_000_000.0, v.to_string()]}])
+            }
+            None => serde_json::json!([]),
+        };
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+            .to_string()
+    } else if path.contains("/activity") && b.pages > 0 {
         let page: u32 = cursor
             .strip_prefix("p")
             .and_then(|p| p.parse().ok())
