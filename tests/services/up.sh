@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379, a
-# PostgreSQL primary (5433) with a streaming replica (5434), and a local Docker image
+# PostgreSQL primary (5433) with a streaming replica (5434), a MariaDB primary (3307) with a
+# replica (3308), and a local Docker image
 # (drill-test-busybox) built from Debian's busybox-static, since no registry can be reached.
 # Safe to run again; it finds what is already there.
 set -euo pipefail
@@ -22,6 +23,7 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 bash "$(dirname "$0")/postgres.sh"
+bash "$(dirname "$0")/mariadb.sh"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   if ! docker image inspect drill-test-busybox >/dev/null 2>&1; then

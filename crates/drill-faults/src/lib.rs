@@ -17,8 +17,8 @@
 //! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
 //! record's [`RevertRecord::permanent`] describes what was changed for good.
 //!
-//! What it is not: no scheduling, no persistence, no traffic. MySQL/MariaDB promotion is
-//! not built yet; a `mysql://` target returns [`FaultError::Unsupported`].
+//! What it is not: no scheduling, no persistence, no traffic: the engine decides when, and
+//! stores the records.
 
 use std::time::Duration;
 

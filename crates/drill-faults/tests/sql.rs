@@ -171,3 +171,86 @@ async fn a_sql_fault_runs_its_statement_and_its_revert_and_probes_read_scalars()
         Err(FaultError::NotAllowed(..))
     ));
 }
+
+const MARIA_REPLICA: &str = "mysql://drill:drill@127.0.0.1:3308/drill";
+
+fn mariadb_script() -> bool {
+    let s =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/services/mariadb.sh");
+    Command::new("bash")
+        .arg(s)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoting_a_mariadb_replica_stops_replication_and_makes_it_writable() {
+    if !service(
+        "mariadb primary + replica (tests/services/mariadb.sh)",
+        mariadb_script(),
+    ) {
+        return;
+    }
+    let a = allow(json!({"sql": ["mysql://127.0.0.1:3308"], "exec": ["touch"]}));
+    let q = |query: &str| {
+        serde_json::from_value::<drill_spec::model::Probe>(
+            json!({"sql": {"url": MARIA_REPLICA, "query": query}}),
+        )
+        .expect("probe")
+    };
+    assert_eq!(
+        probe(&q("SELECT @@global.read_only"), &a)
+            .await
+            .expect("read_only"),
+        1.0
+    );
+    let flag = std::env::temp_dir().join(format!("drill-maria-route-{}", std::process::id()));
+    let f = fault(json!({
+        "name": "promote", "action": "promote", "irreversible": true,
+        "target": {"sql": MARIA_REPLICA},
+        "route_switch": {"exec": {"command": ["touch", flag]}}
+    }));
+    let prepared = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    assert!(
+        prepared.changes[0].contains("STOP REPLICA; RESET REPLICA ALL; SET GLOBAL read_only = OFF"),
+        "{:?}",
+        prepared.changes
+    );
+    assert_eq!(
+        probe(&q("SELECT @@global.read_only"), &a)
+            .await
+            .expect("read_only"),
+        1.0,
+        "preflight changes nothing"
+    );
+    apply(&prepared.record).await.expect("promote");
+    assert_eq!(
+        probe(&q("SELECT @@global.read_only"), &a)
+            .await
+            .expect("read_only"),
+        0.0
+    );
+    assert_eq!(
+        probe(
+            &q("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'"),
+            &a
+        )
+        .await
+        .expect("io"),
+        0.0
+    );
+    assert!(flag.exists(), "the route switch ran");
+    assert!(
+        matches!(revert(&roundtrip(&prepared.record)).await.expect("revert"), Reverted::Permanent(s) if s.contains("rebuild a replica"))
+    );
+    assert!(
+        matches!(
+            prepare(&f, &a, Duration::from_secs(1)).await,
+            Err(FaultError::Invalid { .. })
+        ),
+        "no longer a replica"
+    );
+    assert!(mariadb_script(), "the replica was re-attached");
+}

@@ -2,13 +2,14 @@
 //! wait until `pg_is_in_recovery()` is false, then an optional route-switch step), arbitrary
 //! SQL as a fault with its revert SQL, and scalar SQL probes.
 //!
-//! MySQL/MariaDB promotion is not built yet; a `mysql://` target is `Unsupported`.
+//! MySQL/MariaDB failover: `STOP REPLICA; RESET REPLICA ALL; SET GLOBAL read_only = OFF`
+//! (MySQL 8.0.22+ / MariaDB 10.5.1+ spellings), then the route switch.
 
 use std::time::{Duration, Instant};
 
 use drill_spec::model::{Allow, Fault, FaultAction, SqlProbe, Step};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 
@@ -16,6 +17,11 @@ use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Action {
+    /// MySQL/MariaDB: stop replicating, forget the source, accept writes; then the route switch.
+    PromoteMysql {
+        route_switch: Option<Box<Step>>,
+        read_only_before: bool,
+    },
     /// Promote the replica; then run the route switch, if any.
     Promote {
         route_switch: Option<Box<Step>>,
@@ -38,6 +44,10 @@ pub struct Record {
 impl Record {
     pub(crate) fn permanent(&self) -> Option<String> {
         match &self.action {
+            Action::PromoteMysql { .. } => Some(format!(
+                "promoted the replica at {} to a writable primary (replication stopped and reset); rebuild a replica from it to restore redundancy",
+                redact(&self.url)
+            )),
             Action::Promote {
                 was_in_recovery: true,
                 ..
@@ -55,6 +65,9 @@ impl Record {
 
     pub(crate) fn manual_restore(&self) -> String {
         match &self.action {
+            Action::Statements {
+                revert: Some(r), ..
+            } if is_mysql(&self.url) => format!("mysql (to {}) -e {r:?}", redact(&self.url)),
             Action::Statements {
                 revert: Some(r), ..
             } => format!("psql {} -c {r:?}", redact(&self.url)),
@@ -80,7 +93,10 @@ fn is_postgres(url: &str) -> bool {
 
 async fn connect(url: &str) -> Result<PgConnection, FaultError> {
     if !is_postgres(url) {
-        return Err(FaultError::Unsupported("mysql"));
+        return Err(FaultError::backend(
+            "sql",
+            format!("{} is not a PostgreSQL URL", redact(url)),
+        ));
     }
     tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(url))
         .await
@@ -115,6 +131,9 @@ pub(crate) async fn prepare(
         return Err(FaultError::Unsupported(
             "http route switch (use an exec step)",
         ));
+    }
+    if is_mysql(url) {
+        return prepare_mysql(fault, url).await;
     }
     let mut con = connect(url).await?;
     let (action, change) = match fault.action {
@@ -180,6 +199,9 @@ pub(crate) async fn prepare(
 }
 
 pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
+    if is_mysql(&r.url) {
+        return apply_mysql(r).await;
+    }
     let mut con = connect(&r.url).await?;
     match &r.action {
         Action::Promote { route_switch, .. } => {
@@ -210,23 +232,25 @@ pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
             .await
             .map(|_| ())
             .map_err(|e| FaultError::backend("sql", e)),
+        Action::PromoteMysql { .. } => Err(FaultError::backend(
+            "sql",
+            "a MySQL promotion on a PostgreSQL URL",
+        )),
     }
 }
 
 pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
     match &r.action {
-        Action::Promote { .. } => Ok(Reverted::Permanent(r.permanent().unwrap_or_default())),
+        Action::Promote { .. } | Action::PromoteMysql { .. } => {
+            Ok(Reverted::Permanent(r.permanent().unwrap_or_default()))
+        }
         Action::Statements { revert: None, .. } => {
             Ok(Reverted::Permanent(r.permanent().unwrap_or_default()))
         }
         Action::Statements {
             revert: Some(sql), ..
         } => {
-            let mut con = connect(&r.url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&mut con)
-                .await
-                .map_err(|e| FaultError::backend("sql", e))?;
+            execute(&r.url, sql).await?;
             Ok(Reverted::Restored(vec![format!(
                 "ran SQL on {}: {sql}",
                 redact(&r.url)
@@ -240,6 +264,9 @@ pub(crate) async fn probe(p: &SqlProbe, allow: &Allow) -> Result<f64, FaultError
     allowed(drill_spec::allow::endpoint(
         &allow.sql, &p.url, "sql", "sql",
     ))?;
+    if is_mysql(&p.url) {
+        return probe_mysql(p).await;
+    }
     let mut con = connect(&p.url).await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(p.query.clone()))
         .fetch_one(&mut con)
@@ -265,5 +292,173 @@ pub(crate) async fn probe(p: &SqlProbe, allow: &Allow) -> Result<f64, FaultError
     Err(FaultError::backend(
         "sql",
         "the probe's first column is not a number or a boolean",
+    ))
+}
+
+fn is_mysql(url: &str) -> bool {
+    url.starts_with("mysql://") || url.starts_with("mariadb://")
+}
+
+async fn connect_mysql(url: &str) -> Result<MySqlConnection, FaultError> {
+    let u = url.replacen("mariadb://", "mysql://", 1);
+    tokio::time::timeout(Duration::from_secs(10), MySqlConnection::connect(&u))
+        .await
+        .map_err(|_| {
+            FaultError::backend("sql", format!("{} did not answer within 10s", redact(url)))
+        })?
+        .map_err(|e| FaultError::backend("sql", format!("{}: {e}", redact(url))))
+}
+
+/// Runs statements on either engine.
+async fn execute(url: &str, sql: &str) -> Result<(), FaultError> {
+    let q = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+    if is_mysql(url) {
+        let mut con = connect_mysql(url).await?;
+        q.execute(&mut con)
+            .await
+            .map(|_| ())
+            .map_err(|e| FaultError::backend("sql", e))
+    } else {
+        let mut con = connect(url).await?;
+        q.execute(&mut con)
+            .await
+            .map(|_| ())
+            .map_err(|e| FaultError::backend("sql", e))
+    }
+}
+
+async fn mysql_is_replica(con: &mut MySqlConnection) -> Result<bool, FaultError> {
+    let rows = sqlx::query("SHOW REPLICA STATUS")
+        .fetch_all(con)
+        .await
+        .map_err(|e| FaultError::backend("sql", e))?;
+    Ok(!rows.is_empty())
+}
+
+async fn mysql_read_only(con: &mut MySqlConnection) -> Result<bool, FaultError> {
+    let row = sqlx::query("SELECT @@global.read_only")
+        .fetch_one(con)
+        .await
+        .map_err(|e| FaultError::backend("sql", e))?;
+    Ok(row
+        .try_get::<i64, _>(0)
+        .map(|v| v != 0)
+        .or_else(|_| row.try_get::<bool, _>(0))
+        .unwrap_or(false))
+}
+
+async fn prepare_mysql(fault: &Fault, url: &str) -> Result<Prepared, FaultError> {
+    let mut con = connect_mysql(url).await?;
+    let (action, change) = match fault.action {
+        FaultAction::Promote => {
+            if !mysql_is_replica(&mut con).await? {
+                return Err(FaultError::Invalid {
+                    fault: fault.name.clone(),
+                    message: format!(
+                        "{} is not a replica (SHOW REPLICA STATUS is empty)",
+                        redact(url)
+                    ),
+                });
+            }
+            let read_only_before = mysql_read_only(&mut con).await?;
+            (
+                Action::PromoteMysql {
+                    route_switch: fault.route_switch.clone().map(Box::new),
+                    read_only_before,
+                },
+                format!(
+                    "promote the replica at {} (STOP REPLICA; RESET REPLICA ALL; SET GLOBAL read_only = OFF), for good",
+                    redact(url)
+                ),
+            )
+        }
+        FaultAction::Sql => {
+            let Some(s) = &fault.sql else {
+                return Err(FaultError::Invalid {
+                    fault: fault.name.clone(),
+                    message: "a sql fault needs `sql`".into(),
+                });
+            };
+            (
+                Action::Statements {
+                    inject: s.inject.clone(),
+                    revert: s.revert.clone(),
+                },
+                format!("run SQL on {}: {}", redact(url), s.inject),
+            )
+        }
+        other => {
+            return Err(FaultError::Invalid {
+                fault: fault.name.clone(),
+                message: format!("{} does not apply to sql", other.name()),
+            });
+        }
+    };
+    let _ = con.close().await;
+    Ok(Prepared {
+        record: RevertRecord::Sql(Record {
+            url: url.to_owned(),
+            action,
+        }),
+        changes: vec![change],
+    })
+}
+
+async fn apply_mysql(r: &Record) -> Result<(), FaultError> {
+    match &r.action {
+        Action::PromoteMysql { route_switch, .. } => {
+            let mut con = connect_mysql(&r.url).await?;
+            for stmt in [
+                "STOP REPLICA",
+                "RESET REPLICA ALL",
+                "SET GLOBAL read_only = OFF",
+            ] {
+                sqlx::raw_sql(stmt)
+                    .execute(&mut con)
+                    .await
+                    .map_err(|e| FaultError::backend("sql", format!("{stmt}: {e}")))?;
+            }
+            if mysql_is_replica(&mut con).await? || mysql_read_only(&mut con).await? {
+                return Err(FaultError::backend(
+                    "sql",
+                    "still a read-only replica after the promotion",
+                ));
+            }
+            if let Some(e) = route_switch.as_ref().and_then(|s| s.exec.as_ref()) {
+                crate::exec::run(e).await?;
+            }
+            Ok(())
+        }
+        Action::Statements { inject, .. } => execute(&r.url, inject).await,
+        Action::Promote { .. } => Err(FaultError::backend(
+            "sql",
+            "a PostgreSQL promotion on a MySQL URL",
+        )),
+    }
+}
+
+async fn probe_mysql(p: &SqlProbe) -> Result<f64, FaultError> {
+    let mut con = connect_mysql(&p.url).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(p.query.clone()))
+        .fetch_one(&mut con)
+        .await
+        .map_err(|e| FaultError::backend("sql", e))?;
+    if let Ok(v) = row.try_get::<f64, _>(0) {
+        return Ok(v);
+    }
+    if let Ok(v) = row.try_get::<i64, _>(0) {
+        return Ok(v as f64);
+    }
+    if let Ok(v) = row.try_get::<u64, _>(0) {
+        return Ok(v as f64);
+    }
+    if let Ok(v) = row.try_get::<String, _>(0) {
+        return v.trim().parse().map_err(|_| {
+            FaultError::backend("sql", format!("the probe returned \"{v}\", not a number"))
+        });
+    }
+    Err(FaultError::backend(
+        "sql",
+        "the probe's first column is not a number",
     ))
 }
