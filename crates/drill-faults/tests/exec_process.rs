@@ -39,6 +39,20 @@ async fn an_exec_fault_runs_its_command_and_its_revert_runs_the_other() {
 }
 
 #[tokio::test]
+async fn exec_passes_arguments_environment_and_directory_and_captures_output() {
+    let e: drill_spec::model::Exec = serde_json::from_value(json!({
+        "command": ["sh", "-c", "echo \"$DRILL_GREETING from $(pwd)\"; echo warn >&2"],
+        "env": {"DRILL_GREETING": "hello"},
+        "dir": "/tmp"
+    }))
+    .expect("exec");
+    let out = drill_faults::exec::run(&e).await.expect("runs");
+    assert_eq!(out.stdout.trim(), "hello from /tmp");
+    assert_eq!(out.stderr.trim(), "warn");
+    assert_eq!(out.status, 0);
+}
+
+#[tokio::test]
 async fn a_command_outside_the_allow_list_is_refused_before_it_runs() {
     let flag = std::env::temp_dir().join(format!("drill-exec-refused-{}", std::process::id()));
     let f = fault(

@@ -183,6 +183,58 @@ async fn redis_faults_actions_and_probes() {
         10.0
     );
 
+    // ZSET queues and ZCARD.
+    let e3: drill_spec::model::Enqueue = serde_json::from_value(
+        json!({"redis": url, "key": "jobs:delayed", "jobs": 7, "into": "zset"}),
+    )
+    .expect("enqueue");
+    assert_eq!(
+        drill_faults::redis::enqueue(&e3, &a).await.expect("zadd"),
+        7
+    );
+    assert_eq!(
+        probe(&p(json!({"url": url, "zcard": "jobs:delayed"})), &a)
+            .await
+            .expect("zcard"),
+        7.0
+    );
+
+    // FLUSHDB empties the selected database only.
+    let db2 = format!("{}/2", url.trim_end_matches('/'));
+    let a2 = allow(json!({"redis": [url]}));
+    let mut c2 = redis::Client::open(db2.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("db 2");
+    set(&mut c2, "only:in:db2", "1").await;
+    let before_db0 = dbsize(&mut c).await;
+    let f = fault(
+        json!({"name": "flushdb", "action": "flush", "scope": "db", "target": {"redis": db2}, "irreversible": true}),
+    );
+    let prepared = prepare(&f, &a2, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&prepared.record).await.expect("flushdb");
+    assert_eq!(dbsize(&mut c2).await, 0);
+    assert_eq!(dbsize(&mut c).await, before_db0, "database 0 untouched");
+
+    // CLIENT KILL TYPE normal closes other clients' connections (not drill's own).
+    let mut victim = con().await.expect("victim");
+    let f = fault(
+        json!({"name": "kill-clients", "action": "client-kill", "client_type": "normal", "target": {"redis": url}, "irreversible": true}),
+    );
+    let prepared = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&prepared.record).await.expect("client kill");
+    let after: Result<(), _> = redis::cmd("PING").query_async(&mut victim).await;
+    assert!(after.is_err(), "the victim's connection was closed");
+    assert!(
+        matches!(revert(&prepared.record).await.expect("revert"), Reverted::Permanent(s) if s.contains("clients reconnect"))
+    );
+    let mut c = con().await.expect("reconnect");
+
     // An endpoint outside the allow-list is refused before any connection is tried.
     let f = fault(
         json!({"name": "flush", "action": "flush", "target": {"redis": "redis://127.0.0.1:1"}, "irreversible": true}),
