@@ -216,14 +216,16 @@ async fn handle(
         }
     }
     if !b.delay.is_zero() {
-        // tokio's timer rounds up to the millisecond: sleep most of the delay on it, then
-        // yield until the exact moment, so the injected latency is precise to microseconds.
+        // tokio's timer rounds up to the millisecond: sleep most of the delay on it, then the
+        // rest on a blocking thread, whose sleep is precise to tens of microseconds. (Spinning
+        // instead would take a runtime worker from the client under test.)
         let until = started + b.delay;
         if let Some(coarse) = b.delay.checked_sub(Duration::from_millis(2)) {
             tokio::time::sleep_until(tokio::time::Instant::from_std(started + coarse)).await;
         }
-        while Instant::now() < until {
-            tokio::task::yield_now().await;
+        let rest = until.saturating_duration_since(Instant::now());
+        if !rest.is_zero() {
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
         }
     }
     let status = match b.fail_every {
