@@ -166,21 +166,7 @@ pub(crate) async fn prepare(
                 change,
             )
         }
-        FaultAction::Sql => {
-            let Some(s) = &fault.sql else {
-                return Err(FaultError::Invalid {
-                    fault: fault.name.clone(),
-                    message: "a sql fault needs `sql`".into(),
-                });
-            };
-            (
-                Action::Statements {
-                    inject: s.inject.clone(),
-                    revert: s.revert.clone(),
-                },
-                format!("run SQL on {}: {}", redact(url), s.inject),
-            )
-        }
+        FaultAction::Sql => statements(fault, url)?,
         other => {
             return Err(FaultError::Invalid {
                 fault: fault.name.clone(),
@@ -189,13 +175,7 @@ pub(crate) async fn prepare(
         }
     };
     let _ = con.close().await;
-    Ok(Prepared {
-        record: RevertRecord::Sql(Record {
-            url: url.to_owned(),
-            action,
-        }),
-        changes: vec![change],
-    })
+    Ok(prepared(url, action, change))
 }
 
 pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
@@ -372,21 +352,7 @@ async fn prepare_mysql(fault: &Fault, url: &str) -> Result<Prepared, FaultError>
                 ),
             )
         }
-        FaultAction::Sql => {
-            let Some(s) = &fault.sql else {
-                return Err(FaultError::Invalid {
-                    fault: fault.name.clone(),
-                    message: "a sql fault needs `sql`".into(),
-                });
-            };
-            (
-                Action::Statements {
-                    inject: s.inject.clone(),
-                    revert: s.revert.clone(),
-                },
-                format!("run SQL on {}: {}", redact(url), s.inject),
-            )
-        }
+        FaultAction::Sql => statements(fault, url)?,
         other => {
             return Err(FaultError::Invalid {
                 fault: fault.name.clone(),
@@ -395,13 +361,7 @@ async fn prepare_mysql(fault: &Fault, url: &str) -> Result<Prepared, FaultError>
         }
     };
     let _ = con.close().await;
-    Ok(Prepared {
-        record: RevertRecord::Sql(Record {
-            url: url.to_owned(),
-            action,
-        }),
-        changes: vec![change],
-    })
+    Ok(prepared(url, action, change))
 }
 
 async fn apply_mysql(r: &Record) -> Result<(), FaultError> {
@@ -461,4 +421,32 @@ async fn probe_mysql(p: &SqlProbe) -> Result<f64, FaultError> {
         "sql",
         "the probe's first column is not a number",
     ))
+}
+
+/// The statements of a `sql` fault, the same on either engine.
+fn statements(fault: &Fault, url: &str) -> Result<(Action, String), FaultError> {
+    let Some(s) = &fault.sql else {
+        return Err(FaultError::Invalid {
+            fault: fault.name.clone(),
+            message: "a sql fault needs `sql`".into(),
+        });
+    };
+    let change = format!("run SQL on {}: {}", redact(url), s.inject);
+    Ok((
+        Action::Statements {
+            inject: s.inject.clone(),
+            revert: s.revert.clone(),
+        },
+        change,
+    ))
+}
+
+fn prepared(url: &str, action: Action, change: String) -> Prepared {
+    Prepared {
+        record: RevertRecord::Sql(Record {
+            url: url.to_owned(),
+            action,
+        }),
+        changes: vec![change],
+    }
 }
