@@ -68,6 +68,17 @@ enum Command {
     /// when one fails), or an ad-hoc load on one URL (--rate for the open model,
     /// --connections for a closed loop).
     Load(Box<crate::load::LoadArgs>),
+    /// Run a playbook end to end: preflight, traffic, the drills on their timeline, guards,
+    /// checks, and a guaranteed revert. Exit 0 passed, 1 a check failed, 3 aborted, 4 a fault
+    /// is still changed.
+    Apply(Box<crate::engine::ApplyArgs>),
+    /// List past runs from the history store, newest first.
+    Runs(crate::engine::RunsArgs),
+    /// Print a run's report (Markdown, JSON or JUnit XML) from the history store.
+    Report(crate::engine::ReportArgs),
+    /// Revert every fault left changed by a run whose owner is gone (crashed, killed, lost its
+    /// lease), from the ledger; mark such runs aborted. What a watchdog cron or CronJob runs.
+    Recover(crate::engine::RecoverArgs),
     /// Restore what a fault changed, from its saved revert record (JSON): what `drill
     /// recover` does for each leftover fault, by hand. Idempotent.
     Revert {
@@ -126,6 +137,10 @@ pub fn run() -> Result<ExitCode> {
             time_scale,
         } => plan(&path, &drills, output, time_scale),
         Command::Load(args) => crate::load::run(*args),
+        Command::Apply(args) => crate::engine::apply(*args),
+        Command::Runs(args) => crate::engine::runs(args),
+        Command::Report(args) => crate::engine::report(args),
+        Command::Recover(args) => crate::engine::recover(args),
         Command::Revert { record } => revert(&record),
         Command::Schema { output } => schema(output),
     }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod cli;
+mod engine;
 mod files;
 mod load;
 mod render;

@@ -287,7 +287,12 @@ impl Run {
 
     /// Runs the load to its end (or until `stop`), then evaluates the thresholds.
     pub async fn execute(self, stop: Stop) -> Report {
-        let start = Instant::now();
+        self.execute_from(stop, Instant::now()).await
+    }
+
+    /// Like [`Run::execute`], with the schedule's zero at `start` (which the engine shares, so
+    /// that the offsets it marks spans at and the recorder's offsets agree).
+    pub async fn execute_from(self, stop: Stop, start: Instant) -> Report {
         match self.mode {
             Mode::Open { arrivals, cfg } => {
                 executor::run_open(self.load.clone(), arrivals, cfg, stop.clone(), start).await

@@ -112,6 +112,8 @@ pub struct Stats {
     pub failed: u64,
     pub dropped: u64,
     pub by_class: BTreeMap<String, u64>,
+    /// Responses by status code, for codes 400 and above.
+    pub by_status: BTreeMap<u16, u64>,
     pub checks_passed: u64,
     pub checks_failed: u64,
 }
@@ -125,6 +127,7 @@ impl Default for Stats {
             failed: 0,
             dropped: 0,
             by_class: BTreeMap::new(),
+            by_status: BTreeMap::new(),
             checks_passed: 0,
             checks_failed: 0,
         }
@@ -142,6 +145,9 @@ impl Stats {
         }
         if o.failure.is_some() || o.status.is_some_and(|s| s >= 400) {
             *self.by_class.entry(class_of(o)).or_default() += 1;
+        }
+        if let Some(s) = o.status.filter(|s| *s >= 400) {
+            *self.by_status.entry(s).or_default() += 1;
         }
         match o.check {
             Some(true) => self.checks_passed += 1,
@@ -182,6 +188,41 @@ impl Stats {
         })
     }
 
+    /// Requests that ended in the error class `c` (whether or not `traffic.errors` counts it).
+    pub fn count(&self, c: ErrorClass) -> u64 {
+        let statuses = |r: std::ops::Range<u16>| -> u64 {
+            self.by_status
+                .iter()
+                .filter(|(s, _)| r.contains(s))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let class = |k: &str| self.by_class.get(k).copied().unwrap_or(0);
+        match c {
+            ErrorClass::Status5xx => statuses(500..600),
+            ErrorClass::Status4xx => statuses(400..500),
+            ErrorClass::Status(code) => self.by_status.get(&code).copied().unwrap_or(0),
+            ErrorClass::Timeout => class("timeout"),
+            ErrorClass::Connect => class("connect"),
+            ErrorClass::Reset => class("reset"),
+            ErrorClass::Check => class("check"),
+        }
+    }
+
+    /// A latency statistic by name (`avg`, `min`, `p50`, `p90`, `p95`, `p99`, `max`).
+    pub fn latency_stat(&self, name: &str) -> Option<Duration> {
+        Some(match name {
+            "avg" => self.latency_mean(),
+            "min" => self.latency_min(),
+            "p50" => self.latency_at(50.0),
+            "p90" => self.latency_at(90.0),
+            "p95" => self.latency_at(95.0),
+            "p99" => self.latency_at(99.0),
+            "max" => self.latency_max(),
+            _ => return None,
+        })
+    }
+
     /// The share of failed requests, 0 when there were none.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
@@ -191,7 +232,8 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, o: &Stats) {
+    /// Adds another span's measurements to this one.
+    pub fn merge(&mut self, o: &Stats) {
         let _ = self.latency.add(&o.latency);
         let _ = self.service.add(&o.service);
         self.requests += o.requests;
@@ -199,6 +241,9 @@ impl Stats {
         self.dropped += o.dropped;
         for (k, v) in &o.by_class {
             *self.by_class.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.by_status {
+            *self.by_status.entry(*k).or_default() += v;
         }
         self.checks_passed += o.checks_passed;
         self.checks_failed += o.checks_failed;
@@ -265,7 +310,11 @@ struct Inner {
     /// `(passes, fails)` of each request's body check.
     checks: BTreeMap<String, (u64, u64)>,
     phases: Vec<(String, Duration, Stats)>,
+    spans: Vec<Span>,
     open_seconds: BTreeMap<u64, Stats>,
+    /// Closed seconds kept whole for sliding windows, the newest `retain` seconds.
+    retained: VecDeque<(u64, Stats)>,
+    retain: u64,
     seconds: Vec<Second>,
     counters: Counters,
     first_failures: Vec<FailureSample>,
@@ -302,7 +351,10 @@ impl Recorder {
                 overall: Stats::default(),
                 checks: BTreeMap::new(),
                 phases: Vec::new(),
+                spans: Vec::new(),
                 open_seconds: BTreeMap::new(),
+                retained: VecDeque::new(),
+                retain: 0,
                 seconds: Vec::new(),
                 counters: Counters::default(),
                 first_failures: Vec::new(),
@@ -329,6 +381,57 @@ impl Recorder {
         g.phases.sort_by_key(|p| p.1);
     }
 
+    /// Opens a named span at `from`: it collects every sample whose intended start is at or
+    /// after `from` and before its end ([`Recorder::close_span`]). Unlike phases, spans may
+    /// overlap (one drill's recovery is the next one's baseline). Reopening a name restarts it.
+    pub fn open_span(&self, name: &str, from: Duration) {
+        let mut g = self.lock();
+        g.spans.retain(|s| s.name != name);
+        g.spans.push(Span {
+            name: name.to_owned(),
+            start: from,
+            end: None,
+            stats: Stats::default(),
+        });
+    }
+
+    /// Ends a span at `at`; samples that arrive later but were intended before `at` still count.
+    pub fn close_span(&self, name: &str, at: Duration) {
+        if let Some(s) = self.lock().spans.iter_mut().find(|s| s.name == name) {
+            s.end = Some(at);
+        }
+    }
+
+    /// What a span has measured so far.
+    pub fn span(&self, name: &str) -> Option<Stats> {
+        self.lock()
+            .spans
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.stats.clone())
+    }
+
+    /// Keeps whole per-second measurements this long, for [`Recorder::window`].
+    pub fn retain_for(&self, d: Duration) {
+        self.lock().retain = d.as_secs() + 1;
+    }
+
+    /// The traffic intended from `from` to `to` (offsets from the start, in whole seconds:
+    /// the seconds holding both ends count whole), for guards and baselines. Reaches back at
+    /// most the retention set by [`Recorder::retain_for`] plus the request timeout.
+    pub fn window_between(&self, from: Duration, to: Duration) -> Stats {
+        let g = self.lock();
+        let (from, to) = (from.as_secs(), to.as_secs());
+        let mut acc = Stats::default();
+        for (_, s) in g.retained.iter().filter(|(t, _)| *t >= from && *t <= to) {
+            acc.merge(s);
+        }
+        for (_, s) in g.open_seconds.range(from..=to) {
+            acc.merge(s);
+        }
+        acc
+    }
+
     pub fn count_scheduled(&self) {
         self.lock().counters.scheduled += 1;
     }
@@ -353,6 +456,9 @@ impl Recorder {
         g.overall.dropped += 1;
         if let Some(p) = phase_of(&mut g.phases, intended) {
             p.dropped += 1;
+        }
+        for s in spans_of(&mut g.spans, intended) {
+            s.dropped += 1;
         }
         let sec = intended.as_secs();
         g.open_seconds.entry(sec).or_default().dropped += 1;
@@ -411,6 +517,9 @@ impl Recorder {
         }
         if let Some(p) = phase_of(&mut g.phases, intended) {
             p.record(latency, service, o, failed);
+        }
+        for s in spans_of(&mut g.spans, intended) {
+            s.record(latency, service, o, failed);
         }
         g.open_seconds
             .entry(intended.as_secs())
@@ -497,6 +606,22 @@ pub struct Snapshot {
     pub p95: Duration,
 }
 
+/// A named span of the run (see [`Recorder::open_span`]).
+#[derive(Debug)]
+struct Span {
+    name: String,
+    start: Duration,
+    end: Option<Duration>,
+    stats: Stats,
+}
+
+fn spans_of(spans: &mut [Span], t: Duration) -> impl Iterator<Item = &mut Stats> {
+    spans
+        .iter_mut()
+        .filter(move |s| s.start <= t && s.end.is_none_or(|e| t < e))
+        .map(|s| &mut s.stats)
+}
+
 fn phase_of(phases: &mut [(String, Duration, Stats)], t: Duration) -> Option<&mut Stats> {
     phases.iter_mut().rev().find(|p| p.1 <= t).map(|p| &mut p.2)
 }
@@ -522,6 +647,16 @@ fn close_seconds(g: &mut Inner, before: Option<u64>) {
                 p99_ms: ms(s.latency_at(99.0)),
                 max_ms: ms(s.latency_max()),
             });
+            if g.retain > 0 {
+                g.retained.push_back((k, s));
+                while g
+                    .retained
+                    .front()
+                    .is_some_and(|(t, _)| t + g.retain < k)
+                {
+                    g.retained.pop_front();
+                }
+            }
         }
     }
     g.seconds.sort_by_key(|s| s.t);

@@ -1,0 +1,262 @@
+//! Verdicts: a drill's checks evaluated on what the traffic and the probes measured, each with
+//! its measured value and its limit in words.
+
+use std::time::Duration;
+
+use drill_load::metrics::Stats;
+use drill_spec::cond::{Metric, Quantity};
+use drill_spec::model::{Check, Limits, Phase};
+use serde::Serialize;
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// `slo`, `count`, `delta`, `probe`.
+    pub kind: &'static str,
+    pub phase: Phase,
+    pub passed: bool,
+    /// What was measured, in words: `p95 812ms`, `3 5xx`, `backlog 0 after 12.3s`.
+    pub measured: String,
+    /// The limit, in words: `p95 < 800ms`, `at most 2`, `value < 1 within 5m0s`.
+    pub limit: String,
+    /// For probe checks: how long after the window opened the condition first held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_s: Option<f64>,
+}
+
+/// Formats a duration the way playbooks write them: `812ms`, `12.3s`, `5m0s`.
+pub fn fmt_dur(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else if ms < 60_000.0 {
+        format!("{:.1}s", ms / 1000.0)
+    } else {
+        let s = d.as_secs();
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+fn fmt_pct(f: f64) -> String {
+    format!("{:.2}%", f * 100.0)
+}
+
+/// A metric's value over a span, in the unit conditions use (seconds, fraction, per second).
+pub fn metric_value(m: Metric, s: &Stats, span: Duration) -> f64 {
+    match m {
+        Metric::ErrorRate => s.error_rate(),
+        Metric::Rate => s.requests as f64 / span.as_secs_f64().max(1e-9),
+        Metric::Dropped => s.dropped as f64,
+        other => s
+            .latency_stat(other.name())
+            .unwrap_or_default()
+            .as_secs_f64(),
+    }
+}
+
+/// A metric's value in words.
+pub fn fmt_metric(m: Metric, v: f64) -> String {
+    match m {
+        Metric::ErrorRate => fmt_pct(v),
+        Metric::Rate => format!("{v:.1}/s"),
+        Metric::Dropped => format!("{v:.0}"),
+        _ => fmt_dur(Duration::from_secs_f64(v.max(0.0))),
+    }
+}
+
+/// An SLO check: every limit in `limits` over the span's traffic.
+pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult {
+    let ts = drill_load::summary::evaluate(phase.to_string().as_str(), limits, s);
+    let passed = ts.iter().all(|t| t.ok);
+    let show = |t: &drill_load::summary::Threshold, v: f64| {
+        if t.unit == "ratio" {
+            fmt_pct(v)
+        } else {
+            fmt_dur(Duration::from_secs_f64(v.max(0.0) / 1000.0))
+        }
+    };
+    let stat = |t: &drill_load::summary::Threshold| {
+        if t.unit == "ratio" {
+            "error_rate".to_owned()
+        } else {
+            t.stat.replace("p(", "p").replace(')', "")
+        }
+    };
+    let measured = ts
+        .iter()
+        .map(|t| format!("{} {}", stat(t), show(t, t.measured)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let limit = ts
+        .iter()
+        .map(|t| {
+            let op = if t.unit == "ratio" { "<" } else { "<=" };
+            format!("{} {op} {}", stat(t), show(t, t.limit))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    CheckResult {
+        name: name.to_owned(),
+        kind: "slo",
+        phase,
+        passed,
+        measured: format!("{measured} over {} requests", s.requests),
+        limit,
+        recovery_s: None,
+    }
+}
+
+/// Evaluates a traffic check (`slo`, `count`, `delta`) on its phase's measurements.
+pub fn traffic(c: &Check, phase: Phase, s: &Stats, span: Duration, baseline: &Stats) -> CheckResult {
+    if let Some(l) = &c.slo {
+        return slo(&c.name, phase, l, s);
+    }
+    if let Some(cc) = &c.count {
+        let n = s.count(cc.of);
+        return CheckResult {
+            name: c.name.clone(),
+            kind: "count",
+            phase,
+            passed: n <= cc.max,
+            measured: format!("{n} {} in {} requests", cc.of, s.requests),
+            limit: format!("at most {} {}", cc.max, cc.of),
+            recovery_s: None,
+        };
+    }
+    if let Some(d) = &c.delta {
+        let now = metric_value(d.metric, s, span);
+        let base = metric_value(d.metric, baseline, span);
+        let rise = now - base;
+        let max = d.max.value();
+        let sign = if fmt_metric(d.metric, rise.abs()).starts_with('0') || rise >= 0.0 {
+            "+"
+        } else {
+            "-"
+        };
+        return CheckResult {
+            name: c.name.clone(),
+            kind: "delta",
+            phase,
+            passed: rise <= max,
+            measured: format!(
+                "{} {} (baseline {}, {sign}{})",
+                d.metric.name(),
+                fmt_metric(d.metric, now),
+                fmt_metric(d.metric, base),
+                fmt_metric(d.metric, rise.abs())
+            ),
+            limit: format!("rise at most {}", quantity(d.max)),
+            recovery_s: None,
+        };
+    }
+    CheckResult {
+        name: c.name.clone(),
+        kind: "unknown",
+        phase,
+        passed: false,
+        measured: "nothing to measure".into(),
+        limit: "a check needs slo, count, delta or probe".into(),
+        recovery_s: None,
+    }
+}
+
+fn quantity(q: Quantity) -> String {
+    match q {
+        Quantity::Duration(d) => fmt_dur(d.0),
+        other => other.to_string(),
+    }
+}
+
+/// What a probe check saw.
+#[derive(Debug, Clone)]
+pub struct ProbeOutcome {
+    /// When the condition first held, from the window's start.
+    pub held_after: Option<Duration>,
+    /// The last value read.
+    pub last: Option<f64>,
+    /// The last read error.
+    pub error: Option<String>,
+    /// How long the window was.
+    pub window: Duration,
+    pub reads: u64,
+}
+
+/// A probe check's verdict.
+pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
+    let cond = c.until.map_or_else(
+        || "(no condition)".into(),
+        |u| u.to_string().trim_start_matches("value ").to_owned(),
+    );
+    let what = probe_name(c);
+    let limit = format!("{what} {cond} within {}", fmt_dur(o.window));
+    let (passed, measured) = match (o.held_after, o.last, &o.error) {
+        (Some(t), v, _) => (
+            true,
+            format!(
+                "{what} {} after {}",
+                v.map_or_else(|| "?".into(), fmt_num),
+                fmt_dur(t)
+            ),
+        ),
+        (None, Some(v), _) => (
+            false,
+            format!("{what} {} after {}", fmt_num(v), fmt_dur(o.window)),
+        ),
+        (None, None, Some(e)) => (false, format!("no reading in {}: {e}", fmt_dur(o.window))),
+        (None, None, None) => (false, format!("no reading in {}", fmt_dur(o.window))),
+    };
+    CheckResult {
+        name: c.name.clone(),
+        kind: "probe",
+        phase,
+        passed,
+        measured,
+        limit,
+        recovery_s: o.held_after.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+    }
+}
+
+/// Numbers in reports: integers with thousands separators (`4,812`), others with 3 decimals.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        let s = format!("{}", v.abs() as u64);
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        if v < 0.0 { format!("-{out}") } else { out }
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// What a probe reads, in a word or two (`backlog` for a queue length).
+fn probe_name(c: &Check) -> String {
+    use drill_spec::model::Probe as P;
+    match &c.probe {
+        Some(P::Redis(r)) if r.llen.is_some() || r.xlen.is_some() || r.zcard.is_some() => {
+            "backlog".into()
+        }
+        Some(p) => format!("{} value", p.backend()),
+        None => "value".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_like_the_seed_report() {
+        assert_eq!(fmt_num(4812.0), "4,812");
+        assert_eq!(fmt_num(1_234_567.0), "1,234,567");
+        assert_eq!(fmt_num(0.5), "0.500");
+        assert_eq!(fmt_dur(Duration::from_secs(300)), "5m0s");
+        assert_eq!(fmt_dur(Duration::from_millis(812)), "812ms");
+        assert_eq!(fmt_dur(Duration::from_millis(12_340)), "12.3s");
+    }
+}

@@ -1,0 +1,392 @@
+//! The run report in three forms: JSON (everything, with the k6-compatible summary),
+//! Markdown (for people, in the spirit of the seed plan's run report) and JUnit XML (each
+//! check a test case, for CI).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::run::{DrillResult, GuardTrip, Status, StillChanged};
+use crate::store::FaultRow;
+
+/// What a report is made from.
+#[derive(Debug)]
+pub struct Input<'a> {
+    pub run_id: &'a str,
+    pub playbook: &'a str,
+    pub file: &'a str,
+    pub status: Status,
+    pub reason: Option<&'a str>,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub time_scale: f64,
+    pub traffic: Option<&'a drill_load::Report>,
+    pub drills: &'a [DrillResult],
+    pub ledger: &'a [FaultRow],
+    pub trips: &'a [GuardTrip],
+    pub still_changed: &'a [StillChanged],
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+fn opt_iso(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |m| Value::String(iso(m)))
+}
+
+/// The JSON report.
+pub fn json(i: &Input<'_>) -> Value {
+    let traffic = i.traffic.map(|r| {
+        let o = &r.measurements.overall;
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        json!({
+            "requests": o.requests,
+            "failed": o.failed,
+            "error_rate": o.error_rate(),
+            "dropped": r.dropped(),
+            "expected": r.expected,
+            "elapsed_s": r.elapsed.as_secs_f64(),
+            "p50_ms": ms(o.latency_at(50.0)),
+            "p90_ms": ms(o.latency_at(90.0)),
+            "p95_ms": ms(o.latency_at(95.0)),
+            "p99_ms": ms(o.latency_at(99.0)),
+            "max_ms": ms(o.latency_max()),
+            "by_class": o.by_class,
+            "failure_samples": r.measurements.failures,
+        })
+    });
+    let faults: Vec<Value> = i
+        .ledger
+        .iter()
+        .map(|f| {
+            json!({
+                "drill": f.drill,
+                "fault": f.fault,
+                "backend": f.backend,
+                "state": f.state,
+                "changes": f.changes,
+                "intent_at": iso(f.intent_ms),
+                "applied_at": opt_iso(f.applied_ms),
+                "reverted_at": opt_iso(f.reverted_ms),
+                "attempts": f.attempts,
+                "error": f.error,
+                "manual_restore": f.manual_restore,
+            })
+        })
+        .collect();
+    json!({
+        "run": i.run_id,
+        "playbook": i.playbook,
+        "file": i.file,
+        "status": i.status,
+        "verdict": i.status.verdict(),
+        "reason": i.reason,
+        "started_at": iso(i.started_ms),
+        "finished_at": iso(i.finished_ms),
+        "time_scale": i.time_scale,
+        "traffic": traffic,
+        "slo": i.traffic.map(|r| &r.thresholds),
+        "drills": i.drills,
+        "guards_tripped": i.trips,
+        "faults": faults,
+        "still_changed": i.still_changed,
+        "k6_summary": i.traffic.map(drill_load::Report::k6_summary),
+    })
+}
+
+/// The Markdown report.
+pub fn markdown(i: &Input<'_>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# drill run {} — {}\n", i.run_id, i.status.verdict());
+    let _ = writeln!(s, "- Playbook: `{}` ({})", i.playbook, i.file);
+    let _ = writeln!(
+        s,
+        "- Started {}, finished {}{}",
+        iso(i.started_ms),
+        iso(i.finished_ms),
+        if (i.time_scale - 1.0).abs() > f64::EPSILON {
+            format!(", time scale {}", i.time_scale)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(r) = i.reason {
+        let _ = writeln!(s, "- Reason: {r}");
+    }
+    if !i.still_changed.is_empty() {
+        let _ = writeln!(s, "\n## STILL CHANGED — restore by hand\n");
+        for c in i.still_changed {
+            let _ = writeln!(
+                s,
+                "- **{}/{}**: {} — run `{}`",
+                c.drill, c.fault, c.error, c.manual_restore
+            );
+        }
+    }
+    if let Some(t) = i.traffic {
+        let o = &t.measurements.overall;
+        let _ = writeln!(s, "\n## Traffic\n");
+        let _ = writeln!(
+            s,
+            "{} requests ({} expected), {} failed ({:.2}%), {} dropped; p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
+            o.requests,
+            t.expected.map_or_else(|| "?".into(), |e| e.to_string()),
+            o.failed,
+            o.error_rate() * 100.0,
+            t.dropped(),
+            o.latency_at(50.0).as_secs_f64() * 1e3,
+            o.latency_at(95.0).as_secs_f64() * 1e3,
+            o.latency_at(99.0).as_secs_f64() * 1e3,
+            o.latency_max().as_secs_f64() * 1e3,
+        );
+        if !t.thresholds.is_empty() {
+            let _ = writeln!(s, "\n| SLO (whole run) | measured | limit | |\n| --- | --- | --- | --- |");
+            for th in &t.thresholds {
+                let (m, l) = if th.unit == "ratio" {
+                    (
+                        format!("{:.2}%", th.measured * 100.0),
+                        format!("< {:.2}%", th.limit * 100.0),
+                    )
+                } else {
+                    (format!("{:.1} ms", th.measured), format!("≤ {:.1} ms", th.limit))
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {m} | {l} | {} |",
+                    if th.unit == "ratio" { "error rate" } else { &th.stat },
+                    if th.ok { "pass" } else { "**FAIL**" }
+                );
+            }
+        }
+    }
+    if !i.trips.is_empty() {
+        let _ = writeln!(s, "\n## Guards tripped\n");
+        for g in i.trips {
+            let _ = writeln!(
+                s,
+                "- **{}** at {:.1} s: {} ({})",
+                g.name, g.at_s, g.condition, g.measured
+            );
+        }
+    }
+    for d in i.drills {
+        let _ = writeln!(s, "\n## Drill `{}` — {}\n", d.name, d.status.replace('_', " "));
+        if let (Some(a), Some(b)) = (d.injected_s, d.reverted_s) {
+            let _ = writeln!(
+                s,
+                "Injected at {a:.1} s, reverted at {b:.1} s{}.\n",
+                d.recovered_s
+                    .map(|r| format!(", recovered at {r:.1} s"))
+                    .unwrap_or_default()
+            );
+        }
+        if !d.phases.is_empty() {
+            let _ = writeln!(
+                s,
+                "| phase | requests | errors | p50 | p95 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            for p in ["baseline", "fault", "recovery"] {
+                if let Some(x) = d.phases.get(p) {
+                    let _ = writeln!(
+                        s,
+                        "| {p} | {} | {} ({:.2}%) | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+                        x.requests,
+                        x.failed,
+                        x.error_rate * 100.0,
+                        x.p50_ms,
+                        x.p95_ms,
+                        x.p99_ms,
+                        x.max_ms
+                    );
+                }
+            }
+            let _ = writeln!(s);
+        }
+        if !d.checks.is_empty() {
+            let _ = writeln!(s, "| check | phase | measured | limit | verdict |\n| --- | --- | --- | --- | --- |");
+            for c in &d.checks {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    c.name,
+                    c.phase,
+                    c.measured,
+                    c.limit,
+                    if c.passed { "PASS" } else { "**FAIL**" }
+                );
+            }
+        }
+        if !d.actions.is_empty() {
+            let _ = writeln!(s);
+        }
+        for a in &d.actions {
+            let _ = writeln!(
+                s,
+                "- action {} at {:.1} s: {}{}",
+                a.name,
+                a.at_s,
+                if a.ok { "" } else { "FAILED: " },
+                a.result
+            );
+        }
+    }
+    if !i.ledger.is_empty() {
+        let _ = writeln!(s, "\n## Faults (ledger)\n");
+        let _ = writeln!(s, "| drill | fault | state | applied | reverted | attempts |\n| --- | --- | --- | --- | --- | ---: |");
+        for f in i.ledger {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.drill,
+                f.fault,
+                f.state.as_str(),
+                f.applied_ms.map(iso).unwrap_or_else(|| "—".into()),
+                f.reverted_ms.map(iso).unwrap_or_else(|| "—".into()),
+                f.attempts
+            );
+        }
+    }
+    s
+}
+
+/// XML text escaping.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The JUnit XML report: a suite per drill (each check a test case), one for the run-wide
+/// SLO, one for guards and reverts.
+pub fn junit(i: &Input<'_>) -> String {
+    struct Case {
+        name: String,
+        failure: Option<String>,
+    }
+    let mut suites: Vec<(String, Vec<Case>)> = Vec::new();
+    if let Some(t) = i.traffic {
+        suites.push((
+            format!("{}.slo", i.playbook),
+            t.thresholds
+                .iter()
+                .map(|th| Case {
+                    name: format!("{} {}", th.scope, th.k6),
+                    failure: (!th.ok).then(|| format!("measured {} {}", th.measured, th.unit)),
+                })
+                .collect(),
+        ));
+    }
+    for d in i.drills {
+        let mut cases: Vec<Case> = d
+            .checks
+            .iter()
+            .map(|c| Case {
+                name: c.name.clone(),
+                failure: (!c.passed).then(|| format!("{} (limit {})", c.measured, c.limit)),
+            })
+            .collect();
+        if d.status != "completed" {
+            cases.push(Case {
+                name: "completed".into(),
+                failure: Some(format!("the drill did not complete: {}", d.status)),
+            });
+        }
+        suites.push((format!("{}.{}", i.playbook, d.name), cases));
+    }
+    let mut safety = vec![Case {
+        name: "everything reverted".into(),
+        failure: (!i.still_changed.is_empty()).then(|| {
+            i.still_changed
+                .iter()
+                .map(|c| format!("{}/{}: {} — restore with: {}", c.drill, c.fault, c.error, c.manual_restore))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+    }];
+    safety.push(Case {
+        name: "no guard tripped".into(),
+        failure: (!i.trips.is_empty()).then(|| {
+            i.trips
+                .iter()
+                .map(|g| format!("{}: {} ({})", g.name, g.condition, g.measured))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+    });
+    if i.status == Status::Aborted && i.trips.is_empty() {
+        safety.push(Case {
+            name: "not aborted".into(),
+            failure: i.reason.map(str::to_owned),
+        });
+    }
+    suites.push((format!("{}.safety", i.playbook), safety));
+
+    let total: usize = suites.iter().map(|s| s.1.len()).sum();
+    let failures: usize = suites
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(|c| c.failure.is_some())
+        .count();
+    let secs = (i.finished_ms - i.started_ms) as f64 / 1000.0;
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"drill {}\" tests=\"{total}\" failures=\"{failures}\" time=\"{secs:.3}\">",
+        esc(i.run_id)
+    );
+    for (name, cases) in &suites {
+        let f = cases.iter().filter(|c| c.failure.is_some()).count();
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">",
+            esc(name),
+            cases.len()
+        );
+        for c in cases {
+            match &c.failure {
+                None => {
+                    let _ = writeln!(
+                        x,
+                        "    <testcase classname=\"{}\" name=\"{}\"/>",
+                        esc(name),
+                        esc(&c.name)
+                    );
+                }
+                Some(msg) => {
+                    let _ = writeln!(
+                        x,
+                        "    <testcase classname=\"{}\" name=\"{}\">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        esc(name),
+                        esc(&c.name),
+                        esc(msg),
+                        esc(msg)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(x, "  </testsuite>");
+    }
+    x.push_str("</testsuites>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xml_is_escaped() {
+        assert_eq!(super::esc("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    }
+}

@@ -1,0 +1,662 @@
+//! The history store and write-ahead fault ledger, through sqlx: a SQLite file by default,
+//! PostgreSQL for a `postgres://` URL. One schema and one set of statements serve both (sqlx's
+//! `Any` driver; `$N` placeholders work in both), with the migrations embedded here.
+//!
+//! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
+//! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its
+//! revert record before the mutation, then `applied`, then `reverted` / `permanent` — or
+//! `revert_failed` with the error and the attempt count), `drill_locks` (which run holds
+//! which target).
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row, SqlSafeStr};
+
+use crate::owner::Owner;
+
+/// A store error, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("history store ({url}): {what}: {source}")]
+pub struct StoreError {
+    url: String,
+    what: &'static str,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// The schema, in order. Types are chosen to mean the same in SQLite and PostgreSQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "runs, fault ledger and target locks",
+    "CREATE TABLE drill_runs (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        file TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        owner TEXT NOT NULL,
+        heartbeat_ms BIGINT NOT NULL,
+        lease_ms BIGINT NOT NULL,
+        started_ms BIGINT NOT NULL,
+        finished_ms BIGINT,
+        time_scale DOUBLE PRECISION NOT NULL,
+        report TEXT,
+        markdown TEXT,
+        junit TEXT
+    );
+    CREATE INDEX drill_runs_status ON drill_runs (status);
+    CREATE TABLE drill_faults (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        drill TEXT NOT NULL,
+        fault TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        record TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        manual_restore TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        error TEXT,
+        intent_ms BIGINT NOT NULL,
+        applied_ms BIGINT,
+        reverted_ms BIGINT
+    );
+    CREATE INDEX drill_faults_run ON drill_faults (run_id);
+    CREATE INDEX drill_faults_state ON drill_faults (state);
+    CREATE TABLE drill_locks (
+        target TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        since_ms BIGINT NOT NULL
+    );",
+)];
+
+/// Where the history lives when neither `--db` nor `DATABASE_URL` says: the user's data
+/// directory (`$XDG_DATA_HOME/drill/history.db`, else `~/.local/share/drill/history.db`).
+pub fn default_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("drill").join("history.db")
+}
+
+/// A fault's place in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultState {
+    /// Stored before the mutation: it may or may not have happened.
+    Intent,
+    Applied,
+    Reverted,
+    /// Cannot be undone; recorded as such (the record says what restores redundancy).
+    Permanent,
+    /// The revert failed (so far): still changed.
+    RevertFailed,
+}
+
+impl FaultState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultState::Intent => "intent",
+            FaultState::Applied => "applied",
+            FaultState::Reverted => "reverted",
+            FaultState::Permanent => "permanent",
+            FaultState::RevertFailed => "revert_failed",
+        }
+    }
+
+    fn parse(s: &str) -> FaultState {
+        match s {
+            "intent" => FaultState::Intent,
+            "applied" => FaultState::Applied,
+            "reverted" => FaultState::Reverted,
+            "permanent" => FaultState::Permanent,
+            _ => FaultState::RevertFailed,
+        }
+    }
+
+    /// Whether the target may still be changed.
+    pub fn outstanding(self) -> bool {
+        matches!(
+            self,
+            FaultState::Intent | FaultState::Applied | FaultState::RevertFailed
+        )
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRow {
+    pub id: String,
+    pub run_id: String,
+    pub seq: i64,
+    pub drill: String,
+    pub fault: String,
+    pub backend: String,
+    /// The revert record, JSON.
+    pub record: String,
+    pub changes: Vec<String>,
+    pub manual_restore: String,
+    pub state: FaultState,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub intent_ms: i64,
+    pub applied_ms: Option<i64>,
+    pub reverted_ms: Option<i64>,
+}
+
+/// One run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub playbook: String,
+    pub file: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub owner: String,
+    pub heartbeat_ms: i64,
+    pub lease_ms: i64,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub time_scale: f64,
+}
+
+impl RunRow {
+    /// Whether a live process still owns this run: its process exists (same host), or, for
+    /// another host, its heartbeat is within the lease.
+    pub fn live(&self, now_ms: i64) -> bool {
+        if self.status != "running" {
+            return false;
+        }
+        match Owner::parse(&self.owner).map(|o| o.alive()) {
+            Some(Some(alive)) => alive,
+            _ => now_ms - self.heartbeat_ms <= self.lease_ms,
+        }
+    }
+}
+
+/// A target held by another run.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub target: String,
+    pub run: RunRow,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    url: String,
+}
+
+/// The current time, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `url`: `postgres://…`,
+    /// `sqlite://PATH`, or a plain file path (SQLite).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let err = |what: &'static str| {
+            let url = shown.clone();
+            move |source| StoreError { url, what, source }
+        };
+        let (conn_url, sqlite) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
+        {
+            (url.to_owned(), false)
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| err("cannot create its directory")(sqlx::Error::Io(e)))?;
+            }
+            (format!("sqlite://{path}?mode=rwc"), true)
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 2 } else { 4 })
+            .acquire_timeout(Duration::from_secs(15))
+            .connect(&conn_url)
+            .await
+            .map_err(err("cannot connect"))?;
+        if sqlite {
+            // WAL lets `drill recover` read while a run writes; the busy timeout (sqlx: 5 s)
+            // covers the rest.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(err("cannot enable WAL"))?;
+        }
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*d),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&pool)
+            .await
+            .map_err(|e| err("cannot migrate")(sqlx::Error::Migrate(Box::new(e))))?;
+        Ok(Store { pool, url: shown })
+    }
+
+    /// The URL, with any password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError {
+            url: self.url.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Records a new run, owned by this process.
+    pub async fn create_run(&self, r: &RunRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO drill_runs (id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, time_scale)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&r.id)
+        .bind(&r.playbook)
+        .bind(&r.file)
+        .bind(&r.status)
+        .bind(&r.reason)
+        .bind(&r.owner)
+        .bind(r.heartbeat_ms)
+        .bind(r.lease_ms)
+        .bind(r.started_ms)
+        .bind(r.time_scale)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot record the run"))?;
+        Ok(())
+    }
+
+    /// Renews a run's lease.
+    pub async fn heartbeat(&self, run: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE drill_runs SET heartbeat_ms = $1 WHERE id = $2 AND status = 'running'")
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cannot renew the lease"))?;
+        Ok(())
+    }
+
+    /// Ends a run with its status and reason.
+    pub async fn finish_run(
+        &self,
+        run: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE drill_runs SET status = $1, reason = $2, finished_ms = $3 WHERE id = $4")
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cannot finish the run"))?;
+        Ok(())
+    }
+
+    /// Stores a run's reports.
+    pub async fn save_reports(
+        &self,
+        run: &str,
+        json: &str,
+        markdown: &str,
+        junit: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE drill_runs SET report = $1, markdown = $2, junit = $3 WHERE id = $4")
+            .bind(json)
+            .bind(markdown)
+            .bind(junit)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cannot store the reports"))?;
+        Ok(())
+    }
+
+    /// The most recent runs, newest first.
+    pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
+             FROM drill_runs ORDER BY started_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot list runs"))?;
+        rows.iter().map(|r| run_row(r).map_err(self.err("cannot read a run"))).collect()
+    }
+
+    /// One run; a unique prefix of its id is enough.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
+             FROM drill_runs WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2",
+        )
+        .bind(id)
+        .bind(format!("{}%", id.replace(['%', '_'], "")))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot read the run"))?;
+        match rows.as_slice() {
+            [one] => Ok(Some(run_row(one).map_err(self.err("cannot read the run"))?)),
+            [a, _] if a.try_get::<String, _>("id").ok().as_deref() == Some(id) => {
+                Ok(Some(run_row(a).map_err(self.err("cannot read the run"))?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A stored report of a run: `json`, `markdown` or `junit`.
+    pub async fn report(&self, run: &str, format: &str) -> Result<Option<String>, StoreError> {
+        let col = match format {
+            "markdown" => "markdown",
+            "junit" => "junit",
+            _ => "report",
+        };
+        let sql = format!("SELECT {col} AS r FROM drill_runs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("cannot read the report"))?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("r").ok().flatten()))
+    }
+
+    /// Writes a fault's intent — with the record that reverts it — before the mutation.
+    pub async fn fault_intent(&self, f: &FaultRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO drill_faults (id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, intent_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'intent', 0, $10)",
+        )
+        .bind(&f.id)
+        .bind(&f.run_id)
+        .bind(f.seq)
+        .bind(&f.drill)
+        .bind(&f.fault)
+        .bind(&f.backend)
+        .bind(&f.record)
+        .bind(serde_json::to_string(&f.changes).unwrap_or_default())
+        .bind(&f.manual_restore)
+        .bind(f.intent_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot write the fault's intent"))?;
+        Ok(())
+    }
+
+    /// Moves a fault to `state`, stamping the matching time; `error` for failed reverts.
+    pub async fn fault_state(
+        &self,
+        id: &str,
+        state: FaultState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let st = state.as_str();
+        let q = match state {
+            FaultState::Applied => sqlx::query(
+                "UPDATE drill_faults SET state = $1, applied_ms = $2, error = $3 WHERE id = $4",
+            )
+            .bind(st)
+            .bind(now)
+            .bind(error)
+            .bind(id),
+            FaultState::Reverted | FaultState::Permanent => sqlx::query(
+                "UPDATE drill_faults SET state = $1, reverted_ms = $2, error = $3, attempts = attempts + 1 WHERE id = $4",
+            )
+            .bind(st)
+            .bind(now)
+            .bind(error)
+            .bind(id),
+            FaultState::RevertFailed => sqlx::query(
+                "UPDATE drill_faults SET state = $1, error = $2, attempts = attempts + 1 WHERE id = $3",
+            )
+            .bind(st)
+            .bind(error)
+            .bind(id),
+            FaultState::Intent => {
+                sqlx::query("UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3")
+                    .bind(st)
+                    .bind(error)
+                    .bind(id)
+            }
+        };
+        q.execute(&self.pool)
+            .await
+            .map_err(self.err("cannot update the ledger"))?;
+        Ok(())
+    }
+
+    /// The ledger of one run, in order.
+    pub async fn faults(&self, run: &str) -> Result<Vec<FaultRow>, StoreError> {
+        let rows = sqlx::query(fault_select("WHERE run_id = $1 ORDER BY seq"))
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("cannot read the ledger"))?;
+        rows.iter().map(|r| fault_row(r).map_err(self.err("cannot read the ledger"))).collect()
+    }
+
+    /// Every fault that may still be changed, with its run, oldest first.
+    pub async fn outstanding(&self) -> Result<Vec<(FaultRow, RunRow)>, StoreError> {
+        let rows = sqlx::query(fault_select(
+            "WHERE state IN ('intent', 'applied', 'revert_failed') ORDER BY intent_ms, seq",
+        ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("cannot read the ledger"))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let f = fault_row(r).map_err(self.err("cannot read the ledger"))?;
+            if let Some(run) = self.run(&f.run_id).await? {
+                out.push((f, run));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs marked running whose owner is gone.
+    pub async fn orphaned_runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
+             FROM drill_runs WHERE status = 'running' ORDER BY started_ms",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot list runs"))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let run = run_row(r).map_err(self.err("cannot read a run"))?;
+            if !run.live(now) {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes every target for `run`, or names the first one another run holds. A lock whose
+    /// holder is finished with nothing left changed is stale and taken over.
+    pub async fn lock(&self, run: &str, targets: &[String]) -> Result<Option<Held>, StoreError> {
+        let mut taken = Vec::new();
+        for t in targets {
+            loop {
+                let inserted = sqlx::query(
+                    "INSERT INTO drill_locks (target, run_id, since_ms) VALUES ($1, $2, $3) ON CONFLICT (target) DO NOTHING",
+                )
+                .bind(t)
+                .bind(run)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err(self.err("cannot take a target lock"))?
+                .rows_affected();
+                if inserted == 1 {
+                    taken.push(t.clone());
+                    break;
+                }
+                let holder: Option<String> = sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
+                    .bind(t)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(self.err("cannot read a target lock"))?
+                    .and_then(|r| r.try_get("run_id").ok());
+                let Some(holder) = holder else { continue };
+                if holder == run {
+                    break;
+                }
+                let holder_run = self.run(&holder).await?;
+                let still_changed = self
+                    .faults(&holder)
+                    .await?
+                    .iter()
+                    .any(|f| f.state.outstanding());
+                match holder_run {
+                    Some(h) if h.live(now_ms()) || still_changed => {
+                        self.unlock_targets(run, &taken).await?;
+                        return Ok(Some(Held {
+                            target: t.clone(),
+                            run: h,
+                        }));
+                    }
+                    _ => {
+                        sqlx::query("DELETE FROM drill_locks WHERE target = $1 AND run_id = $2")
+                            .bind(t)
+                            .bind(&holder)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(self.err("cannot clear a stale lock"))?;
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn unlock_targets(&self, run: &str, targets: &[String]) -> Result<(), StoreError> {
+        for t in targets {
+            sqlx::query("DELETE FROM drill_locks WHERE target = $1 AND run_id = $2")
+                .bind(t)
+                .bind(run)
+                .execute(&self.pool)
+                .await
+                .map_err(self.err("cannot release a lock"))?;
+        }
+        Ok(())
+    }
+
+    /// Releases every lock a run holds.
+    pub async fn unlock(&self, run: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM drill_locks WHERE run_id = $1")
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("cannot release the locks"))?;
+        Ok(())
+    }
+
+    /// Which run holds a target, if any (read-only; for dry runs).
+    pub async fn holder(&self, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("cannot read a target lock"))?
+            .and_then(|r| r.try_get("run_id").ok()))
+    }
+}
+
+const FAULT_COLUMNS: &str = "id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, error, intent_ms, applied_ms, reverted_ms";
+
+fn fault_select(rest: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("SELECT {FAULT_COLUMNS} FROM drill_faults {rest}"))
+}
+
+fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: r.try_get("id")?,
+        playbook: r.try_get("playbook")?,
+        file: r.try_get("file")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        owner: r.try_get("owner")?,
+        heartbeat_ms: r.try_get("heartbeat_ms")?,
+        lease_ms: r.try_get("lease_ms")?,
+        started_ms: r.try_get("started_ms")?,
+        finished_ms: r.try_get("finished_ms")?,
+        time_scale: r.try_get("time_scale")?,
+    })
+}
+
+fn fault_row(r: &AnyRow) -> Result<FaultRow, sqlx::Error> {
+    let changes: String = r.try_get("changes")?;
+    let state: String = r.try_get("state")?;
+    Ok(FaultRow {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        seq: r.try_get("seq")?,
+        drill: r.try_get("drill")?,
+        fault: r.try_get("fault")?,
+        backend: r.try_get("backend")?,
+        record: r.try_get("record")?,
+        changes: serde_json::from_str(&changes).unwrap_or_default(),
+        manual_restore: r.try_get("manual_restore")?,
+        state: FaultState::parse(&state),
+        attempts: r.try_get("attempts")?,
+        error: r.try_get("error")?,
+        intent_ms: r.try_get("intent_ms")?,
+        applied_ms: r.try_get("applied_ms")?,
+        reverted_ms: r.try_get("reverted_ms")?,
+    })
+}
+
+/// Hides the password in a URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            super::redact("postgres://drill:secret@127.0.0.1:5433/x"),
+            "postgres://drill:***@127.0.0.1:5433/x"
+        );
+        assert_eq!(super::redact("/tmp/h.db"), "/tmp/h.db");
+    }
+}
