@@ -110,7 +110,8 @@ fn log_to(bar: Option<indicatif::ProgressBar>) -> Log {
 }
 
 pub fn apply(args: ApplyArgs) -> Result<ExitCode> {
-    let (outcome, unreadable) = crate::cli::load(std::slice::from_ref(&args.playbook), &args.drills)?;
+    let (outcome, unreadable) =
+        crate::cli::load(std::slice::from_ref(&args.playbook), &args.drills)?;
     crate::cli::print_diags(&outcome);
     let Some(vp) = outcome
         .playbooks
@@ -226,7 +227,9 @@ fn watch_signals(abort: Abort) {
                 );
                 abort.trigger(format!("interrupted by {name}"));
             } else {
-                eprintln!("drill: {name} again: exiting now; run `drill recover` to revert what is still changed");
+                eprintln!(
+                    "drill: {name} again: exiting now; run `drill recover` to revert what is still changed"
+                );
                 std::process::exit(i32::from(EXIT_ABORTED));
             }
         }
@@ -253,7 +256,11 @@ fn print_summary(out: &drill_engine::Outcome) {
         let _ = writeln!(o, "  {r}");
     }
     if let Some(drills) = out.report.get("drills").and_then(|d| d.as_array()) {
-        let _ = writeln!(o, "\n  {:<18} {:<28} {:<6} {:<52} LIMIT", "DRILL", "CHECK", "", "MEASURED");
+        let _ = writeln!(
+            o,
+            "\n  {:<18} {:<28} {:<6} {:<52} LIMIT",
+            "DRILL", "CHECK", "", "MEASURED"
+        );
         for d in drills {
             let name = d["name"].as_str().unwrap_or("");
             let checks = d["checks"].as_array().cloned().unwrap_or_default();
@@ -266,7 +273,11 @@ fn print_summary(out: &drill_engine::Outcome) {
                     "  {:<18} {:<28} {:<6} {:<52} {}",
                     name,
                     c["name"].as_str().unwrap_or(""),
-                    if c["passed"].as_bool() == Some(true) { "PASS" } else { "FAIL" },
+                    if c["passed"].as_bool() == Some(true) {
+                        "PASS"
+                    } else {
+                        "FAIL"
+                    },
                     c["measured"].as_str().unwrap_or(""),
                     c["limit"].as_str().unwrap_or("")
                 );

@@ -108,7 +108,13 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
 }
 
 /// Evaluates a traffic check (`slo`, `count`, `delta`) on its phase's measurements.
-pub fn traffic(c: &Check, phase: Phase, s: &Stats, span: Duration, baseline: &Stats) -> CheckResult {
+pub fn traffic(
+    c: &Check,
+    phase: Phase,
+    s: &Stats,
+    span: Duration,
+    baseline: &Stats,
+) -> CheckResult {
     if let Some(l) = &c.slo {
         return slo(&c.name, phase, l, s);
     }
@@ -213,7 +219,9 @@ pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
         passed,
         measured,
         limit,
-        recovery_s: o.held_after.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        recovery_s: o
+            .held_after
+            .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
     }
 }
 

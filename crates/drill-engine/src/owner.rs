@@ -82,9 +82,15 @@ mod tests {
         child.wait().expect("wait");
         let gone = Owner { pid, ..me.clone() };
         assert_eq!(gone.alive(), Some(false));
-        let reused = Owner { start: me.start + 1, ..me };
+        let reused = Owner {
+            start: me.start + 1,
+            ..me
+        };
         assert_eq!(reused.alive(), Some(false));
-        let elsewhere = Owner { host: "elsewhere.invalid".into(), ..Owner::me() };
+        let elsewhere = Owner {
+            host: "elsewhere.invalid".into(),
+            ..Owner::me()
+        };
         assert_eq!(elsewhere.alive(), None);
     }
 }

@@ -84,8 +84,7 @@ pub async fn reconcile(
         match revert_row(store, &f, budget, log).await {
             Ok(Reverted::Permanent(what)) => out.permanent.push((run.id.clone(), label, what)),
             Ok(Reverted::Restored(done)) => {
-                out.reverted
-                    .push((run.id.clone(), label, done.join("; ")))
+                out.reverted.push((run.id.clone(), label, done.join("; ")))
             }
             Ok(Reverted::AlreadyRestored) => out.reverted.push((
                 run.id.clone(),
@@ -122,7 +121,11 @@ pub async fn reconcile(
             store
                 .finish_run(
                     &run.id,
-                    if left == 0 { "aborted" } else { "revert_failed" },
+                    if left == 0 {
+                        "aborted"
+                    } else {
+                        "revert_failed"
+                    },
                     Some(&reason),
                 )
                 .await?;
@@ -158,8 +161,15 @@ pub async fn revert_row(
             return Err(msg);
         }
     };
-    revert_with_retry(store, &f.id, &format!("{}/{}", f.drill, f.fault), &record, budget, log)
-        .await
+    revert_with_retry(
+        store,
+        &f.id,
+        &format!("{}/{}", f.drill, f.fault),
+        &record,
+        budget,
+        log,
+    )
+    .await
 }
 
 /// Reverts a fault, recording each attempt in the ledger, with exponential backoff (200 ms
@@ -193,7 +203,9 @@ pub async fn revert_with_retry(
                 // The revert happened; a failure to record it is retried by the next pass
                 // (the revert is idempotent), so it is logged, not fatal.
                 if let Err(e) = store.fault_state(id, state, None).await {
-                    log(&format!("warning: {label} was reverted but the ledger could not say so: {e}"));
+                    log(&format!(
+                        "warning: {label} was reverted but the ledger could not say so: {e}"
+                    ));
                 }
                 return Ok(r);
             }

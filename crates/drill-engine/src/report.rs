@@ -143,7 +143,10 @@ pub fn markdown(i: &Input<'_>) -> String {
             o.latency_max().as_secs_f64() * 1e3,
         );
         if !t.thresholds.is_empty() {
-            let _ = writeln!(s, "\n| SLO (whole run) | measured | limit | |\n| --- | --- | --- | --- |");
+            let _ = writeln!(
+                s,
+                "\n| SLO (whole run) | measured | limit | |\n| --- | --- | --- | --- |"
+            );
             for th in &t.thresholds {
                 let (m, l) = if th.unit == "ratio" {
                     (
@@ -151,12 +154,19 @@ pub fn markdown(i: &Input<'_>) -> String {
                         format!("< {:.2}%", th.limit * 100.0),
                     )
                 } else {
-                    (format!("{:.1} ms", th.measured), format!("≤ {:.1} ms", th.limit))
+                    (
+                        format!("{:.1} ms", th.measured),
+                        format!("≤ {:.1} ms", th.limit),
+                    )
                 };
                 let _ = writeln!(
                     s,
                     "| {} | {m} | {l} | {} |",
-                    if th.unit == "ratio" { "error rate" } else { &th.stat },
+                    if th.unit == "ratio" {
+                        "error rate"
+                    } else {
+                        &th.stat
+                    },
                     if th.ok { "pass" } else { "**FAIL**" }
                 );
             }
@@ -173,7 +183,12 @@ pub fn markdown(i: &Input<'_>) -> String {
         }
     }
     for d in i.drills {
-        let _ = writeln!(s, "\n## Drill `{}` — {}\n", d.name, d.status.replace('_', " "));
+        let _ = writeln!(
+            s,
+            "\n## Drill `{}` — {}\n",
+            d.name,
+            d.status.replace('_', " ")
+        );
         if let (Some(a), Some(b)) = (d.injected_s, d.reverted_s) {
             let _ = writeln!(
                 s,
@@ -206,7 +221,10 @@ pub fn markdown(i: &Input<'_>) -> String {
             let _ = writeln!(s);
         }
         if !d.checks.is_empty() {
-            let _ = writeln!(s, "| check | phase | measured | limit | verdict |\n| --- | --- | --- | --- | --- |");
+            let _ = writeln!(
+                s,
+                "| check | phase | measured | limit | verdict |\n| --- | --- | --- | --- | --- |"
+            );
             for c in &d.checks {
                 let _ = writeln!(
                     s,
@@ -235,7 +253,10 @@ pub fn markdown(i: &Input<'_>) -> String {
     }
     if !i.ledger.is_empty() {
         let _ = writeln!(s, "\n## Faults (ledger)\n");
-        let _ = writeln!(s, "| drill | fault | state | applied | reverted | attempts |\n| --- | --- | --- | --- | --- | ---: |");
+        let _ = writeln!(
+            s,
+            "| drill | fault | state | applied | reverted | attempts |\n| --- | --- | --- | --- | --- | ---: |"
+        );
         for f in i.ledger {
             let _ = writeln!(
                 s,
@@ -311,7 +332,12 @@ pub fn junit(i: &Input<'_>) -> String {
         failure: (!i.still_changed.is_empty()).then(|| {
             i.still_changed
                 .iter()
-                .map(|c| format!("{}/{}: {} — restore with: {}", c.drill, c.fault, c.error, c.manual_restore))
+                .map(|c| {
+                    format!(
+                        "{}/{}: {} — restore with: {}",
+                        c.drill, c.fault, c.error, c.manual_restore
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         }),

@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 use drill_faults::{RevertRecord, Reverted};
 use drill_load::metrics::{Recorder, Stats};
 use drill_spec::cond::Subject;
-use drill_spec::{ResolvedDrill, ValidPlaybook};
 use drill_spec::model::{
-    Action, Allow, Check, DrillSpec, Fault, Guard, HttpCall, Moment, Phase, Probe,
-    Step, TargetRef,
+    Action, Allow, Check, DrillSpec, Fault, Guard, HttpCall, Moment, Phase, Probe, Step, TargetRef,
 };
 use drill_spec::timeline::{self, Start};
+use drill_spec::{ResolvedDrill, ValidPlaybook};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -321,7 +320,10 @@ impl Shared {
     }
 
     fn set_state(&self, id: &str, state: FaultState, error: Option<String>) {
-        let mut g = self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(f) = g.iter_mut().find(|f| f.id == id) {
             f.state = state;
             f.error = error;
@@ -482,10 +484,7 @@ async fn preflight(vp: &ValidPlaybook, scale: f64) -> (Vec<String>, Vec<String>)
                         preview.push(format!("{}/{}: would {c}", d.name, f.name));
                     }
                     if let Some(perm) = p.record.permanent() {
-                        preview.push(format!(
-                            "{}/{}: cannot be undone: {perm}",
-                            d.name, f.name
-                        ));
+                        preview.push(format!("{}/{}: cannot be undone: {perm}", d.name, f.name));
                     }
                 }
                 Err(e) => errors.push(format!("{}/{}: {e}", d.name, f.name)),
@@ -520,7 +519,11 @@ async fn reachable(base: &str) -> Result<String, String> {
     } else {
         format!("{hostport}:{}", if scheme == "https" { 443 } else { 80 })
     };
-    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addr)).await
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
     {
         Ok(Ok(_)) => Ok(addr),
         Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),
@@ -631,7 +634,8 @@ pub async fn apply(
                 if let Err(e) = store.heartbeat(&run_id).await {
                     log(&format!("warning: {e}"));
                 }
-                match recover::reconcile(&store, Some(&run_id), Duration::from_secs(5), &log).await {
+                match recover::reconcile(&store, Some(&run_id), Duration::from_secs(5), &log).await
+                {
                     Ok(r) => report_recovered(&r, &log),
                     Err(e) => log(&format!("warning: reconcile: {e}")),
                 }
@@ -676,7 +680,11 @@ fn report_recovered(rec: &Recovered, log: &Log) {
     }
 }
 
-async fn dry_run(store: &Store, vp: &ValidPlaybook, opts: &Options) -> Result<Outcome, EngineError> {
+async fn dry_run(
+    store: &Store,
+    vp: &ValidPlaybook,
+    opts: &Options,
+) -> Result<Outcome, EngineError> {
     let (mut preview, errors) = preflight(vp, opts.time_scale).await;
     for k in lock_keys(vp) {
         if let Some(h) = store.holder(&k).await? {
@@ -756,9 +764,15 @@ async fn execute(
             None
         }
     };
-    let recorder = traffic
-        .as_ref()
-        .map_or_else(|| Arc::new(Recorder::new(drill_load::metrics::ErrorSet::standard(), Duration::from_secs(10))), |t| t.recorder());
+    let recorder = traffic.as_ref().map_or_else(
+        || {
+            Arc::new(Recorder::new(
+                drill_load::metrics::ErrorSet::standard(),
+                Duration::from_secs(10),
+            ))
+        },
+        |t| t.recorder(),
+    );
     let longest_baseline = vp
         .drills
         .iter()
@@ -827,7 +841,10 @@ async fn execute(
 
     // Teardown.
     for (i, s) in vp.playbook.teardown.iter().enumerate() {
-        let label = s.name.clone().unwrap_or_else(|| format!("teardown {}", i + 1));
+        let label = s
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("teardown {}", i + 1));
         match run_step(s, &allow).await {
             Ok(r) => log(&format!("teardown {label}: {r}")),
             Err(e) => log(&format!("warning: teardown step {label} failed: {e}")),
@@ -860,7 +877,11 @@ async fn execute(
         Status::Aborted => aborted,
         Status::Failed => Some(format!(
             "{checks_failed} check(s) failed{}",
-            if slo_failed { ", and the run-wide SLO" } else { "" }
+            if slo_failed {
+                ", and the run-wide SLO"
+            } else {
+                ""
+            }
         )),
         _ => None,
     };
@@ -945,7 +966,10 @@ async fn sweep(sh: &Arc<Shared>) -> Vec<StillChanged> {
         .cloned()
         .collect();
     if !pending.is_empty() {
-        sh.say(&format!("reverting {} fault(s) still applied", pending.len()));
+        sh.say(&format!(
+            "reverting {} fault(s) still applied",
+            pending.len()
+        ));
     }
     let futs = pending.into_iter().rev().map(|f| {
         let sh = sh.clone();
@@ -1108,11 +1132,7 @@ async fn run_action(sh: &Arc<Shared>, a: &Action, label: &str) -> ActionResult {
 async fn poll_probe(sh: Arc<Shared>, c: Check, window: Duration) -> ProbeOutcome {
     let from = Instant::now();
     // Reads at least ten times per window, never more often than every 50 ms.
-    let every = c
-        .every
-        .0
-        .min(window / 10)
-        .max(Duration::from_millis(50));
+    let every = c.every.0.min(window / 10).max(Duration::from_millis(50));
     let mut out = ProbeOutcome {
         held_after: None,
         last: None,
@@ -1184,7 +1204,11 @@ async fn run_drill(
     sh.recorder.open_span(&span_name(&d.name, "drill"), s);
     res.status = "aborted";
     res.injected_s = Some(secs(s));
-    sh.say(&format!("{}: injecting {} fault(s)", d.name, spec.faults.len()));
+    sh.say(&format!(
+        "{}: injecting {} fault(s)",
+        d.name,
+        spec.faults.len()
+    ));
     {
         let mut g = sh
             .drill_guards
@@ -1197,8 +1221,10 @@ async fn run_drill(
     let hold = sh.scaled(spec.hold);
     for f in &spec.faults {
         if let Err(e) = inject(&sh, &d.name, f, hold).await {
-            sh.abort
-                .trigger(format!("{}/{}: the fault could not be applied: {e}", d.name, f.name));
+            sh.abort.trigger(format!(
+                "{}/{}: the fault could not be applied: {e}",
+                d.name, f.name
+            ));
             unregister_guards(&sh, &d.name);
             return res;
         }
@@ -1226,7 +1252,9 @@ async fn run_drill(
                 }
                 let label = format!(
                     "{drill}/{}",
-                    a.name.clone().unwrap_or_else(|| format!("action {}", i + 1))
+                    a.name
+                        .clone()
+                        .unwrap_or_else(|| format!("action {}", i + 1))
                 );
                 let r = run_action(&sh, &a, &label).await;
                 if !r.ok {
@@ -1247,7 +1275,11 @@ async fn run_drill(
                 let window = sh.scaled(c.within.unwrap_or(spec.recovery));
                 let phase = timeline::check_phase(c);
                 let c2 = c.clone();
-                (c.clone(), phase, tokio::spawn(poll_probe(sh.clone(), c2, window)))
+                (
+                    c.clone(),
+                    phase,
+                    tokio::spawn(poll_probe(sh.clone(), c2, window)),
+                )
             })
             .collect::<Vec<_>>()
     };
@@ -1256,7 +1288,11 @@ async fn run_drill(
     // Hold.
     let held = sh.sleep_until(s + hold).await;
     if held {
-        sh.say(&format!("{}: hold over after {}, reverting", d.name, fmt_dur(hold)));
+        sh.say(&format!(
+            "{}: hold over after {}, reverting",
+            d.name,
+            fmt_dur(hold)
+        ));
     }
 
     // Revert this drill's faults, newest first (also when aborting: the sweep would anyway).
@@ -1333,13 +1369,20 @@ async fn run_drill(
 
     // Measurements per phase; samples still in flight land in their spans within the
     // request timeout, so read them after the traffic for this window has settled.
-    let fault = sh.recorder.span(&span_name(&d.name, "fault")).unwrap_or_default();
+    let fault = sh
+        .recorder
+        .span(&span_name(&d.name, "fault"))
+        .unwrap_or_default();
     let recovery = sh
         .recorder
         .span(&span_name(&d.name, "recovery"))
         .unwrap_or_default();
-    let whole = sh.recorder.span(&span_name(&d.name, "drill")).unwrap_or_default();
-    res.phases.insert("fault".into(), PhaseStats::of(&fault, s, r));
+    let whole = sh
+        .recorder
+        .span(&span_name(&d.name, "drill"))
+        .unwrap_or_default();
+    res.phases
+        .insert("fault".into(), PhaseStats::of(&fault, s, r));
     res.phases
         .insert("recovery".into(), PhaseStats::of(&recovery, r, rec));
     for c in &spec.checks {
@@ -1440,7 +1483,12 @@ async fn guard_loop(sh: Arc<Shared>, playbook_guards: Vec<Guard>) {
                     Err(e) => {
                         st.probe_failures += 1;
                         if st.probe_failures >= 3 {
-                            trip(&sh, &key, &g, format!("its probe failed 3 times in a row: {e}"));
+                            trip(
+                                &sh,
+                                &key,
+                                &g,
+                                format!("its probe failed 3 times in a row: {e}"),
+                            );
                             return;
                         }
                         continue;
@@ -1495,7 +1543,10 @@ fn trip(sh: &Shared, key: &str, g: &Guard, measured: String) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(t);
-    sh.say(&format!("GUARD {key} tripped: {} ({measured}); reverting everything", g.when));
+    sh.say(&format!(
+        "GUARD {key} tripped: {} ({measured}); reverting everything",
+        g.when
+    ));
     sh.abort
         .trigger(format!("guard {key} tripped: {} ({measured})", g.when));
 }
@@ -1506,7 +1557,10 @@ mod tests {
 
     #[test]
     fn relative_urls_resolve_against_the_base() {
-        assert_eq!(absolute("http://127.0.0.1:8080/", "/health"), "http://127.0.0.1:8080/health");
+        assert_eq!(
+            absolute("http://127.0.0.1:8080/", "/health"),
+            "http://127.0.0.1:8080/health"
+        );
         assert_eq!(absolute("http://a", "https://b/x"), "https://b/x");
     }
 

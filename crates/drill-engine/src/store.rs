@@ -211,17 +211,20 @@ impl Store {
             let url = shown.clone();
             move |source| StoreError { url, what, source }
         };
-        let (conn_url, sqlite) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
-        {
-            (url.to_owned(), false)
-        } else {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| err("cannot create its directory")(sqlx::Error::Io(e)))?;
-            }
-            (format!("sqlite://{path}?mode=rwc"), true)
-        };
+        let (conn_url, sqlite) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (url.to_owned(), false)
+            } else {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| err("cannot create its directory")(sqlx::Error::Io(e)))?;
+                }
+                (format!("sqlite://{path}?mode=rwc"), true)
+            };
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 2 } else { 4 })
             .acquire_timeout(Duration::from_secs(15))
@@ -308,14 +311,16 @@ impl Store {
         status: &str,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE drill_runs SET status = $1, reason = $2, finished_ms = $3 WHERE id = $4")
-            .bind(status)
-            .bind(reason)
-            .bind(now_ms())
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("cannot finish the run"))?;
+        sqlx::query(
+            "UPDATE drill_runs SET status = $1, reason = $2, finished_ms = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(reason)
+        .bind(now_ms())
+        .bind(run)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot finish the run"))?;
         Ok(())
     }
 
@@ -348,7 +353,9 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("cannot list runs"))?;
-        rows.iter().map(|r| run_row(r).map_err(self.err("cannot read a run"))).collect()
+        rows.iter()
+            .map(|r| run_row(r).map_err(self.err("cannot read a run")))
+            .collect()
     }
 
     /// One run; a unique prefix of its id is enough.
@@ -459,7 +466,9 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("cannot read the ledger"))?;
-        rows.iter().map(|r| fault_row(r).map_err(self.err("cannot read the ledger"))).collect()
+        rows.iter()
+            .map(|r| fault_row(r).map_err(self.err("cannot read the ledger")))
+            .collect()
     }
 
     /// Every fault that may still be changed, with its run, oldest first.
@@ -467,9 +476,9 @@ impl Store {
         let rows = sqlx::query(fault_select(
             "WHERE state IN ('intent', 'applied', 'revert_failed') ORDER BY intent_ms, seq",
         ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("cannot read the ledger"))?;
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot read the ledger"))?;
         let mut out = Vec::new();
         for r in &rows {
             let f = fault_row(r).map_err(self.err("cannot read the ledger"))?;
@@ -520,12 +529,13 @@ impl Store {
                     taken.push(t.clone());
                     break;
                 }
-                let holder: Option<String> = sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
-                    .bind(t)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(self.err("cannot read a target lock"))?
-                    .and_then(|r| r.try_get("run_id").ok());
+                let holder: Option<String> =
+                    sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
+                        .bind(t)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(self.err("cannot read a target lock"))?
+                        .and_then(|r| r.try_get("run_id").ok());
                 let Some(holder) = holder else { continue };
                 if holder == run {
                     break;
@@ -582,12 +592,14 @@ impl Store {
 
     /// Which run holds a target, if any (read-only; for dry runs).
     pub async fn holder(&self, target: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
-            .bind(target)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.err("cannot read a target lock"))?
-            .and_then(|r| r.try_get("run_id").ok()))
+        Ok(
+            sqlx::query("SELECT run_id FROM drill_locks WHERE target = $1")
+                .bind(target)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.err("cannot read a target lock"))?
+                .and_then(|r| r.try_get("run_id").ok()),
+        )
     }
 }
 

@@ -19,7 +19,16 @@ fn ci() -> bool {
 fn postgres_db(name: &str) -> Option<String> {
     let psql = |sql: &str| {
         Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-Atqc", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "5433",
+                "-U",
+                "postgres",
+                "-Atqc",
+                sql,
+            ])
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -72,11 +81,7 @@ fn dead_owner() -> String {
     let mut c = Command::new("true").spawn().expect("spawn");
     let pid = c.id();
     c.wait().expect("wait");
-    Owner {
-        pid,
-        ..Owner::me()
-    }
-    .to_string()
+    Owner { pid, ..Owner::me() }.to_string()
 }
 
 /// An exec fault's record that creates `flag` and whose revert removes it.
@@ -124,8 +129,14 @@ async fn the_ledger_moves_through_its_states_and_outlives_the_connection() {
             .expect("create");
         let flag = std::env::temp_dir().join(format!("drill-ledger-{kind}-{}", std::process::id()));
         let rec = flag_record(&flag, &["rm", "-f", &flag.display().to_string()]).await;
-        store.fault_intent(&fault_row(&run, 0, &rec)).await.expect("intent");
-        store.fault_intent(&fault_row(&run, 1, &rec)).await.expect("intent");
+        store
+            .fault_intent(&fault_row(&run, 0, &rec))
+            .await
+            .expect("intent");
+        store
+            .fault_intent(&fault_row(&run, 1, &rec))
+            .await
+            .expect("intent");
         store
             .fault_state(&format!("{run}/0"), FaultState::Applied, None)
             .await
@@ -152,16 +163,47 @@ async fn the_ledger_moves_through_its_states_and_outlives_the_connection() {
             serde_json::from_str(&rows[0].record).expect("the record round-trips");
         assert_eq!(back, rec, "{kind}");
         // A live run's faults are outstanding but not orphaned.
-        assert_eq!(store.outstanding().await.expect("outstanding").len(), 1, "{kind}");
-        assert!(store.orphaned_runs().await.expect("orphaned").is_empty(), "{kind}");
+        assert_eq!(
+            store.outstanding().await.expect("outstanding").len(),
+            1,
+            "{kind}"
+        );
+        assert!(
+            store.orphaned_runs().await.expect("orphaned").is_empty(),
+            "{kind}"
+        );
 
-        store.save_reports(&run, "{\"verdict\":\"PASS\"}", "# md", "<xml/>").await.expect("save");
-        store.finish_run(&run, "passed", None).await.expect("finish");
-        let found = store.run(&run[..kind.len() + 2]).await.expect("run").expect("by prefix");
+        store
+            .save_reports(&run, "{\"verdict\":\"PASS\"}", "# md", "<xml/>")
+            .await
+            .expect("save");
+        store
+            .finish_run(&run, "passed", None)
+            .await
+            .expect("finish");
+        let found = store
+            .run(&run[..kind.len() + 2])
+            .await
+            .expect("run")
+            .expect("by prefix");
         assert_eq!(found.status, "passed", "{kind}");
         assert!(found.finished_ms.is_some(), "{kind}");
-        assert_eq!(store.report(&run, "junit").await.expect("report").as_deref(), Some("<xml/>"));
-        assert_eq!(store.report(&run, "markdown").await.expect("report").as_deref(), Some("# md"));
+        assert_eq!(
+            store
+                .report(&run, "junit")
+                .await
+                .expect("report")
+                .as_deref(),
+            Some("<xml/>")
+        );
+        assert_eq!(
+            store
+                .report(&run, "markdown")
+                .await
+                .expect("report")
+                .as_deref(),
+            Some("# md")
+        );
         assert_eq!(store.runs(10).await.expect("runs")[0].id, run, "{kind}");
         assert!(store.run("nope").await.expect("run").is_none(), "{kind}");
     }
@@ -175,37 +217,75 @@ async fn a_run_whose_owner_died_is_reverted_from_the_ledger_and_marked_aborted()
             .create_run(&run_row(&run, &dead_owner(), now_ms()))
             .await
             .expect("create");
-        let applied = std::env::temp_dir().join(format!("drill-orphan-a-{kind}-{}", std::process::id()));
-        let intent = std::env::temp_dir().join(format!("drill-orphan-i-{kind}-{}", std::process::id()));
+        let applied =
+            std::env::temp_dir().join(format!("drill-orphan-a-{kind}-{}", std::process::id()));
+        let intent =
+            std::env::temp_dir().join(format!("drill-orphan-i-{kind}-{}", std::process::id()));
         let rec_a = flag_record(&applied, &["rm", "-f", &applied.display().to_string()]).await;
         let rec_i = flag_record(&intent, &["rm", "-f", &intent.display().to_string()]).await;
-        store.fault_intent(&fault_row(&run, 0, &rec_a)).await.expect("intent");
+        store
+            .fault_intent(&fault_row(&run, 0, &rec_a))
+            .await
+            .expect("intent");
         drill_faults::apply(&rec_a).await.expect("apply");
         store
             .fault_state(&format!("{run}/0"), FaultState::Applied, None)
             .await
             .expect("applied");
         // The second crashed between intent and apply... or just after apply: unknown.
-        store.fault_intent(&fault_row(&run, 1, &rec_i)).await.expect("intent");
+        store
+            .fault_intent(&fault_row(&run, 1, &rec_i))
+            .await
+            .expect("intent");
         drill_faults::apply(&rec_i).await.expect("apply");
-        assert!(store.lock(&run, &["exec:touch".into()]).await.expect("lock").is_none());
+        assert!(
+            store
+                .lock(&run, &["exec:touch".into()])
+                .await
+                .expect("lock")
+                .is_none()
+        );
         assert!(applied.exists() && intent.exists());
 
         let rec = reconcile(&store, None, Duration::from_secs(5), &quiet())
             .await
             .expect("reconcile");
-        assert!(!applied.exists() && !intent.exists(), "{kind}: both reverted");
+        assert!(
+            !applied.exists() && !intent.exists(),
+            "{kind}: both reverted"
+        );
         assert_eq!(rec.reverted.len(), 2, "{kind}: {rec:?}");
         assert!(rec.failed.is_empty(), "{kind}");
         let r = store.run(&run).await.expect("run").expect("run");
         assert_eq!(r.status, "aborted", "{kind}");
         let reason = r.reason.unwrap_or_default();
-        assert!(reason.contains("exited without finishing the run"), "{kind}: {reason}");
-        assert!(reason.contains("`drill recover` restored what it changed"), "{kind}: {reason}");
-        assert!(store.faults(&run).await.expect("faults").iter().all(|f| f.state == FaultState::Reverted));
-        assert!(store.holder("exec:touch").await.expect("holder").is_none(), "{kind}: lock released");
+        assert!(
+            reason.contains("exited without finishing the run"),
+            "{kind}: {reason}"
+        );
+        assert!(
+            reason.contains("`drill recover` restored what it changed"),
+            "{kind}: {reason}"
+        );
+        assert!(
+            store
+                .faults(&run)
+                .await
+                .expect("faults")
+                .iter()
+                .all(|f| f.state == FaultState::Reverted)
+        );
+        assert!(
+            store.holder("exec:touch").await.expect("holder").is_none(),
+            "{kind}: lock released"
+        );
         // A second pass has nothing to do.
-        assert!(reconcile(&store, None, Duration::from_secs(5), &quiet()).await.expect("again").is_empty());
+        assert!(
+            reconcile(&store, None, Duration::from_secs(5), &quiet())
+                .await
+                .expect("again")
+                .is_empty()
+        );
     }
 }
 
@@ -217,27 +297,49 @@ async fn a_live_owner_is_left_alone_and_another_host_is_judged_by_its_lease() {
         let elsewhere = |hb: i64| {
             run_row(
                 &format!("{kind}-remote-{hb}"),
-                &Owner { host: "elsewhere.invalid".into(), pid: 1, start: 1 }.to_string(),
+                &Owner {
+                    host: "elsewhere.invalid".into(),
+                    pid: 1,
+                    start: 1,
+                }
+                .to_string(),
                 hb,
             )
         };
-        let live_me = run_row(&format!("{kind}-me"), &Owner::me().to_string(), now_ms() - 3_600_000);
+        let live_me = run_row(
+            &format!("{kind}-me"),
+            &Owner::me().to_string(),
+            now_ms() - 3_600_000,
+        );
         let fresh = elsewhere(now_ms());
         let stale = elsewhere(now_ms() - 60_000);
         for (i, r) in [&live_me, &fresh, &stale].into_iter().enumerate() {
             store.create_run(r).await.expect("create");
-            store.fault_intent(&fault_row(&r.id, i as i64, &rec)).await.expect("intent");
+            store
+                .fault_intent(&fault_row(&r.id, i as i64, &rec))
+                .await
+                .expect("intent");
         }
         drill_faults::apply(&rec).await.expect("apply");
         let out = reconcile(&store, None, Duration::from_secs(5), &quiet())
             .await
             .expect("reconcile");
         let touched: Vec<&str> = out.runs.iter().map(|(r, _)| r.as_str()).collect();
-        assert_eq!(touched, vec![stale.id.as_str()], "{kind}: only the stale lease: {out:?}");
-        assert!(out.runs[0].1.contains("stopped renewing its lease"), "{kind}: {out:?}");
+        assert_eq!(
+            touched,
+            vec![stale.id.as_str()],
+            "{kind}: only the stale lease: {out:?}"
+        );
+        assert!(
+            out.runs[0].1.contains("stopped renewing its lease"),
+            "{kind}: {out:?}"
+        );
         assert!(!flag.exists(), "{kind}");
         for r in [&live_me, &fresh] {
-            assert_eq!(store.run(&r.id).await.expect("run").expect("run").status, "running");
+            assert_eq!(
+                store.run(&r.id).await.expect("run").expect("run").status,
+                "running"
+            );
         }
     }
 }
@@ -247,10 +349,22 @@ async fn a_held_target_refuses_a_second_run_until_its_holder_is_done() {
     for (kind, store, _) in stores("locks").await {
         let a = format!("{kind}-a");
         let b = format!("{kind}-b");
-        store.create_run(&run_row(&a, &Owner::me().to_string(), now_ms())).await.expect("a");
-        store.create_run(&run_row(&b, &Owner::me().to_string(), now_ms())).await.expect("b");
+        store
+            .create_run(&run_row(&a, &Owner::me().to_string(), now_ms()))
+            .await
+            .expect("a");
+        store
+            .create_run(&run_row(&b, &Owner::me().to_string(), now_ms()))
+            .await
+            .expect("b");
         let t = |s: &str| s.to_owned();
-        assert!(store.lock(&a, &[t("docker:x"), t("redis:r")]).await.expect("lock").is_none());
+        assert!(
+            store
+                .lock(&a, &[t("docker:x"), t("redis:r")])
+                .await
+                .expect("lock")
+                .is_none()
+        );
         let held = store
             .lock(&b, &[t("sql:s"), t("redis:r")])
             .await
@@ -259,17 +373,46 @@ async fn a_held_target_refuses_a_second_run_until_its_holder_is_done() {
         assert_eq!(held.target, "redis:r", "{kind}");
         assert_eq!(held.run.id, a, "{kind}");
         // The refused run keeps nothing.
-        assert!(store.holder("sql:s").await.expect("holder").is_none(), "{kind}");
+        assert!(
+            store.holder("sql:s").await.expect("holder").is_none(),
+            "{kind}"
+        );
         // A finished holder with something still changed keeps its lock…
         let flag = std::env::temp_dir().join(format!("drill-locks-{kind}"));
         let rec = flag_record(&flag, &["false"]).await;
-        store.fault_intent(&fault_row(&a, 0, &rec)).await.expect("intent");
-        store.finish_run(&a, "revert_failed", Some("x")).await.expect("finish");
-        assert!(store.lock(&b, &[t("redis:r")]).await.expect("lock").is_some(), "{kind}");
+        store
+            .fault_intent(&fault_row(&a, 0, &rec))
+            .await
+            .expect("intent");
+        store
+            .finish_run(&a, "revert_failed", Some("x"))
+            .await
+            .expect("finish");
+        assert!(
+            store
+                .lock(&b, &[t("redis:r")])
+                .await
+                .expect("lock")
+                .is_some(),
+            "{kind}"
+        );
         // …and once that is reverted, its locks are stale and taken over.
-        store.fault_state(&format!("{a}/0"), FaultState::Reverted, None).await.expect("reverted");
-        assert!(store.lock(&b, &[t("redis:r")]).await.expect("lock").is_none(), "{kind}");
-        assert_eq!(store.holder("redis:r").await.expect("holder").as_deref(), Some(b.as_str()));
+        store
+            .fault_state(&format!("{a}/0"), FaultState::Reverted, None)
+            .await
+            .expect("reverted");
+        assert!(
+            store
+                .lock(&b, &[t("redis:r")])
+                .await
+                .expect("lock")
+                .is_none(),
+            "{kind}"
+        );
+        assert_eq!(
+            store.holder("redis:r").await.expect("holder").as_deref(),
+            Some(b.as_str())
+        );
     }
 }
 
@@ -277,15 +420,31 @@ async fn a_held_target_refuses_a_second_run_until_its_holder_is_done() {
 async fn a_revert_that_keeps_failing_is_recorded_with_its_attempts_and_error() {
     for (kind, store, _) in stores("failing").await {
         let run = format!("{kind}-failing");
-        store.create_run(&run_row(&run, &Owner::me().to_string(), now_ms())).await.expect("run");
+        store
+            .create_run(&run_row(&run, &Owner::me().to_string(), now_ms()))
+            .await
+            .expect("run");
         let flag = std::env::temp_dir().join(format!("drill-failing-{kind}"));
         let rec = flag_record(&flag, &["false"]).await;
-        store.fault_intent(&fault_row(&run, 0, &rec)).await.expect("intent");
-        let started = std::time::Instant::now();
-        let err = revert_with_retry(&store, &format!("{run}/0"), "d/f0", &rec, Duration::from_secs(1), &quiet())
+        store
+            .fault_intent(&fault_row(&run, 0, &rec))
             .await
-            .expect_err("keeps failing");
-        assert!(started.elapsed() < Duration::from_secs(3), "{kind}: bounded");
+            .expect("intent");
+        let started = std::time::Instant::now();
+        let err = revert_with_retry(
+            &store,
+            &format!("{run}/0"),
+            "d/f0",
+            &rec,
+            Duration::from_secs(1),
+            &quiet(),
+        )
+        .await
+        .expect_err("keeps failing");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{kind}: bounded"
+        );
         assert!(err.contains("false exited with 1"), "{kind}: {err}");
         let row = &store.faults(&run).await.expect("faults")[0];
         assert_eq!(row.state, FaultState::RevertFailed, "{kind}");

@@ -649,11 +649,7 @@ fn close_seconds(g: &mut Inner, before: Option<u64>) {
             });
             if g.retain > 0 {
                 g.retained.push_back((k, s));
-                while g
-                    .retained
-                    .front()
-                    .is_some_and(|(t, _)| t + g.retain < k)
-                {
+                while g.retained.front().is_some_and(|(t, _)| t + g.retain < k) {
                     g.retained.pop_front();
                 }
             }

@@ -1,0 +1,999 @@
+//! `drill apply` end to end, as a separate process, against real systems: traffic to a
+//! loopback HTTP server (drill-fixture), faults on Docker containers made from the local
+//! drill-test-busybox image, Redis on 127.0.0.1:6379, a PostgreSQL streaming replica on
+//! 127.0.0.1:5434 (tests/services/). Crash safety is tested with `kill -9` at each point of a
+//! fault's life, then `drill recover` or the next `drill apply`.
+//! Under CI=true a missing service fails the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use drill_engine::store::{FaultState, Store};
+use drill_fixture::{Behaviour, Server};
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether a service is here; under CI its absence fails the test.
+fn service(what: &str, up: bool) -> bool {
+    if !up {
+        assert!(!ci(), "CI=true but {what} is not available");
+        eprintln!("skipping: {what} is not available");
+    }
+    up
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().expect(cmd)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn docker(args: &[&str]) -> String {
+    stdout(&run("docker", args))
+}
+
+fn redis(args: &[&str]) -> String {
+    let mut a = vec!["-h", "127.0.0.1", "-p", "6379"];
+    a.extend_from_slice(args);
+    stdout(&run("redis-cli", &a))
+}
+
+fn docker_ready() -> bool {
+    run("docker", &["image", "inspect", "drill-test-busybox"])
+        .status
+        .success()
+}
+
+fn redis_ready() -> bool {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "PING"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+}
+
+/// Rebuilds the streaming replica when an earlier run promoted it.
+fn replica_ready() -> bool {
+    Command::new("bash")
+        .arg(repo().join("tests/services/postgres.sh"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn in_recovery() -> String {
+    stdout(&run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5434",
+            "-U",
+            "postgres",
+            "-Atqc",
+            "select pg_is_in_recovery()",
+        ],
+    ))
+}
+
+fn state(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", name])
+}
+
+/// Containers that sleep, named `{prefix}-{i}`.
+fn sleepers(prefix: &str, n: usize) -> Vec<String> {
+    containers(prefix, n, &["/bin/sleep", "3600"], false)
+}
+
+/// Queue workers: each pops up to 500 jobs from the Redis list every 100 ms (RESP over
+/// busybox nc, on the host's network to reach 127.0.0.1:6379).
+fn workers(prefix: &str, n: usize) -> Vec<String> {
+    let script = "trap 'exit 0' TERM; while true; do printf 'LPOP queues:notifications 500\\r\\n' | nc -w 1 127.0.0.1 6379 >/dev/null; sleep 0.1; done";
+    containers(prefix, n, &["/bin/sh", "-c", script], true)
+}
+
+fn containers(prefix: &str, n: usize, cmd: &[&str], host_net: bool) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let name = format!("{prefix}-{i}");
+            let _ = docker(&["rm", "-f", &name]);
+            let label = format!("drill.test={prefix}");
+            let mut args = vec![
+                "run",
+                "-d",
+                "--stop-timeout",
+                "1",
+                "--name",
+                &name,
+                "--label",
+                &label,
+            ];
+            if host_net {
+                args.extend(["--network", "host"]);
+            }
+            args.push("drill-test-busybox");
+            args.extend_from_slice(cmd);
+            docker(&args);
+            name
+        })
+        .collect()
+}
+
+fn cleanup(names: &[String]) {
+    for n in names {
+        let _ = docker(&["rm", "-f", n]);
+    }
+}
+
+/// A temporary directory with a history store and a report directory.
+struct Work {
+    dir: tempfile::TempDir,
+    db: String,
+}
+
+impl Work {
+    fn new() -> Work {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("history.db").display().to_string();
+        Work { dir, db }
+    }
+
+    fn with_db(db: String) -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db,
+        }
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
+        c.args(args)
+            .arg("--db")
+            .arg(&self.db)
+            .env_remove("DRILL_CRASH_POINT")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn apply_args(&self, playbook: &Path, extra: &[&str]) -> Command {
+        let mut c = self.cmd(&["apply"]);
+        c.arg(playbook)
+            .arg("--drills")
+            .arg(repo().join("drills"))
+            .arg("--report-dir")
+            .arg(self.dir.path().join("reports"))
+            .args(extra);
+        c
+    }
+
+    fn drill(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("drill")
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.db).await.expect("store")
+    }
+}
+
+/// A running `drill apply` whose standard error is read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut c: Command) -> Running {
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn drill");
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `what`.
+    fn wait_for(&mut self, what: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                    self.seen.push(l);
+                }
+                panic!("drill exited before {what:?}:\n{}", self.seen.join("\n"));
+            }
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                let hit = l.contains(what);
+                self.seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+        }
+        let _ = self.child.kill();
+        panic!(
+            "no line with {what:?} within {within:?}:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    /// Waits for the exit; returns the code, standard output and all of standard error.
+    fn finish(mut self, within: Duration) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                let mut out = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = std::io::Read::read_to_string(&mut o, &mut out);
+                }
+                return (st.code(), out, self.seen.join("\n"));
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "drill apply did not finish within {within:?}:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+async fn fixture() -> Server {
+    Server::start(Behaviour {
+        delay: Duration::from_millis(2),
+        ..Behaviour::default()
+    })
+    .await
+    .expect("fixture")
+}
+
+/// The report of the newest run in the store that has one (a refused run has none).
+async fn last_report(w: &Work) -> serde_json::Value {
+    let store = w.store().await;
+    for run in store.runs(10).await.expect("runs") {
+        if let Some(text) = store.report(&run.id, "json").await.expect("report") {
+            return serde_json::from_str(&text).expect("json");
+        }
+    }
+    panic!("no stored report");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_seed_drills_pass_end_to_end_against_real_services() {
+    if !service("docker image drill-test-busybox", docker_ready())
+        || !service("redis on 127.0.0.1:6379", redis_ready())
+        || !service("postgres replica on 127.0.0.1:5434", replica_ready())
+    {
+        return;
+    }
+    let server = fixture().await;
+    let names = workers("drill-e2e-workers", 2);
+    redis(&["DEL", "queues:notifications"]);
+    let w = Work::new();
+    let pb = w.file(
+        "seed.yaml",
+        &SEED
+            .replace("BASE", &server.url(""))
+            .replace("LABEL", "drill.test=drill-e2e-workers"),
+    );
+    let (code, out, err) = Running::spawn(w.apply_args(&pb, &["--time-scale", "0.05"]))
+        .finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains(": PASS"), "{out}");
+    for n in &names {
+        assert_eq!(state(n), "running", "the workers are back");
+    }
+    assert_eq!(
+        redis(&["LLEN", "queues:notifications"]),
+        "0",
+        "the backlog drained"
+    );
+    assert_eq!(in_recovery(), "f", "the replica was promoted for real");
+
+    let r = last_report(&w).await;
+    assert_eq!(r["verdict"], "PASS");
+    let drills = r["drills"].as_array().expect("drills");
+    assert_eq!(drills.len(), 3);
+    for d in drills {
+        assert_eq!(d["status"], "completed", "{d}");
+        for p in ["baseline", "fault", "recovery"] {
+            assert!(
+                d["phases"][p]["requests"].as_u64().unwrap_or(0) > 0,
+                "{p} of {d}"
+            );
+        }
+        for c in d["checks"].as_array().expect("checks") {
+            assert_eq!(c["passed"], true, "{c}");
+            assert!(!c["measured"].as_str().unwrap_or("").is_empty());
+        }
+    }
+    let backlog = &drills[0]["checks"][1];
+    assert_eq!(backlog["name"], "backlog-drains");
+    assert!(
+        backlog["recovery_s"].as_f64().is_some(),
+        "the drain time is measured"
+    );
+    let states: Vec<&str> = r["faults"]
+        .as_array()
+        .expect("faults")
+        .iter()
+        .map(|f| f["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["reverted", "permanent", "permanent"]);
+    assert!(
+        r["k6_summary"]["metrics"]["http_reqs"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    // The same run, from the store, as JUnit and Markdown.
+    let id = r["run"].as_str().expect("id");
+    let junit = w.drill(&["report", id, "--format", "junit"]);
+    let junit = stdout(&junit);
+    assert!(
+        junit.contains("<testcase classname=\"seed-local.queue-outage\" name=\"backlog-drains\"/>"),
+        "{junit}"
+    );
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    let md = stdout(&w.drill(&["report", &id[..12], "--format", "md"]));
+    assert!(md.starts_with(&format!("# drill run {id} — PASS")), "{md}");
+    let runs = stdout(&w.drill(&["runs"]));
+    assert!(runs.contains(id) && runs.contains("passed"), "{runs}");
+    cleanup(&names);
+}
+
+/// Where a run is killed.
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    /// The intent is stored; the fault is not applied yet.
+    Intent,
+    /// The fault is applied; the ledger does not say so yet.
+    Applied,
+    /// Both faults applied and recorded; the hold is running.
+    Hold,
+    /// One revert went through; the ledger does not say so, the other fault is untouched.
+    Reverting,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    Recover,
+    NextApply,
+}
+
+const CRASH: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: crash-NAME}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["drill-crash-NAME-*"]}
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 2m}]
+drills:
+  - name: crash
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: HOLD
+      recovery: 1s
+      faults:
+        - {name: stop-a, action: stop, target: {docker: {name: drill-crash-NAME-0}}}
+        - {name: pause-b, action: pause, target: {docker: {name: drill-crash-NAME-1}}}
+"#;
+
+/// A run that touches nothing the crashed run touched, for "the next apply".
+const OTHER: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: other}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    exec: [touch, rm]
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 3s}]
+drills:
+  - name: noop
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1s
+      recovery: 1s
+      faults:
+        - name: flag
+          action: exec
+          exec: {inject: {command: [touch, other.flag]}, revert: {command: [rm, -f, other.flag]}}
+"#;
+
+async fn crash(point: Point, then: Then, db: Option<String>) {
+    if !service("docker image drill-test-busybox", docker_ready()) {
+        return;
+    }
+    let name = format!(
+        "{point:?}-{then:?}-{}",
+        if db.is_some() { "pg" } else { "sqlite" }
+    )
+    .to_lowercase();
+    let names = sleepers(&format!("drill-crash-{name}"), 2);
+    let server = fixture().await;
+    let w = db.map_or_else(Work::new, Work::with_db);
+    let hold = if matches!(point, Point::Reverting) {
+        "1s"
+    } else {
+        "1m"
+    };
+    let pb = w.file(
+        "crash.yaml",
+        &CRASH
+            .replace("NAME", &name)
+            .replace("BASE", &server.url(""))
+            .replace("HOLD", hold),
+    );
+    let mut c = w.apply_args(&pb, &[]);
+    let marker = match point {
+        Point::Intent => "drill: crash point intent",
+        Point::Applied => "drill: crash point applied",
+        Point::Reverting => "drill: crash point reverting",
+        Point::Hold => "crash/pause-b: applied",
+    };
+    match point {
+        Point::Intent => c.env("DRILL_CRASH_POINT", "intent"),
+        Point::Applied => c.env("DRILL_CRASH_POINT", "applied"),
+        Point::Reverting => c.env("DRILL_CRASH_POINT", "reverting"),
+        Point::Hold => &mut c,
+    };
+    let mut r = Running::spawn(c);
+    r.wait_for(marker, Duration::from_secs(30));
+    r.kill9();
+    let changed = match point {
+        Point::Intent => (state(&names[0]) == "running", true),
+        Point::Applied => (state(&names[0]) == "exited", true),
+        Point::Hold => (state(&names[0]) == "exited", state(&names[1]) == "paused"),
+        // pause-b is reverted first (newest first); stop-a is still in effect.
+        Point::Reverting => (state(&names[0]) == "exited", state(&names[1]) == "running"),
+    };
+    assert_eq!(changed, (true, true), "{name}: the state at the crash");
+    let store = w.store().await;
+    let crashed = store.runs(1).await.expect("runs").remove(0);
+    assert_eq!(
+        crashed.status, "running",
+        "{name}: the killed run still says running"
+    );
+    assert!(
+        store
+            .faults(&crashed.id)
+            .await
+            .expect("ledger")
+            .iter()
+            .any(|f| f.state.outstanding()),
+        "{name}: the ledger holds what to revert"
+    );
+
+    let t0 = Instant::now();
+    let restored = || state(&names[0]) == "running" && state(&names[1]) == "running";
+    let took = match then {
+        Then::Recover => {
+            let out = w.drill(&["recover"]);
+            let took = t0.elapsed();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout(&out).contains(&format!("run {}", crashed.id)),
+                "{}",
+                stdout(&out)
+            );
+            took
+        }
+        Then::NextApply => {
+            let other = w.file("other.yaml", &OTHER.replace("BASE", &server.url("")));
+            let next = Running::spawn(w.apply_args(&other, &[]));
+            let mut took = None;
+            while t0.elapsed() < Duration::from_secs(30) {
+                if restored() {
+                    took = Some(t0.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let (code, out, err) = next.finish(Duration::from_secs(60));
+            assert_eq!(code, Some(0), "{name}: {out}\n{err}");
+            assert!(
+                err.contains(&format!("recover: run {}", crashed.id)),
+                "{err}"
+            );
+            took.expect("restored by the next apply")
+        }
+    };
+    assert!(restored(), "{name}: both containers run again");
+    let leftovers = store.outstanding().await.expect("outstanding").len();
+    assert_eq!(leftovers, 0, "{name}: nothing outstanding in the ledger");
+    let after = store.run(&crashed.id).await.expect("run").expect("run");
+    assert_eq!(after.status, "aborted", "{name}");
+    assert!(
+        after
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited without finishing the run"),
+        "{name}: {:?}",
+        after.reason
+    );
+    eprintln!(
+        "crash-safety {name}: restored {:.0} ms after the restart, {leftovers} leftovers",
+        took.as_secs_f64() * 1000.0
+    );
+    cleanup(&names);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_intent_is_written_then_recover() {
+    crash(Point::Intent, Then::Recover, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_fault_is_applied_then_recover() {
+    crash(Point::Applied, Then::Recover, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_hold_then_recover() {
+    crash(Point::Hold, Then::Recover, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_revert_then_recover() {
+    crash(Point::Reverting, Then::Recover, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_intent_is_written_then_the_next_apply() {
+    crash(Point::Intent, Then::NextApply, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_fault_is_applied_then_the_next_apply() {
+    crash(Point::Applied, Then::NextApply, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_hold_then_the_next_apply() {
+    crash(Point::Hold, Then::NextApply, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_revert_then_the_next_apply() {
+    crash(Point::Reverting, Then::NextApply, None).await;
+}
+
+/// The same crash, with the ledger in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_hold_with_a_postgres_ledger_then_recover() {
+    let db = format!("drill_crash_{}", std::process::id());
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "5433",
+                "-U",
+                "postgres",
+                "-Atqc",
+                sql,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !service(
+        "postgres on 127.0.0.1:5433",
+        psql(&format!("DROP DATABASE IF EXISTS {db}")) && psql(&format!("CREATE DATABASE {db}")),
+    ) {
+        return;
+    }
+    crash(
+        Point::Hold,
+        Then::Recover,
+        Some(format!("postgres://postgres@127.0.0.1:5433/{db}")),
+    )
+    .await;
+}
+
+const GUARDED: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: guarded}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["drill-guard-*"]}
+    redis: ["redis://127.0.0.1:6379"]
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 2m}]
+guards:
+  - name: breach
+    probe: {redis: {url: "redis://127.0.0.1:6379", get: "drill:e2e:breach"}}
+    when: value > 0
+drills:
+  - name: outage
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1m
+      recovery: 1s
+      faults:
+        - {name: stop, action: stop, target: {docker: {name: drill-guard-0}}}
+        - {name: pause, action: pause, target: {docker: {name: drill-guard-1}}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_breach_reverts_every_fault_within_two_seconds() {
+    if !service("docker image drill-test-busybox", docker_ready())
+        || !service("redis on 127.0.0.1:6379", redis_ready())
+    {
+        return;
+    }
+    let names = sleepers("drill-guard", 2);
+    redis(&["SET", "drill:e2e:breach", "0"]);
+    let server = fixture().await;
+    let w = Work::new();
+    let pb = w.file("guarded.yaml", &GUARDED.replace("BASE", &server.url("")));
+    let mut r = Running::spawn(w.apply_args(&pb, &[]));
+    r.wait_for("outage/pause: applied", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let breach_ms = chrono::Utc::now().timestamp_millis();
+    let breach = Instant::now();
+    redis(&["SET", "drill:e2e:breach", "1"]);
+    let mut restored = None;
+    while breach.elapsed() < Duration::from_secs(10) {
+        if state(&names[0]) == "running" && state(&names[1]) == "running" {
+            restored = Some(breach.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out, err) = r.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    let restored = restored.expect("restored");
+    assert!(
+        restored <= Duration::from_secs(2),
+        "containers back {restored:?} after the breach"
+    );
+    let rep = last_report(&w).await;
+    assert_eq!(rep["verdict"], "ABORTED");
+    assert!(
+        rep["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("guard playbook/breach tripped"),
+        "{rep}"
+    );
+    assert_eq!(rep["guards_tripped"][0]["name"], "playbook/breach");
+    let store = w.store().await;
+    let id = rep["run"].as_str().expect("id");
+    for f in store.faults(id).await.expect("ledger") {
+        assert_eq!(f.state, FaultState::Reverted);
+        let after = f.reverted_ms.expect("reverted at") - breach_ms;
+        assert!(
+            after <= 2000,
+            "{} reverted {after} ms after the breach",
+            f.fault
+        );
+    }
+    eprintln!(
+        "guard breach: containers running again {:.0} ms after the breach",
+        restored.as_secs_f64() * 1000.0
+    );
+    redis(&["DEL", "drill:e2e:breach"]);
+    cleanup(&names);
+}
+
+const FAILING: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: failing-revert}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    exec: [touch, "false"]
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 4s}]
+drills:
+  - name: stuck
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1s
+      recovery: 1s
+      faults:
+        - name: flag
+          action: exec
+          exec: {inject: {command: [touch, stuck.flag]}, revert: {command: ["false"]}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_that_keeps_failing_exits_4_and_says_what_is_still_changed() {
+    let server = fixture().await;
+    let w = Work::new();
+    let pb = w.file("failing.yaml", &FAILING.replace("BASE", &server.url("")));
+    let (code, out, err) = Running::spawn(w.apply_args(&pb, &["--revert-timeout", "2s"]))
+        .finish(Duration::from_secs(60));
+    assert_eq!(code, Some(4), "{out}\n{err}");
+    assert!(
+        !out.contains("PASS") && !err.contains("PASS"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("REVERT FAILED"), "{out}");
+    assert!(err.contains("1 fault(s) are STILL CHANGED"), "{err}");
+    assert!(
+        err.contains("stuck/flag: exec backend: false exited with 1"),
+        "{err}"
+    );
+    assert!(err.contains("restore with: false"), "{err}");
+    let rep = last_report(&w).await;
+    assert_eq!(rep["status"], "revert_failed");
+    assert_eq!(rep["still_changed"][0]["manual_restore"], "false");
+    let junit = stdout(&w.drill(&[
+        "report",
+        rep["run"].as_str().expect("id"),
+        "--format",
+        "junit",
+    ]));
+    assert!(junit.contains("name=\"everything reverted\">"), "{junit}");
+    // `drill recover` keeps trying, and says the same.
+    let again = w.drill(&["recover", "--revert-timeout", "1s"]);
+    assert_eq!(again.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("STILL CHANGED"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_resolves_and_reads_everything_and_changes_nothing() {
+    if !service("docker image drill-test-busybox", docker_ready())
+        || !service("redis on 127.0.0.1:6379", redis_ready())
+        || !service("postgres replica on 127.0.0.1:5434", replica_ready())
+    {
+        return;
+    }
+    let server = fixture().await;
+    let names = workers("drill-dry-workers", 2);
+    redis(&["SET", "drill:e2e:dry", "kept"]);
+    redis(&["DEL", "queues:notifications"]);
+    let before = (
+        names.iter().map(|n| state(n)).collect::<Vec<_>>(),
+        redis(&["DBSIZE"]),
+        in_recovery(),
+    );
+    assert_eq!(before.2, "t");
+    let w = Work::new();
+    let pb = w.file(
+        "seed.yaml",
+        &SEED
+            .replace("BASE", &server.url(""))
+            .replace("LABEL", "drill.test=drill-dry-workers"),
+    );
+    let out = w.apply_args(&pb, &["--dry-run"]).output().expect("drill");
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("queue-outage/stop-workers: would stop drill-dry-workers-0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("db-failover/promote-replica: would promote"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache-purge/flush-redis: would FLUSHALL"),
+        "{text}"
+    );
+    assert!(text.contains("backlog-drains: reads 0"), "{text}");
+    let after = (
+        names.iter().map(|n| state(n)).collect::<Vec<_>>(),
+        redis(&["DBSIZE"]),
+        in_recovery(),
+    );
+    assert_eq!(
+        before, after,
+        "container states, keys and the replica's role are untouched"
+    );
+    assert_eq!(redis(&["GET", "drill:e2e:dry"]), "kept");
+    assert_eq!(server.requests(), 0, "no traffic");
+    assert_eq!(stdout(&w.drill(&["runs"])), "no runs yet");
+    redis(&["DEL", "drill:e2e:dry"]);
+    cleanup(&names);
+}
+
+const LOCKED: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: NAME}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["drill-lock-*"]}
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 2m}]
+drills:
+  - name: outage
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1m
+      recovery: 1s
+      faults:
+        - {name: stop, action: stop, target: {docker: {name: drill-lock-0}}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_a_held_target_is_refused_and_sigint_reverts_and_exits_3() {
+    if !service("docker image drill-test-busybox", docker_ready()) {
+        return;
+    }
+    let names = sleepers("drill-lock", 1);
+    let server = fixture().await;
+    let w = Work::new();
+    let first = w.file(
+        "first.yaml",
+        &LOCKED
+            .replace("NAME", "first")
+            .replace("BASE", &server.url("")),
+    );
+    let second = w.file(
+        "second.yaml",
+        &LOCKED
+            .replace("NAME", "second")
+            .replace("BASE", &server.url("")),
+    );
+    let mut r = Running::spawn(w.apply_args(&first, &[]));
+    r.wait_for("outage/stop: applied", Duration::from_secs(30));
+    let holder = w.store().await.runs(1).await.expect("runs").remove(0).id;
+
+    let refused = w.apply_args(&second, &[]).output().expect("second");
+    let text = format!(
+        "{}{}",
+        stdout(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(refused.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!("is held by run {holder} (playbook first")),
+        "{text}"
+    );
+    assert_eq!(
+        state(&names[0]),
+        "exited",
+        "the refused run changed nothing"
+    );
+
+    nix_kill(r.child.id(), "INT");
+    let (code, out, err) = r.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(
+        err.contains("SIGINT: stopping the traffic and reverting every fault"),
+        "{err}"
+    );
+    assert_eq!(state(&names[0]), "running");
+    let rep = last_report(&w).await;
+    assert_eq!(rep["run"], holder.as_str());
+    assert_eq!(rep["verdict"], "ABORTED");
+    assert_eq!(rep["reason"], "interrupted by SIGINT");
+    assert_eq!(rep["faults"][0]["state"], "reverted");
+    // The lock went with the run: nothing holds the target any more.
+    let dry = w
+        .apply_args(&second, &["--dry-run"])
+        .output()
+        .expect("dry run");
+    assert_eq!(dry.status.code(), Some(0));
+    assert!(!stdout(&dry).contains("is held by run"), "{}", stdout(&dry));
+    cleanup(&names);
+}
+
+fn nix_kill(pid: u32, sig: &str) {
+    assert!(
+        run("kill", &[&format!("-{sig}"), &pid.to_string()])
+            .status
+            .success()
+    );
+}
+
+const SEED: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: seed-local}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {labels: ["LABEL"]}
+    redis: ["redis://127.0.0.1:6379"]
+    sql: ["postgres://postgres@127.0.0.1:5434"]
+traffic:
+  requests:
+    - {name: activity, path: /api/v1/communities/1/members/1/activity}
+  profile:
+    - {rate: 40/s, hold: 10m}
+  errors: [5xx, 429, timeout, connect, reset]
+  timeout: 2s
+slo: {p95: 800ms, error_rate: 1%}
+guards:
+  - name: queue-depth
+    probe: {redis: {url: "redis://127.0.0.1:6379", llen: "queues:notifications"}}
+    when: value > 10000
+    for: 2m
+drills:
+  - uses: queue-outage
+    at: 1m
+    with:
+      workers: {docker: {labels: ["LABEL"]}}
+      redis: redis://127.0.0.1:6379
+      jobs: 5000
+      hold: 1m
+      drain_within: 5m
+  - uses: db-failover
+    after: recovered
+    with:
+      replica: postgres://postgres@127.0.0.1:5434/postgres
+  - uses: cache-purge
+    after: recovered
+    with:
+      redis: redis://127.0.0.1:6379
+"#;
