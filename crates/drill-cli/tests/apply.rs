@@ -349,6 +349,19 @@ async fn the_three_seed_drills_pass_end_to_end_against_real_services() {
             assert!(!c["measured"].as_str().unwrap_or("").is_empty());
         }
     }
+    for d in drills {
+        let names: Vec<&str> = d["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names.last(),
+            Some(&"slo.phases.fault"),
+            "the playbook's phase SLO is checked in every drill"
+        );
+    }
     let backlog = &drills[0]["checks"][1];
     assert_eq!(backlog["name"], "backlog-drains");
     assert!(
@@ -973,7 +986,7 @@ traffic:
     - {rate: 40/s, hold: 10m}
   errors: [5xx, 429, timeout, connect, reset]
   timeout: 2s
-slo: {p95: 800ms, error_rate: 1%}
+slo: {p95: 800ms, error_rate: 1%, phases: {fault: {p95: 1s}}}
 guards:
   - name: queue-depth
     probe: {redis: {url: "redis://127.0.0.1:6379", llen: "queues:notifications"}}

@@ -304,6 +304,8 @@ struct Shared {
     trips: Mutex<Vec<GuardTrip>>,
     revert_budget: Duration,
     seq: AtomicI64,
+    /// The playbook's per-phase SLOs, checked in every drill.
+    phase_slos: BTreeMap<Phase, drill_spec::model::Limits>,
 }
 
 impl Shared {
@@ -796,6 +798,7 @@ async fn execute(
         trips: Mutex::new(Vec::new()),
         revert_budget: opts.revert_budget,
         seq: AtomicI64::new(0),
+        phase_slos: vp.playbook.slo.phases.clone(),
     });
 
     let stop = drill_load::Stop::default();
@@ -1401,6 +1404,20 @@ async fn run_drill(
     }
     for (c, phase, o) in &probe_results {
         res.checks.push(checks::probe(c, *phase, o));
+    }
+    for (phase, limits) in &sh.phase_slos {
+        let stats = match phase {
+            Phase::Baseline => &baseline,
+            Phase::Fault => &fault,
+            Phase::Recovery => &recovery,
+            Phase::Drill => &whole,
+        };
+        res.checks.push(checks::slo(
+            &format!("slo.phases.{phase}"),
+            *phase,
+            limits,
+            stats,
+        ));
     }
     // Keep the drill's declared order.
     let order: HashMap<&str, usize> = spec

@@ -551,10 +551,11 @@ pub struct Guard {
     /// A label for reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `p95 > 900ms`, `error_rate > 5%` (traffic over the last `for`, or 10 s), or with a
-    /// `probe`, `value > 2000`.
+    /// `p95 > 900ms`, `error_rate > 5%` (traffic over a sliding window: `for` kept between
+    /// 1 s and 10 s, or 10 s without `for`), or with a `probe`, `value > 2000`.
     pub when: Condition,
-    /// Trip only when the condition has held this long (like an alert rule's `for`).
+    /// Trip only when the condition has held this long, evaluation after evaluation (like an
+    /// alert rule's `for`); scaled by `--time-scale`.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<Dur>,
     /// Observe this instead of the traffic.
