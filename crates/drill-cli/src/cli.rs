@@ -72,6 +72,10 @@ enum Command {
     /// checks, and a guaranteed revert. Exit 0 passed, 1 a check failed, 3 aborted, 4 a fault
     /// is still changed.
     Apply(Box<crate::engine::ApplyArgs>),
+    /// Bring up the reference target (API, Redis, PostgreSQL primary + replica, queue
+    /// workers), run playbooks/local.yaml against it time-scaled, print the verdicts, and tear
+    /// everything down (unless --keep). Run it from the root of a checkout.
+    Demo(crate::engine::DemoArgs),
     /// List past runs from the history store, newest first.
     Runs(crate::engine::RunsArgs),
     /// Print a run's report (Markdown, JSON or JUnit XML) from the history store.
@@ -138,6 +142,7 @@ pub fn run() -> Result<ExitCode> {
         } => plan(&path, &drills, output, time_scale),
         Command::Load(args) => crate::load::run(*args),
         Command::Apply(args) => crate::engine::apply(*args),
+        Command::Demo(args) => crate::engine::demo(args),
         Command::Runs(args) => crate::engine::runs(args),
         Command::Report(args) => crate::engine::report(args),
         Command::Recover(args) => crate::engine::recover(args),

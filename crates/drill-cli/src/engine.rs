@@ -452,3 +452,83 @@ pub fn recover(args: RecoverArgs) -> Result<ExitCode> {
         EXIT_REVERT_FAILED
     }))
 }
+
+/// The options of `drill demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Multiply every duration of playbooks/local.yaml by F (0.2 runs the 9-minute seed plan
+    /// in under 2 minutes).
+    #[arg(long, value_name = "F", default_value_t = 0.2, value_parser = crate::cli::parse_scale)]
+    pub time_scale: f64,
+    /// Leave the environment running afterwards (`scripts/demo-env.sh down` removes it).
+    #[arg(long)]
+    pub keep: bool,
+    /// Run against a broken variant of the reference target: no-db-fallback,
+    /// no-worker-restart, no-retry or no-stampede-lock.
+    #[arg(long, value_name = "VARIANT", value_parser = ["no-db-fallback", "no-worker-restart", "no-retry", "no-stampede-lock"])]
+    pub broken: Option<String>,
+    #[arg(long, value_name = "DIR", default_value = "drill-reports")]
+    pub report_dir: PathBuf,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+/// `drill demo`: the environment up (scripts/demo-env.sh), playbooks/local.yaml applied, the
+/// environment down.
+pub fn demo(args: DemoArgs) -> Result<ExitCode> {
+    let root = std::env::current_dir()?;
+    let script = root.join("scripts/demo-env.sh");
+    let playbook = root.join("playbooks/local.yaml");
+    if !script.is_file() || !playbook.is_file() {
+        eprintln!(
+            "error: drill demo runs from the root of a drill checkout (it needs scripts/demo-env.sh and playbooks/local.yaml)"
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let env = |cmd: &mut std::process::Command| {
+        // The reference target built beside this binary (cargo builds both for the tests),
+        // else the script builds it.
+        if let Some(bin) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("drill-target")))
+            .filter(|b| b.is_file())
+        {
+            cmd.env("DRILL_TARGET_BIN", bin);
+        }
+    };
+    let mut up = std::process::Command::new("bash");
+    up.arg(&script).arg("up");
+    if let Some(b) = &args.broken {
+        up.args(["--broken", b]);
+    }
+    env(&mut up);
+    eprintln!("drill demo: bringing the environment up (scripts/demo-env.sh up)");
+    let ok = up.status().is_ok_and(|s| s.success());
+    let code = if ok {
+        apply(ApplyArgs {
+            playbook,
+            drills: vec![root.join("drills")],
+            dry_run: false,
+            time_scale: args.time_scale,
+            report_dir: args.report_dir.clone(),
+            output: Output::Text,
+            revert_timeout: "2m".into(),
+            lease: "15s".into(),
+            db: args.db.clone(),
+        })
+    } else {
+        eprintln!("drill demo: the environment did not come up; nothing was run");
+        Ok(ExitCode::from(EXIT_ABORTED))
+    };
+    if args.keep {
+        eprintln!(
+            "drill demo: the environment is still running (API http://127.0.0.1:8088); `scripts/demo-env.sh down` removes it"
+        );
+    } else {
+        let mut down = std::process::Command::new("bash");
+        down.arg(&script).arg("down");
+        env(&mut down);
+        let _ = down.status();
+    }
+    code
+}

@@ -1307,13 +1307,10 @@ async fn run_drill(
         .filter(|f| f.drill == d.name && f.state.outstanding())
         .cloned()
         .collect();
-    if !held {
-        // Aborted: the sweep reverts everything at once, concurrently.
-        res.actions = inject_actions.await.unwrap_or_default();
-        unregister_guards(&sh, &d.name);
-        return res;
-    }
-    for f in mine.iter().rev() {
+    // Aborted during the hold: the sweep reverts everything at once, concurrently; the
+    // traffic checks are still evaluated on what was measured until now.
+    let reverting: &[LiveFault] = if held { &mine } else { &[] };
+    for f in reverting.iter().rev() {
         let label = format!("{}/{}", f.drill, f.name);
         match recover::revert_with_retry(
             &sh.store,
@@ -1337,11 +1334,17 @@ async fn run_drill(
         }
     }
     let r = sh.now();
-    res.reverted_s = Some(secs(r));
+    if held {
+        res.reverted_s = Some(secs(r));
+    }
     sh.recorder.close_span(&span_name(&d.name, "fault"), r);
     sh.recorder.open_span(&span_name(&d.name, "recovery"), r);
     let revert_actions = action_task(Moment::Revert);
-    let recovery_probes = probe_checks(false);
+    let recovery_probes = if held {
+        probe_checks(false)
+    } else {
+        Vec::new()
+    };
 
     // Recovery: until the recovery probe checks pass (or their windows end), else the
     // drill's recovery window.
@@ -1352,7 +1355,7 @@ async fn run_drill(
             probe_results.push((c, phase, o));
         }
     }
-    if !has_recovery_probes {
+    if held && !has_recovery_probes {
         sh.sleep_until(r + sh.scaled(spec.recovery)).await;
     }
     for (c, phase, h) in fault_probes {
@@ -1361,7 +1364,9 @@ async fn run_drill(
         }
     }
     let rec = sh.now();
-    res.recovered_s = Some(secs(rec));
+    if held && sh.abort.reason().is_none() {
+        res.recovered_s = Some(secs(rec));
+    }
     for n in ["recovery", "drill"] {
         sh.recorder.close_span(&span_name(&d.name, n), rec);
     }
@@ -1389,10 +1394,11 @@ async fn run_drill(
     res.phases
         .insert("recovery".into(), PhaseStats::of(&recovery, r, rec));
     for c in &spec.checks {
-        if c.probe.is_some() {
+        let phase = timeline::check_phase(c);
+        // Probe checks report their own results; a phase the abort cut off has nothing.
+        if c.probe.is_some() || (!held && matches!(phase, Phase::Recovery)) {
             continue;
         }
-        let phase = timeline::check_phase(c);
         let (stats, span) = match phase {
             Phase::Baseline => (&baseline, s - b_from),
             Phase::Fault => (&fault, r - s),
@@ -1406,6 +1412,9 @@ async fn run_drill(
         res.checks.push(checks::probe(c, *phase, o));
     }
     for (phase, limits) in &sh.phase_slos {
+        if !held && matches!(phase, Phase::Recovery) {
+            continue;
+        }
         let stats = match phase {
             Phase::Baseline => &baseline,
             Phase::Fault => &fault,

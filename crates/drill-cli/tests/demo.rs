@@ -1,0 +1,194 @@
+//! `drill demo` end to end: the reference target (crates/drill-target) with Redis, a
+//! PostgreSQL primary and streaming replica behind its route, and queue workers in Docker
+//! containers (scripts/demo-env.sh), the seed plan (playbooks/local.yaml) time-scaled.
+//! The healthy target passes all three drills; each broken variant fails the drill that is
+//! about it, and the report names the check and the measured value.
+//! Under CI=true a missing Docker, Redis or PostgreSQL fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use drill_engine::store::Store;
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ready() -> bool {
+    let ok = |c: &str, a: &[&str]| {
+        Command::new(c)
+            .args(a)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let up = ok("docker", &["info"])
+        && ok("redis-server", &["--version"])
+        && ok("pg_createcluster", &["--help"]);
+    if !up {
+        assert!(
+            !ci(),
+            "CI=true but Docker, redis-server or PostgreSQL is missing"
+        );
+        eprintln!("skipping: the demo needs Docker, redis-server and PostgreSQL");
+    }
+    up
+}
+
+/// Runs `drill demo` and returns its exit code, output and stored report.
+async fn demo(broken: Option<&str>, keep: bool) -> (Option<i32>, String, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db").display().to_string();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
+    c.current_dir(repo())
+        .args(["demo", "--time-scale", "0.1", "--db", &db, "--report-dir"])
+        .arg(dir.path().join("reports"))
+        .env("DRILL_DEMO_DIR", dir.path().join("env"));
+    if let Some(b) = broken {
+        c.args(["--broken", b]);
+    }
+    if keep {
+        c.arg("--keep");
+    }
+    let out = c.output().expect("drill demo");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&db).await.expect("store");
+    let report = match store.runs(1).await.expect("runs").first() {
+        Some(run) => store
+            .report(&run.id, "json")
+            .await
+            .expect("report")
+            .map(|t| serde_json::from_str(&t).expect("json"))
+            .unwrap_or_default(),
+        None => serde_json::Value::Null,
+    };
+    (out.status.code(), text, report)
+}
+
+/// A drill's check from a report.
+fn check<'a>(r: &'a serde_json::Value, drill: &str, name: &str) -> &'a serde_json::Value {
+    r["drills"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["name"] == drill))
+        .and_then(|d| d["checks"].as_array())
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check {drill}/{name} in {r}"))
+}
+
+fn down() {
+    let _ = Command::new("bash")
+        .arg(repo().join("scripts/demo-env.sh"))
+        .arg("down")
+        .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
+    if !ready() {
+        return;
+    }
+    let (code, text, r) = demo(None, true).await;
+    let stats = Command::new("curl")
+        .args(["-s", "http://127.0.0.1:8088/internal/stats"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    down();
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(r["verdict"], "PASS", "{text}");
+    assert!(
+        text.contains("PASS: every check held and every fault was reverted"),
+        "{text}"
+    );
+    // The figures of a healthy run, for the record.
+    for d in r["drills"].as_array().expect("drills") {
+        let p = |ph: &str| d["phases"][ph]["p95_ms"].as_f64().unwrap_or(-1.0);
+        eprintln!(
+            "healthy {}: p95 baseline {:.1} ms, fault {:.1} ms, recovery {:.1} ms",
+            d["name"].as_str().unwrap_or(""),
+            p("baseline"),
+            p("fault"),
+            p("recovery")
+        );
+    }
+    eprintln!(
+        "healthy failover 5xx: {}",
+        check(&r, "db-failover", "transient-5xx")["measured"]
+    );
+    eprintln!(
+        "healthy drain: {}",
+        check(&r, "queue-outage", "backlog-drains")["measured"]
+    );
+    eprintln!(
+        "healthy cache purge: {}",
+        check(&r, "cache-purge", "p95-increase")["measured"]
+    );
+    eprintln!("healthy target stats: {stats}");
+}
+
+async fn broken(variant: &str, drill: &str, failing: &str, measured_has: &str) {
+    if !ready() {
+        return;
+    }
+    let (code, text, r) = demo(Some(variant), false).await;
+    assert!(
+        matches!(code, Some(1 | 3)),
+        "{variant}: exit {code:?}\n{text}"
+    );
+    assert_ne!(r["verdict"], "PASS", "{variant}");
+    let c = check(&r, drill, failing);
+    assert_eq!(c["passed"], false, "{variant}: {c}");
+    let m = c["measured"].as_str().unwrap_or("");
+    assert!(m.contains(measured_has), "{variant}: {m}");
+    assert!(
+        text.contains(failing) && text.contains("FAIL"),
+        "{variant}: the verdict table names the check\n{text}"
+    );
+    assert!(
+        r["still_changed"].as_array().is_some_and(Vec::is_empty),
+        "{variant}: all reverted"
+    );
+    eprintln!(
+        "broken {variant}: {drill}/{failing} FAIL: {m} (limit {})",
+        c["limit"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_that_do_not_come_back_fail_the_queue_outage_drill() {
+    broken(
+        "no-worker-restart",
+        "queue-outage",
+        "backlog-drains",
+        "backlog 5,000 after",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retry_on_failover_fails_the_db_failover_drill() {
+    broken("no-retry", "db-failover", "transient-5xx", "5xx in").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_without_the_stampede_lock_fails_the_cache_purge_drill() {
+    broken("no-stampede-lock", "cache-purge", "p95-increase", "p95").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_database_fallback_fails_the_cache_purge_drill() {
+    broken(
+        "no-db-fallback",
+        "cache-purge",
+        "api-errors-after-flush",
+        "error_rate",
+    )
+    .await;
+}

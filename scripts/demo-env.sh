@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The environment `drill demo` and the reference-target end-to-end tests run against, on
+# loopback only:
+#   Redis                    127.0.0.1:6390
+#   PostgreSQL primary       127.0.0.1:5453   (database drill_demo, the dataset)
+#   PostgreSQL replica       127.0.0.1:5454   (streaming, from pg_basebackup)
+#   drill-target API         127.0.0.1:8088   (route: postgres://…5453,…5454/drill_demo)
+#   two queue workers        Docker containers drill-demo-worker-{1,2} (label drill.demo=worker)
+#
+# usage: scripts/demo-env.sh install             Debian packages (redis-server, postgresql)
+#        scripts/demo-env.sh up [--broken NAME]  fresh environment (always rebuilt: a drill
+#                                                promotes the replica and flushes Redis)
+#        scripts/demo-env.sh down                stop and remove everything
+# State (pid files, logs, load_credentials.json) lives in $DRILL_DEMO_DIR (/tmp/drill-demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${DRILL_DEMO_DIR:-/tmp/drill-demo}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=${DRILL_TARGET_BIN:-$TARGET_DIR/debug/drill-target}
+REDIS_PORT=6390
+PRIMARY=drilldemo_primary
+REPLICA=drilldemo_replica
+log() { echo "demo-env: $*" >&2; }
+
+install() {
+  local need=()
+  command -v redis-server >/dev/null || need+=(redis-server)
+  command -v pg_createcluster >/dev/null || need+=(postgresql)
+  command -v psql >/dev/null || need+=(postgresql-client)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
+
+pgver() { ls /usr/lib/postgresql | sort -V | tail -1; }
+psql_at() { runuser -u postgres -- psql -h 127.0.0.1 -p "$1" -U postgres -Atqc "$2"; }
+
+pg_down() {
+  local v; v=$(pgver)
+  for c in "$REPLICA" "$PRIMARY"; do
+    if pg_lsclusters -h | awk '{print $2}' | grep -qx "$c"; then
+      pg_dropcluster --stop "$v" "$c" || true
+    fi
+  done
+}
+
+pg_up() {
+  local v; v=$(pgver)
+  pg_down
+  log "PostgreSQL $v primary on 5453"
+  pg_createcluster "$v" "$PRIMARY" -p 5453 >/dev/null -- --auth=trust
+  local conf=/etc/postgresql/$v/$PRIMARY
+  cat >> "$conf/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+wal_level = replica
+max_wal_senders = 5
+hot_standby = on
+fsync = off
+synchronous_commit = off
+CONF
+  echo "host replication all 127.0.0.1/32 trust" >> "$conf/pg_hba.conf"
+  echo "host all all 127.0.0.1/32 trust" >> "$conf/pg_hba.conf"
+  pg_ctlcluster "$v" "$PRIMARY" start
+  psql_at 5453 "CREATE DATABASE drill_demo" >/dev/null
+}
+
+replica_up() {
+  local v; v=$(pgver)
+  log "PostgreSQL streaming replica on 5454"
+  pg_createcluster "$v" "$REPLICA" -p 5454 >/dev/null -- --auth=trust
+  local conf=/etc/postgresql/$v/$REPLICA
+  printf "listen_addresses = '127.0.0.1'\nhot_standby = on\nfsync = off\n" >> "$conf/postgresql.conf"
+  echo "host all all 127.0.0.1/32 trust" >> "$conf/pg_hba.conf"
+  local data=/var/lib/postgresql/$v/$REPLICA
+  rm -rf "$data"
+  runuser -u postgres -- pg_basebackup -h 127.0.0.1 -p 5453 -U postgres -D "$data" -R -X stream -c fast
+  pg_ctlcluster "$v" "$REPLICA" start
+  for _ in $(seq 100); do [ "$(psql_at 5454 'select pg_is_in_recovery()' 2>/dev/null)" = "t" ] && return; sleep 0.1; done
+  log "the replica did not come up"; return 1
+}
+
+redis_up() {
+  if ! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; then
+    log "Redis on $REDIS_PORT"
+    redis-server --port $REDIS_PORT --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+      --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
+    for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  redis-cli -p $REDIS_PORT flushall >/dev/null
+}
+
+image() {
+  # A minimal image from our own binary and the libraries it links (no registry needed).
+  local root; root=$(mktemp -d)
+  mkdir -p "$root/etc" "$root/tmp"
+  cp "$BIN" "$root/drill-target"
+  for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+  done
+  tar -C "$root" -c . | docker import -c 'ENTRYPOINT ["/drill-target"]' - drill-target:demo >/dev/null
+  rm -rf "$root"
+}
+
+workers_up() {
+  local broken=$1
+  for i in 1 2; do stop_pid "$DIR/worker-$i.pid"; done
+  if docker info >/dev/null 2>&1; then
+    image
+    for i in 1 2; do
+      docker rm -f "drill-demo-worker-$i" >/dev/null 2>&1 || true
+      docker run -d --name "drill-demo-worker-$i" --label drill.demo=worker --network host \
+        --stop-timeout 2 ${broken:+-e DRILL_TARGET_BROKEN=$broken} drill-target:demo \
+        worker --redis "redis://127.0.0.1:$REDIS_PORT" --name "worker-$i" >/dev/null
+    done
+    log "two queue workers in Docker containers (drill-demo-worker-1, -2)"
+  else
+    log "Docker is not available: workers as processes (playbooks/local.yaml expects containers)"
+    for i in 1 2; do
+      env ${broken:+DRILL_TARGET_BROKEN=$broken} nohup "$BIN" worker --redis "redis://127.0.0.1:$REDIS_PORT" \
+        --name "worker-$i" > "$DIR/worker-$i.log" 2>&1 &
+      echo $! > "$DIR/worker-$i.pid"
+    done
+  fi
+}
+
+api_up() {
+  local broken=$1
+  stop_pid "$DIR/api.pid"
+  env ${broken:+DRILL_TARGET_BROKEN=$broken} nohup "$BIN" serve --listen 127.0.0.1:8088 \
+    --db "postgres://postgres@127.0.0.1:5453,127.0.0.1:5454/drill_demo" \
+    --redis "redis://127.0.0.1:$REDIS_PORT" > "$DIR/api.log" 2>&1 &
+  echo $! > "$DIR/api.pid"
+  for _ in $(seq 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/8088) 2>/dev/null; then log "drill-target API on 127.0.0.1:8088${broken:+ (broken: $broken)}"; return; fi
+    sleep 0.1
+  done
+  log "the API did not start:"; cat "$DIR/api.log" >&2; return 1
+}
+
+# Stops the process in a pid file and waits until it is gone.
+stop_pid() {
+  [ -f "$1" ] || return 0
+  local pid; pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
+down() {
+  for i in 1 2; do docker rm -f "drill-demo-worker-$i" >/dev/null 2>&1 || true; done
+  for f in "$DIR"/*.pid; do
+    [ -f "$f" ] || continue
+    case "$f" in *redis.pid) continue ;; esac
+    stop_pid "$f"
+  done
+  redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true
+  pg_down
+  log "down"
+}
+
+up() {
+  local broken=""
+  if [ "${1:-}" = "--broken" ]; then broken=${2:?--broken needs a variant}; fi
+  mkdir -p "$DIR"
+  install
+  if [ -z "${DRILL_TARGET_BIN:-}" ]; then
+    log "building drill-target"
+    cargo build -q -p drill-target
+  fi
+  redis_up
+  pg_up
+  "$BIN" prepare --db postgres://postgres@127.0.0.1:5453/drill_demo \
+    --communities 3 --members 120 --posts 8 --comments 12 --reactions 30 --points 6 --tokens 25 \
+    --output "$DIR/load_credentials.json" >&2
+  replica_up
+  api_up "$broken"
+  workers_up "$broken"
+}
+
+case "${1:-}" in
+  install) install ;;
+  up) shift; up "$@" ;;
+  down) down ;;
+  *) echo "usage: $0 install | up [--broken VARIANT] | down" >&2; exit 2 ;;
+esac
