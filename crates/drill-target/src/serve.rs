@@ -327,8 +327,28 @@ impl App {
     }
 }
 
-/// Serves until the process is stopped.
+/// Serves until the process is stopped. The flag cache is warmed from the database first
+/// (as a deploy's `config:cache` would), so even the variant without a fallback starts
+/// healthy; only a flush shows what the fallback is for.
 pub async fn serve(app: App, listen: &str) -> anyhow::Result<()> {
+    let enabled = app
+        .db
+        .run(true, |mut c| async move {
+            sqlx::query_scalar::<_, bool>("SELECT enabled FROM feature_flags WHERE name = $1")
+                .bind(FLAG)
+                .fetch_optional(&mut *c)
+                .await
+        })
+        .await?
+        .unwrap_or(false);
+    let mut r = app.redis.clone();
+    let _: () = r
+        .set_ex(
+            format!("flag:{FLAG}"),
+            if enabled { "1" } else { "0" },
+            3600,
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!(
         "drill-target: listening on http://{}{}",
