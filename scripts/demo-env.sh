@@ -129,6 +129,7 @@ workers_up() {
 api_up() {
   local broken=$1
   stop_pid "$DIR/api.pid"
+  stop_stray
   env ${broken:+DRILL_TARGET_BROKEN=$broken} nohup "$BIN" serve --listen 127.0.0.1:8088 \
     --db "postgres://postgres@127.0.0.1:5453,127.0.0.1:5454/drill_demo" \
     --redis "redis://127.0.0.1:$REDIS_PORT" > "$DIR/api.log" 2>&1 &
@@ -150,7 +151,15 @@ stop_pid() {
   rm -f "$1"
 }
 
+# An API or worker process left by an environment with another DRILL_DEMO_DIR.
+stop_stray() {
+  pkill -f "drill-target serve --listen 127.0.0.1:8088" 2>/dev/null || true
+  pkill -f "drill-target worker --redis redis://127.0.0.1:$REDIS_PORT" 2>/dev/null || true
+  for _ in $(seq 50); do pgrep -f "drill-target serve --listen 127.0.0.1:8088" >/dev/null || break; sleep 0.1; done
+}
+
 down() {
+  stop_stray
   for i in 1 2; do docker rm -f "drill-demo-worker-$i" >/dev/null 2>&1 || true; done
   for f in "$DIR"/*.pid; do
     [ -f "$f" ] || continue

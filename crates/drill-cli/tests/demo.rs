@@ -26,8 +26,13 @@ fn ready() -> bool {
             .is_ok_and(|o| o.status.success())
     };
     let up = ok("docker", &["info"])
-        && ok("redis-server", &["--version"])
-        && ok("pg_createcluster", &["--help"]);
+        && ok(
+            "sh",
+            &[
+                "-c",
+                "command -v redis-server && command -v pg_createcluster",
+            ],
+        );
     if !up {
         assert!(
             !ci(),
@@ -39,7 +44,10 @@ fn ready() -> bool {
 }
 
 /// Runs `drill demo` and returns its exit code, output and stored report.
-async fn demo(broken: Option<&str>, keep: bool) -> (Option<i32>, String, serde_json::Value) {
+async fn demo(
+    broken: Option<&str>,
+    keep: bool,
+) -> (Option<i32>, String, serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("history.db").display().to_string();
     let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
@@ -69,7 +77,7 @@ async fn demo(broken: Option<&str>, keep: bool) -> (Option<i32>, String, serde_j
             .unwrap_or_default(),
         None => serde_json::Value::Null,
     };
-    (out.status.code(), text, report)
+    (out.status.code(), text, report, dir)
 }
 
 /// A drill's check from a report.
@@ -82,10 +90,11 @@ fn check<'a>(r: &'a serde_json::Value, drill: &str, name: &str) -> &'a serde_jso
         .unwrap_or_else(|| panic!("no check {drill}/{name} in {r}"))
 }
 
-fn down() {
+fn down(dir: &tempfile::TempDir) {
     let _ = Command::new("bash")
         .arg(repo().join("scripts/demo-env.sh"))
         .arg("down")
+        .env("DRILL_DEMO_DIR", dir.path().join("env"))
         .status();
 }
 
@@ -94,13 +103,13 @@ async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
     if !ready() {
         return;
     }
-    let (code, text, r) = demo(None, true).await;
+    let (code, text, r, dir) = demo(None, true).await;
     let stats = Command::new("curl")
         .args(["-s", "http://127.0.0.1:8088/internal/stats"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    down();
+    down(&dir);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(r["verdict"], "PASS", "{text}");
     assert!(
@@ -137,7 +146,7 @@ async fn broken(variant: &str, drill: &str, failing: &str, measured_has: &str) {
     if !ready() {
         return;
     }
-    let (code, text, r) = demo(Some(variant), false).await;
+    let (code, text, r, _dir) = demo(Some(variant), false).await;
     assert!(
         matches!(code, Some(1 | 3)),
         "{variant}: exit {code:?}\n{text}"

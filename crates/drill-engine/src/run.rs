@@ -977,32 +977,12 @@ async fn sweep(sh: &Arc<Shared>) -> Vec<StillChanged> {
     let futs = pending.into_iter().rev().map(|f| {
         let sh = sh.clone();
         async move {
-            let label = format!("{}/{}", f.drill, f.name);
-            match recover::revert_with_retry(
-                &sh.store,
-                &f.id,
-                &label,
-                &f.record,
-                sh.revert_budget,
-                &sh.log,
-            )
-            .await
-            {
-                Ok(r) => {
-                    sh.say(&format!("{label}: {}", describe(&r)));
-                    sh.set_state(&f.id, state_of(&r), None);
-                    None
-                }
-                Err(e) => {
-                    sh.set_state(&f.id, FaultState::RevertFailed, Some(e.clone()));
-                    Some(StillChanged {
-                        drill: f.drill.clone(),
-                        fault: f.name.clone(),
-                        error: e,
-                        manual_restore: f.manual_restore.clone(),
-                    })
-                }
-            }
+            revert_live(&sh, &f).await.err().map(|e| StillChanged {
+                drill: f.drill.clone(),
+                fault: f.name.clone(),
+                error: e,
+                manual_restore: f.manual_restore.clone(),
+            })
         }
     });
     futures_util::future::join_all(futs)
@@ -1010,6 +990,32 @@ async fn sweep(sh: &Arc<Shared>) -> Vec<StillChanged> {
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Reverts one fault of this run (retried within the budget), keeping the in-memory state
+/// in step with the ledger.
+async fn revert_live(sh: &Shared, f: &LiveFault) -> Result<(), String> {
+    let label = format!("{}/{}", f.drill, f.name);
+    match recover::revert_with_retry(
+        &sh.store,
+        &f.id,
+        &label,
+        &f.record,
+        sh.revert_budget,
+        &sh.log,
+    )
+    .await
+    {
+        Ok(r) => {
+            sh.set_state(&f.id, state_of(&r), None);
+            sh.say(&format!("{label}: {}", describe(&r)));
+            Ok(())
+        }
+        Err(e) => {
+            sh.set_state(&f.id, FaultState::RevertFailed, Some(e.clone()));
+            Err(e)
+        }
+    }
 }
 
 fn state_of(r: &Reverted) -> FaultState {
@@ -1311,26 +1317,9 @@ async fn run_drill(
     // traffic checks are still evaluated on what was measured until now.
     let reverting: &[LiveFault] = if held { &mine } else { &[] };
     for f in reverting.iter().rev() {
-        let label = format!("{}/{}", f.drill, f.name);
-        match recover::revert_with_retry(
-            &sh.store,
-            &f.id,
-            &label,
-            &f.record,
-            sh.revert_budget,
-            &sh.log,
-        )
-        .await
-        {
-            Ok(r) => {
-                sh.set_state(&f.id, state_of(&r), None);
-                sh.say(&format!("{label}: {}", describe(&r)));
-            }
-            Err(e) => {
-                sh.set_state(&f.id, FaultState::RevertFailed, Some(e.clone()));
-                sh.abort
-                    .trigger(format!("{label} could not be reverted: {e}"));
-            }
+        if let Err(e) = revert_live(&sh, f).await {
+            sh.abort
+                .trigger(format!("{}/{} could not be reverted: {e}", f.drill, f.name));
         }
     }
     let r = sh.now();

@@ -182,31 +182,16 @@ pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
     if is_mysql(&r.url) {
         return apply_mysql(r).await;
     }
+    if let Action::Promote { route_switch, .. } = &r.action {
+        promote(&r.url).await?;
+        if let Some(e) = route_switch.as_ref().and_then(|s| s.exec.as_ref()) {
+            crate::exec::run(e).await?;
+        }
+        return Ok(());
+    }
     let mut con = connect(&r.url).await?;
     match &r.action {
-        Action::Promote { route_switch, .. } => {
-            if in_recovery(&mut con).await? {
-                sqlx::query("select pg_promote(true, 60)")
-                    .execute(&mut con)
-                    .await
-                    .map_err(|e| FaultError::backend("sql", format!("pg_promote: {e}")))?;
-            }
-            // pg_promote(wait => true) returns once promoted; check, as the contract says.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while in_recovery(&mut con).await? {
-                if Instant::now() > deadline {
-                    return Err(FaultError::backend(
-                        "sql",
-                        "still in recovery 60s after pg_promote",
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if let Some(e) = route_switch.as_ref().and_then(|s| s.exec.as_ref()) {
-                crate::exec::run(e).await?;
-            }
-            Ok(())
-        }
+        Action::Promote { .. } => Ok(()),
         Action::Statements { inject, .. } => sqlx::raw_sql(sqlx::AssertSqlSafe(inject.clone()))
             .execute(&mut con)
             .await
@@ -216,6 +201,43 @@ pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
             "sql",
             "a MySQL promotion on a PostgreSQL URL",
         )),
+    }
+}
+
+/// Promotes a PostgreSQL replica and waits until it is out of recovery. On a hot standby
+/// under write load any query, `pg_promote` included, can be cancelled by a recovery conflict
+/// (SQLSTATE 40001); such failures are retried on a fresh connection for up to 60 s.
+async fn promote(url: &str) -> Result<(), FaultError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = async {
+            let mut con = connect(url).await?;
+            if in_recovery(&mut con).await? {
+                // Not waiting inside the call: a long statement is what a conflict cancels.
+                sqlx::query("select pg_promote(false)")
+                    .execute(&mut con)
+                    .await
+                    .map_err(|e| FaultError::backend("sql", format!("pg_promote: {e}")))?;
+            }
+            while in_recovery(&mut con).await? {
+                if Instant::now() > deadline {
+                    return Err(FaultError::backend(
+                        "sql",
+                        "still in recovery 60s after pg_promote",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(())
+        }
+        .await;
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
