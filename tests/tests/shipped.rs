@@ -106,7 +106,7 @@ fn the_committed_schema_is_the_generated_one() {
     );
     assert!(
         committed == generated,
-        "schema/drill.schema.json is stale: run `cargo run -q -- schema -o schema/drill.schema.json`"
+        "schema/drill.schema.json is stale: run `cargo run -q --bin drill -- schema -o schema/drill.schema.json`"
     );
     let v: serde_json::Value = serde_json::from_str(&committed).expect("valid JSON");
     let defs = v["$defs"].as_object().expect("$defs");
