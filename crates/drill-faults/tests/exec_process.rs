@@ -212,6 +212,67 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
     );
 }
 
+/// A target found by pid file is restarted even while another process of the same program
+/// runs (an API server and its queue worker are often one binary): the pid file, not the
+/// name, says whether it is back.
+#[tokio::test]
+async fn a_pid_file_target_is_restarted_even_when_a_namesake_runs() {
+    let dir = std::env::temp_dir().join(format!("drill-pidworker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let worker = dir.join("drillpidworker");
+    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
+    let pid_file = dir.join("worker.pid");
+    let spawn = || {
+        std::process::Command::new(&worker)
+            .arg("300")
+            .spawn()
+            .expect("spawn")
+    };
+    let mut namesake = spawn();
+    let mut child = spawn();
+    std::fs::write(&pid_file, child.id().to_string()).expect("pid file");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let restart = json!({"command": ["sh", "-c", format!(
+        "{} 300 >/dev/null 2>&1 & echo $! > {}", worker.display(), pid_file.display()
+    )]});
+    let f = fault(
+        json!({"name": "stop", "action": "stop", "target": {"process": {"pid_file": pid_file, "restart": restart}}}),
+    );
+    let a = allow(json!({"processes": [pid_file], "exec": ["sh"]}));
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    let _ = child.wait();
+    let record = roundtrip(&p.record);
+    assert!(
+        matches!(
+            revert(&record).await.expect("revert"),
+            Reverted::Restored(_)
+        ),
+        "the namesake is not the target"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (new_pid, name) = process::find(&drill_spec::model::ProcessTarget {
+        pid_file: Some(pid_file.display().to_string()),
+        ..Default::default()
+    })
+    .expect("restarted, its pid in the pid file");
+    assert_eq!(name, "drillpidworker");
+    assert_ne!(new_pid, child.id() as i32);
+    assert_eq!(
+        revert(&record).await.expect("again"),
+        Reverted::AlreadyRestored,
+        "the pid file names a live worker: no second one"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(new_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = namesake.kill();
+    let _ = namesake.wait();
+}
+
 #[tokio::test]
 async fn a_process_outside_the_allow_list_is_refused_before_it_is_looked_up() {
     let f = fault(

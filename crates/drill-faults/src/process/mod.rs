@@ -1,6 +1,8 @@
 //! Local processes, found by pid file or by name: `pause` (SIGSTOP, undone by SIGCONT),
 //! `stop` (SIGTERM, undone by the target's `restart` command) and `kill` (SIGKILL, likewise).
 //! A process that was already stopped (state T) before the drill stays stopped after it.
+//! A process found by pid file counts as restarted when its pid file names a live process of
+//! the same program; one found by name, when any process has that name.
 
 use drill_spec::model::{Allow, Exec, Fault, FaultAction, ProcessTarget};
 use nix::sys::signal::{Signal, kill};
@@ -27,6 +29,9 @@ pub struct Record {
     /// The process was already stopped (SIGSTOP) before the drill.
     pub was_stopped: bool,
     pub restart: Option<Exec>,
+    /// Where the target was found: a restarted process writes its new pid there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
 }
 
 impl Record {
@@ -59,27 +64,36 @@ fn by_name(name: &str) -> Option<i32> {
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid: &i32| {
-            comm(*pid).as_deref() == Some(name) && !matches!(state(*pid), Some('Z' | 'X') | None)
-        })
+        .filter(|pid: &i32| comm(*pid).as_deref() == Some(name) && alive(*pid))
         .collect();
     pids.sort_unstable();
     pids.first().copied()
 }
 
+fn alive(pid: i32) -> bool {
+    !matches!(state(pid), Some('Z' | 'X') | None)
+}
+
+/// The live process a pid file names, with its program name.
+fn from_pid_file(f: &str) -> Result<(i32, String), FaultError> {
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| FaultError::NotFound(format!("pid file {f}: {e}")))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| FaultError::NotFound(format!("pid file {f} holds no pid")))?;
+    match comm(pid) {
+        Some(name) if alive(pid) => Ok((pid, name)),
+        _ => Err(FaultError::NotFound(format!(
+            "process {pid} from {f} is not running"
+        ))),
+    }
+}
+
 /// Finds the target's pid: from its pid file, or the oldest process with that name.
 pub fn find(t: &ProcessTarget) -> Result<(i32, String), FaultError> {
     if let Some(f) = &t.pid_file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| FaultError::NotFound(format!("pid file {f}: {e}")))?;
-        let pid: i32 = text
-            .trim()
-            .parse()
-            .map_err(|_| FaultError::NotFound(format!("pid file {f} holds no pid")))?;
-        let name = comm(pid).ok_or_else(|| {
-            FaultError::NotFound(format!("process {pid} from {f} is not running"))
-        })?;
-        return Ok((pid, name));
+        return from_pid_file(f);
     }
     let Some(name) = &t.name else {
         return Err(FaultError::NotFound(
@@ -126,6 +140,7 @@ pub(crate) fn prepare(
             name,
             was_stopped,
             restart: t.restart.clone(),
+            pid_file: t.pid_file.clone(),
         }),
         changes,
     })
@@ -173,11 +188,16 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
             )]))
         }
         Action::Stop | Action::Kill => {
-            let alive = same && !matches!(state(r.pid), Some('Z' | 'X') | None);
-            // Restarted already (by an earlier revert, or by a supervisor): a live process of
-            // the same name. That is what makes running the restart command idempotent.
-            let restarted = by_name(&r.name).is_some();
-            if alive || restarted || r.was_stopped {
+            let still_running = same && alive(r.pid);
+            // Restarted already (by an earlier revert, or by a supervisor): the pid file names
+            // a live process of the same program, or, without a pid file, some process has
+            // that name. That is what makes running the restart command idempotent. (By name
+            // alone, another program's process with the same name would pass for it.)
+            let restarted = match &r.pid_file {
+                Some(f) => from_pid_file(f).is_ok_and(|(_, n)| n == r.name),
+                None => by_name(&r.name).is_some(),
+            };
+            if still_running || restarted || r.was_stopped {
                 return Ok(Reverted::AlreadyRestored);
             }
             let Some(cmd) = &r.restart else {
