@@ -218,7 +218,7 @@ impl PlanView {
                     start_s: secs(cw.window.start),
                     end_s: Some(secs(cw.window.end)),
                     start_latest_s: None,
-                    detail: check_detail(c, cw.phase),
+                    detail: check_detail(c, cw.phase, scale),
                     target: c.probe.as_ref().map(probe_target),
                 });
             }
@@ -453,7 +453,12 @@ fn probe_target(p: &Probe) -> String {
     }
 }
 
-fn check_detail(c: &drill_spec::model::Check, phase: drill_spec::model::Phase) -> String {
+/// What a check compares; a probe's window is shown time-scaled, as `drill apply` waits it.
+fn check_detail(
+    c: &drill_spec::model::Check,
+    phase: drill_spec::model::Phase,
+    scale: f64,
+) -> String {
     if let Some(l) = &c.slo {
         let mut parts: Vec<String> = l
             .latencies()
@@ -503,7 +508,7 @@ fn check_detail(c: &drill_spec::model::Check, phase: drill_spec::model::Phase) -
             .unwrap_or_default();
         return format!(
             "{what} {until} within {} (recovery time measured)",
-            c.within.unwrap_or_default()
+            c.within.unwrap_or_default().scaled(scale)
         );
     }
     String::new()
