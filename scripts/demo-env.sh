@@ -5,12 +5,20 @@
 #   PostgreSQL primary       127.0.0.1:5453   (database drill_demo, the dataset)
 #   PostgreSQL replica       127.0.0.1:5454   (streaming, from pg_basebackup)
 #   drill-target API         127.0.0.1:8088   (route: postgres://…5453,…5454/drill_demo)
-#   two queue workers        Docker containers drill-demo-worker-{1,2} (label drill.demo=worker)
+#   queue workers            two Docker containers drill-demo-worker-{1,2} (label
+#                            drill.demo=worker; playbooks/local.yaml), or one process
+#                            whose pid is in $DRILL_DEMO_DIR/workers.pid
+#                            (playbooks/local-processes.yaml)
 #
-# usage: scripts/demo-env.sh install             Debian packages (redis-server, postgresql)
-#        scripts/demo-env.sh up [--broken NAME]  fresh environment (always rebuilt: a drill
-#                                                promotes the replica and flushes Redis)
-#        scripts/demo-env.sh down                stop and remove everything
+# usage: scripts/demo-env.sh install          Debian packages (redis-server, postgresql)
+#        scripts/demo-env.sh up [--broken NAME] [--workers docker|processes]
+#                                             fresh environment (always rebuilt: a drill
+#                                             promotes the replica and flushes Redis);
+#                                             workers in containers where Docker runs,
+#                                             else as a process ($DRILL_DEMO_WORKERS)
+#        scripts/demo-env.sh start-worker     start the worker process again (the process
+#                                             target's restart command); prints its pid
+#        scripts/demo-env.sh down             stop and remove everything
 # State (pid files, logs, load_credentials.json) lives in $DRILL_DEMO_DIR (/tmp/drill-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,25 +113,38 @@ image() {
 }
 
 workers_up() {
-  local broken=$1
-  for i in 1 2; do stop_pid "$DIR/worker-$i.pid"; done
-  if docker info >/dev/null 2>&1; then
+  local broken=$1 mode=$2
+  stop_pid "$DIR/workers.pid"
+  for i in 1 2; do docker rm -f "drill-demo-worker-$i" >/dev/null 2>&1 || true; done
+  if [ "$mode" = docker ]; then
     image
     for i in 1 2; do
-      docker rm -f "drill-demo-worker-$i" >/dev/null 2>&1 || true
       docker run -d --name "drill-demo-worker-$i" --label drill.demo=worker --network host \
         --stop-timeout 2 ${broken:+-e DRILL_TARGET_BROKEN=$broken} drill-target:demo \
         worker --redis "redis://127.0.0.1:$REDIS_PORT" --name "worker-$i" >/dev/null
     done
-    log "two queue workers in Docker containers (drill-demo-worker-1, -2)"
+    log "two queue workers in Docker containers (drill-demo-worker-1, -2): playbooks/local.yaml"
   else
-    log "Docker is not available: workers as processes (playbooks/local.yaml expects containers)"
-    for i in 1 2; do
-      env ${broken:+DRILL_TARGET_BROKEN=$broken} nohup "$BIN" worker --redis "redis://127.0.0.1:$REDIS_PORT" \
-        --name "worker-$i" > "$DIR/worker-$i.log" 2>&1 &
-      echo $! > "$DIR/worker-$i.pid"
-    done
+    start_worker >/dev/null
+    log "the queue worker as a process (pid $(cat "$DIR/workers.pid"), $DIR/workers.pid): playbooks/local-processes.yaml"
   fi
+}
+
+# The worker process, in its own session (a Ctrl-C meant for drill does not reach it), with
+# the binary and broken variant that `up` recorded. Waits until it works the queue and has
+# written its pid file, so that a drill's revert sees it back at once.
+start_worker() {
+  # shellcheck source=/dev/null
+  . "$DIR/target.env"
+  rm -f "$DIR/workers.pid"
+  env ${DEMO_BROKEN:+DRILL_TARGET_BROKEN=$DEMO_BROKEN} setsid "$DEMO_BIN" worker \
+    --redis "redis://127.0.0.1:$REDIS_PORT" --name workers --pid-file "$DIR/workers.pid" \
+    >> "$DIR/workers.log" 2>&1 < /dev/null &
+  for _ in $(seq 100); do
+    if [ -s "$DIR/workers.pid" ]; then cat "$DIR/workers.pid"; return; fi
+    sleep 0.1
+  done
+  log "the worker did not start:"; tail -5 "$DIR/workers.log" >&2; return 1
 }
 
 api_up() {
@@ -172,8 +193,21 @@ down() {
 }
 
 up() {
-  local broken=""
-  if [ "${1:-}" = "--broken" ]; then broken=${2:?--broken needs a variant}; fi
+  local broken="" mode=${DRILL_DEMO_WORKERS:-}
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --broken) broken=${2:?--broken needs a variant}; shift 2 ;;
+      --workers) mode=${2:?--workers needs docker or processes}; shift 2 ;;
+      *) echo "up: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  if [ -z "$mode" ]; then
+    if docker info >/dev/null 2>&1; then mode=docker; else mode=processes; fi
+  fi
+  case "$mode" in
+    docker|processes) ;;
+    *) echo "up: --workers is docker or processes, not $mode" >&2; exit 2 ;;
+  esac
   mkdir -p "$DIR"
   install
   if [ -z "${DRILL_TARGET_BIN:-}" ]; then
@@ -186,13 +220,15 @@ up() {
     --communities 3 --members 120 --posts 8 --comments 12 --reactions 30 --points 6 --tokens 25 \
     --output "$DIR/load_credentials.json" >&2
   replica_up
+  printf 'DEMO_BIN=%q\nDEMO_BROKEN=%q\n' "$(realpath "$BIN")" "$broken" > "$DIR/target.env"
   api_up "$broken"
-  workers_up "$broken"
+  workers_up "$broken" "$mode"
 }
 
 case "${1:-}" in
   install) install ;;
   up) shift; up "$@" ;;
+  start-worker) start_worker ;;
   down) down ;;
-  *) echo "usage: $0 install | up [--broken VARIANT] | down" >&2; exit 2 ;;
+  *) echo "usage: $0 install | up [--broken VARIANT] [--workers docker|processes] | start-worker | down" >&2; exit 2 ;;
 esac

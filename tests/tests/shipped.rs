@@ -116,3 +116,42 @@ fn the_committed_schema_is_the_generated_one() {
         assert!(defs.contains_key(def), "schema lacks {def}");
     }
 }
+
+/// playbooks/local-processes.yaml is playbooks/local.yaml with the queue worker as a process:
+/// the workers target and what the allow-list needs for it are the only differences, so the
+/// two demos run the same drills.
+#[test]
+fn the_process_demo_playbook_differs_from_the_docker_one_only_in_its_workers() {
+    let files = read_all("playbooks");
+    let out = validate(&files, &BTreeMap::new());
+    let json = |name: &str| {
+        let pb = out
+            .playbooks
+            .iter()
+            .find(|p| p.playbook.metadata.name == name)
+            .unwrap_or_else(|| panic!("playbook {name}: {:?}", rendered(&out)));
+        let mut v = serde_json::to_value(&pb.playbook).expect("json");
+        let workers = v["drills"][0]["with"]["workers"].take();
+        let allow = &mut v["target"]["allow"];
+        let own = serde_json::json!({
+            "docker": allow["docker"].take(),
+            "processes": allow["processes"].take(),
+            "exec": allow["exec"].take(),
+        });
+        v["metadata"] = serde_json::Value::Null;
+        (v, workers, own)
+    };
+    let (docker, docker_workers, docker_allow) = json("local");
+    let (process, process_workers, process_allow) = json("local-processes");
+    assert_eq!(docker, process, "everything but the workers is the same");
+    assert!(docker_workers.get("docker").is_some(), "{docker_workers}");
+    assert!(
+        process_workers.get("process").is_some(),
+        "{process_workers}"
+    );
+    assert_eq!(docker_allow["exec"], serde_json::json!(["psql"]));
+    assert_eq!(
+        process_allow["exec"],
+        serde_json::json!(["psql", "scripts/demo-env.sh"])
+    );
+}

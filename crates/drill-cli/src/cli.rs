@@ -73,8 +73,9 @@ enum Command {
     /// is still changed.
     Apply(Box<crate::engine::ApplyArgs>),
     /// Bring up the reference target (API, Redis, PostgreSQL primary + replica, queue
-    /// workers), run playbooks/local.yaml against it time-scaled, print the verdicts, and tear
-    /// everything down (unless --keep). Run it from the root of a checkout.
+    /// workers in Docker containers or as a process), run playbooks/local.yaml (or
+    /// local-processes.yaml) against it time-scaled, print the verdicts, and tear everything
+    /// down (unless --keep). Run it from the root of a checkout.
     Demo(crate::engine::DemoArgs),
     /// List past runs from the history store, newest first.
     Runs(crate::engine::RunsArgs),

@@ -456,8 +456,8 @@ pub fn recover(args: RecoverArgs) -> Result<ExitCode> {
 /// The options of `drill demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Multiply every duration of playbooks/local.yaml by F (0.2 runs the 9-minute seed plan
-    /// in under 2 minutes).
+    /// Multiply every duration of the playbook by F (0.2 runs the 9-minute seed plan in under
+    /// 2 minutes).
     #[arg(long, value_name = "F", default_value_t = 0.2, value_parser = crate::cli::parse_scale)]
     pub time_scale: f64,
     /// Leave the environment running afterwards (`scripts/demo-env.sh down` removes it).
@@ -467,21 +467,52 @@ pub struct DemoArgs {
     /// no-worker-restart, no-retry or no-stampede-lock.
     #[arg(long, value_name = "VARIANT", value_parser = ["no-db-fallback", "no-worker-restart", "no-retry", "no-stampede-lock"])]
     pub broken: Option<String>,
+    /// Where the queue workers run: docker (two containers, playbooks/local.yaml) or
+    /// processes (one local process, playbooks/local-processes.yaml); default: docker when
+    /// the Docker engine answers, else processes.
+    #[arg(long, value_name = "HOW", value_parser = ["docker", "processes"])]
+    pub workers: Option<String>,
     #[arg(long, value_name = "DIR", default_value = "drill-reports")]
     pub report_dir: PathBuf,
     #[command(flatten)]
     pub db: DbArg,
 }
 
-/// `drill demo`: the environment up (scripts/demo-env.sh), playbooks/local.yaml applied, the
-/// environment down.
+/// Whether the Docker engine answers (`docker info`).
+fn docker_answers() -> bool {
+    std::process::Command::new("docker")
+        .arg("info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `drill demo`: the environment up (scripts/demo-env.sh), playbooks/local.yaml (workers in
+/// containers) or playbooks/local-processes.yaml (a worker process) applied, the environment
+/// down.
 pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let root = std::env::current_dir()?;
     let script = root.join("scripts/demo-env.sh");
-    let playbook = root.join("playbooks/local.yaml");
+    let workers = match args.workers.as_deref() {
+        Some(w) => w.to_owned(),
+        None if docker_answers() => "docker".to_owned(),
+        None => {
+            eprintln!(
+                "drill demo: the Docker engine does not answer: the queue worker runs as a process"
+            );
+            "processes".to_owned()
+        }
+    };
+    let playbook = root.join(if workers == "docker" {
+        "playbooks/local.yaml"
+    } else {
+        "playbooks/local-processes.yaml"
+    });
     if !script.is_file() || !playbook.is_file() {
         eprintln!(
-            "error: drill demo runs from the root of a drill checkout (it needs scripts/demo-env.sh and playbooks/local.yaml)"
+            "error: drill demo runs from the root of a drill checkout (it needs scripts/demo-env.sh and {})",
+            playbook.strip_prefix(&root).unwrap_or(&playbook).display()
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
@@ -497,7 +528,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         }
     };
     let mut up = std::process::Command::new("bash");
-    up.arg(&script).arg("up");
+    up.arg(&script).args(["up", "--workers", &workers]);
     if let Some(b) = &args.broken {
         up.args(["--broken", b]);
     }

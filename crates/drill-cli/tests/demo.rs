@@ -1,6 +1,7 @@
 //! `drill demo` end to end: the reference target (crates/drill-target) with Redis, a
 //! PostgreSQL primary and streaming replica behind its route, and queue workers in Docker
-//! containers (scripts/demo-env.sh), the seed plan (playbooks/local.yaml) time-scaled.
+//! containers or as a local process (scripts/demo-env.sh), the seed plan
+//! (playbooks/local.yaml, playbooks/local-processes.yaml) time-scaled.
 //! The healthy target passes all three drills; each broken variant fails the drill that is
 //! about it, and the report names the check and the measured value.
 //! Under CI=true a missing Docker, Redis or PostgreSQL fails the test.
@@ -18,14 +19,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn ready() -> bool {
+/// Whether what the demo needs is here: Redis and PostgreSQL, and Docker for workers in
+/// containers.
+fn ready(workers: &str) -> bool {
     let ok = |c: &str, a: &[&str]| {
         Command::new(c)
             .args(a)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let up = ok("docker", &["info"])
+    let up = (workers != "docker" || ok("docker", &["info"]))
         && ok(
             "sh",
             &[
@@ -43,8 +46,9 @@ fn ready() -> bool {
     up
 }
 
-/// Runs `drill demo` and returns its exit code, output and stored report.
+/// Runs `drill demo --workers WORKERS` and returns its exit code, output and stored report.
 async fn demo(
+    workers: &str,
     broken: Option<&str>,
     keep: bool,
 ) -> (Option<i32>, String, serde_json::Value, tempfile::TempDir) {
@@ -52,7 +56,8 @@ async fn demo(
     let db = dir.path().join("history.db").display().to_string();
     let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
     c.current_dir(repo())
-        .args(["demo", "--time-scale", "0.1", "--db", &db, "--report-dir"])
+        .args(["demo", "--workers", workers, "--time-scale", "0.1"])
+        .args(["--db", &db, "--report-dir"])
         .arg(dir.path().join("reports"))
         .env("DRILL_DEMO_DIR", dir.path().join("env"));
     if let Some(b) = broken {
@@ -100,10 +105,10 @@ fn down(dir: &tempfile::TempDir) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
-    if !ready() {
+    if !ready("docker") {
         return;
     }
-    let (code, text, r, dir) = demo(None, true).await;
+    let (code, text, r, dir) = demo("docker", None, true).await;
     let stats = Command::new("curl")
         .args(["-s", "http://127.0.0.1:8088/internal/stats"])
         .output()
@@ -143,10 +148,15 @@ async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
 }
 
 async fn broken(variant: &str, drill: &str, failing: &str, measured_has: &str) {
-    if !ready() {
+    broken_with("docker", variant, drill, failing, measured_has).await;
+}
+
+async fn broken_with(workers: &str, variant: &str, drill: &str, failing: &str, measured_has: &str) {
+    if !ready(workers) {
         return;
     }
-    let (code, text, r, _dir) = demo(Some(variant), false).await;
+    let (code, text, r, _dir) = demo(workers, Some(variant), false).await;
+    assert!(!r.is_null(), "{variant}: no run was recorded\n{text}");
     assert!(
         matches!(code, Some(1 | 3)),
         "{variant}: exit {code:?}\n{text}"
@@ -173,6 +183,53 @@ async fn broken(variant: &str, drill: &str, failing: &str, measured_has: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_that_do_not_come_back_fail_the_queue_outage_drill() {
     broken(
+        "no-worker-restart",
+        "queue-outage",
+        "backlog-drains",
+        "backlog 5,000 after",
+    )
+    .await;
+}
+
+/// Without Docker the worker is a local process (playbooks/local-processes.yaml): the queue
+/// outage stops it with SIGTERM and its revert starts it again from the pid file's target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_passes_with_the_queue_worker_as_a_process() {
+    if !ready("processes") {
+        return;
+    }
+    let (code, text, r, dir) = demo("processes", None, true).await;
+    let pid_file = dir.path().join("env/workers.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+    let log = std::fs::read_to_string(dir.path().join("env/workers.log")).unwrap_or_default();
+    down(&dir);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(r["verdict"], "PASS", "{text}");
+    assert_eq!(r["playbook"], "local-processes");
+    let fault = r["faults"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["backend"] == "process"))
+        .unwrap_or_else(|| panic!("a process fault in {r}"));
+    assert_eq!(fault["state"], "reverted", "{fault}");
+    assert!(
+        !pid.trim().is_empty() && alive,
+        "the restarted worker runs and its pid file names it: {pid:?}"
+    );
+    assert!(
+        log.contains("(start 2)"),
+        "the worker was started again after the outage:\n{log}"
+    );
+    eprintln!(
+        "processes: drain {}",
+        check(&r, "queue-outage", "backlog-drains")["measured"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_that_does_not_come_back_fails_the_queue_outage_drill() {
+    broken_with(
+        "processes",
         "no-worker-restart",
         "queue-outage",
         "backlog-drains",

@@ -40,6 +40,10 @@ enum Command {
         /// The worker's name (its restart count is kept under it); default: the host name.
         #[arg(long)]
         name: Option<String>,
+        /// Write this process's pid here once it works the queue (a `process` target's
+        /// `pid_file`); removed when it stops.
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
         #[arg(long, value_enum, env = "DRILL_TARGET_BROKEN")]
         broken: Option<Broken>,
     },
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
                 redis,
                 queue,
                 name,
+                pid_file,
                 broken,
             } => {
                 let name = name.unwrap_or_else(|| {
@@ -87,7 +92,7 @@ fn main() -> ExitCode {
                         .map(|h| h.trim().to_owned())
                         .unwrap_or_else(|_| format!("pid{}", std::process::id()))
                 });
-                worker::work(&redis, &queue, &name, broken).await
+                worker::work(&redis, &queue, &name, pid_file.as_deref(), broken).await
             }
             Command::Prepare { db, counts, output } => {
                 let (written, creds) = prepare::prepare(&db, &counts).await?;

@@ -1,17 +1,20 @@
 //! Horizon-like queue workers: pop jobs (Laravel's payloads) from `queues:NAME` and process
 //! them. Run as a process or as the command of a Docker container.
 
+use std::path::Path;
 use std::time::Duration;
 
 use redis::AsyncCommands;
 
 use crate::Broken;
 
-/// Works the queue until SIGTERM/SIGINT.
+/// Works the queue until SIGTERM/SIGINT. With a pid file, writes its pid there once it is
+/// connected (so whoever started it can wait for that) and removes it on the way out.
 pub async fn work(
     redis_url: &str,
     queue: &str,
     name: &str,
+    pid_file: Option<&Path>,
     broken: Option<Broken>,
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(redis_url)?;
@@ -28,15 +31,25 @@ pub async fn work(
         .incr(format!("drill-target:worker-boots:{name}"), 1)
         .await?;
     let key = format!("queues:{queue}");
-    eprintln!("drill-target worker {name}: working {key} (start {boots})");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    if let Some(f) = pid_file {
+        std::fs::write(f, format!("{}\n", std::process::id()))?;
+    }
+    eprintln!("drill-target worker {name}: working {key} (start {boots})");
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
             () = tick(&mut con, &key, broken, boots) => {}
         }
     }
+    if let Some(f) = pid_file {
+        // Only our own: a successor may have written its pid already.
+        if std::fs::read_to_string(f).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    Ok(())
 }
 
 async fn tick(
