@@ -166,13 +166,19 @@ async fn a_process_stopped_before_the_drill_stays_stopped() {
     let _ = child.wait();
 }
 
+/// A uniquely named worker program: a copy of `sleep` under another name, in a directory of
+/// this test process's own.
+fn named_sleep(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("drill-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let worker = dir.join(name);
+    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
+    worker
+}
+
 #[tokio::test]
 async fn stopping_a_process_restarts_it_with_its_command_once() {
-    let dir = std::env::temp_dir().join(format!("drill-worker-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    // A uniquely named worker: a copy of `sleep` under another name.
-    let worker = dir.join("drillworker");
-    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
+    let worker = named_sleep("drillworker");
     let mut child = std::process::Command::new(&worker)
         .arg("300")
         .spawn()
@@ -217,10 +223,8 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
 /// name, says whether it is back.
 #[tokio::test]
 async fn a_pid_file_target_is_restarted_even_when_a_namesake_runs() {
-    let dir = std::env::temp_dir().join(format!("drill-pidworker-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let worker = dir.join("drillpidworker");
-    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
+    let worker = named_sleep("drillpidworker");
+    let dir = worker.parent().expect("its directory").to_path_buf();
     let pid_file = dir.join("worker.pid");
     let spawn = || {
         std::process::Command::new(&worker)
