@@ -628,10 +628,13 @@ async fn kill_9_during_the_revert_then_the_next_apply() {
     crash(Point::Reverting, Then::NextApply, None).await;
 }
 
-/// The same crash, with the ledger in PostgreSQL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_hold_with_a_postgres_ledger_then_recover() {
-    let db = format!("drill_crash_{}", std::process::id());
+/// The same crash, with the ledger in PostgreSQL: a fresh database on 127.0.0.1:5433 per test.
+async fn crash_pg(point: Point, then: Then) {
+    let db = format!(
+        "drill_crash_{}_{}",
+        format!("{point:?}_{then:?}").to_lowercase(),
+        std::process::id()
+    );
     let psql = |sql: &str| {
         Command::new("psql")
             .args([
@@ -654,11 +657,52 @@ async fn kill_9_during_the_hold_with_a_postgres_ledger_then_recover() {
         return;
     }
     crash(
-        Point::Hold,
-        Then::Recover,
+        point,
+        then,
         Some(format!("postgres://postgres@127.0.0.1:5433/{db}")),
     )
     .await;
+    psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_recover() {
+    crash_pg(Point::Intent, Then::Recover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_recover() {
+    crash_pg(Point::Applied, Then::Recover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_hold_with_a_postgres_ledger_then_recover() {
+    crash_pg(Point::Hold, Then::Recover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_revert_with_a_postgres_ledger_then_recover() {
+    crash_pg(Point::Reverting, Then::Recover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_the_next_apply() {
+    crash_pg(Point::Intent, Then::NextApply).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_the_next_apply() {
+    crash_pg(Point::Applied, Then::NextApply).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_hold_with_a_postgres_ledger_then_the_next_apply() {
+    crash_pg(Point::Hold, Then::NextApply).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_revert_with_a_postgres_ledger_then_the_next_apply() {
+    crash_pg(Point::Reverting, Then::NextApply).await;
 }
 
 const GUARDED: &str = r#"apiVersion: drill/v1
