@@ -470,12 +470,36 @@ pub struct DemoArgs {
     /// Where the queue workers run: docker (two containers, playbooks/local.yaml) or
     /// processes (one local process, playbooks/local-processes.yaml); default: docker when
     /// the Docker engine answers, else processes.
-    #[arg(long, value_name = "HOW", value_parser = ["docker", "processes"])]
-    pub workers: Option<String>,
+    #[arg(long, value_name = "HOW", value_enum)]
+    pub workers: Option<Workers>,
     #[arg(long, value_name = "DIR", default_value = "drill-reports")]
     pub report_dir: PathBuf,
     #[command(flatten)]
     pub db: DbArg,
+}
+
+/// Where the demo's queue workers run, and so which playbook drills them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workers {
+    Docker,
+    Processes,
+}
+
+impl Workers {
+    /// The name `scripts/demo-env.sh up --workers` takes.
+    fn as_str(self) -> &'static str {
+        match self {
+            Workers::Docker => "docker",
+            Workers::Processes => "processes",
+        }
+    }
+
+    fn playbook(self) -> &'static str {
+        match self {
+            Workers::Docker => "playbooks/local.yaml",
+            Workers::Processes => "playbooks/local-processes.yaml",
+        }
+    }
 }
 
 /// Whether the Docker engine answers (`docker info`).
@@ -494,25 +518,21 @@ fn docker_answers() -> bool {
 pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let root = std::env::current_dir()?;
     let script = root.join("scripts/demo-env.sh");
-    let workers = match args.workers.as_deref() {
-        Some(w) => w.to_owned(),
-        None if docker_answers() => "docker".to_owned(),
+    let workers = match args.workers {
+        Some(w) => w,
+        None if docker_answers() => Workers::Docker,
         None => {
             eprintln!(
                 "drill demo: the Docker engine does not answer: the queue worker runs as a process"
             );
-            "processes".to_owned()
+            Workers::Processes
         }
     };
-    let playbook = root.join(if workers == "docker" {
-        "playbooks/local.yaml"
-    } else {
-        "playbooks/local-processes.yaml"
-    });
+    let playbook = root.join(workers.playbook());
     if !script.is_file() || !playbook.is_file() {
         eprintln!(
             "error: drill demo runs from the root of a drill checkout (it needs scripts/demo-env.sh and {})",
-            playbook.strip_prefix(&root).unwrap_or(&playbook).display()
+            workers.playbook()
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
@@ -528,7 +548,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         }
     };
     let mut up = std::process::Command::new("bash");
-    up.arg(&script).args(["up", "--workers", &workers]);
+    up.arg(&script).args(["up", "--workers", workers.as_str()]);
     if let Some(b) = &args.broken {
         up.args(["--broken", b]);
     }
