@@ -588,46 +588,6 @@ async fn crash(point: Point, then: Then, db: Option<String>) {
     cleanup(&names);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_intent_is_written_then_recover() {
-    crash(Point::Intent, Then::Recover, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_fault_is_applied_then_recover() {
-    crash(Point::Applied, Then::Recover, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_hold_then_recover() {
-    crash(Point::Hold, Then::Recover, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_revert_then_recover() {
-    crash(Point::Reverting, Then::Recover, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_intent_is_written_then_the_next_apply() {
-    crash(Point::Intent, Then::NextApply, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_fault_is_applied_then_the_next_apply() {
-    crash(Point::Applied, Then::NextApply, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_hold_then_the_next_apply() {
-    crash(Point::Hold, Then::NextApply, None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_revert_then_the_next_apply() {
-    crash(Point::Reverting, Then::NextApply, None).await;
-}
-
 /// The same crash, with the ledger in PostgreSQL: a fresh database on 127.0.0.1:5433 per test.
 async fn crash_pg(point: Point, then: Then) {
     let db = format!(
@@ -665,44 +625,38 @@ async fn crash_pg(point: Point, then: Then) {
     psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_recover() {
-    crash_pg(Point::Intent, Then::Recover).await;
+/// One test per crash point and restart, with the ledger in SQLite and in PostgreSQL.
+macro_rules! crash_tests {
+    ($($sqlite:ident, $pg:ident: $point:ident, $then:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            crash(Point::$point, Then::$then, None).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pg() {
+            crash_pg(Point::$point, Then::$then).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_recover() {
-    crash_pg(Point::Applied, Then::Recover).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_hold_with_a_postgres_ledger_then_recover() {
-    crash_pg(Point::Hold, Then::Recover).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_revert_with_a_postgres_ledger_then_recover() {
-    crash_pg(Point::Reverting, Then::Recover).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_the_next_apply() {
-    crash_pg(Point::Intent, Then::NextApply).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_the_next_apply() {
-    crash_pg(Point::Applied, Then::NextApply).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_hold_with_a_postgres_ledger_then_the_next_apply() {
-    crash_pg(Point::Hold, Then::NextApply).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_the_revert_with_a_postgres_ledger_then_the_next_apply() {
-    crash_pg(Point::Reverting, Then::NextApply).await;
+crash_tests! {
+    kill_9_after_the_intent_is_written_then_recover,
+    kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_recover: Intent, Recover;
+    kill_9_after_the_fault_is_applied_then_recover,
+    kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_recover: Applied, Recover;
+    kill_9_during_the_hold_then_recover,
+    kill_9_during_the_hold_with_a_postgres_ledger_then_recover: Hold, Recover;
+    kill_9_during_the_revert_then_recover,
+    kill_9_during_the_revert_with_a_postgres_ledger_then_recover: Reverting, Recover;
+    kill_9_after_the_intent_is_written_then_the_next_apply,
+    kill_9_after_the_intent_is_written_with_a_postgres_ledger_then_the_next_apply: Intent, NextApply;
+    kill_9_after_the_fault_is_applied_then_the_next_apply,
+    kill_9_after_the_fault_is_applied_with_a_postgres_ledger_then_the_next_apply: Applied, NextApply;
+    kill_9_during_the_hold_then_the_next_apply,
+    kill_9_during_the_hold_with_a_postgres_ledger_then_the_next_apply: Hold, NextApply;
+    kill_9_during_the_revert_then_the_next_apply,
+    kill_9_during_the_revert_with_a_postgres_ledger_then_the_next_apply: Reverting, NextApply;
 }
 
 const GUARDED: &str = r#"apiVersion: drill/v1

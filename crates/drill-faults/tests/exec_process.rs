@@ -176,6 +176,37 @@ fn named_sleep(name: &str) -> std::path::PathBuf {
     worker
 }
 
+/// Stops `child` through a `stop` fault on the process `target`, reverts from a JSON
+/// round-trip of the record — which must run the restart command (`why` if not) — and returns
+/// the restarted process as the target finds it. Reverting again must find it back and start
+/// nothing.
+async fn stop_then_restart(
+    target: serde_json::Value,
+    a: &drill_spec::model::Allow,
+    child: &mut std::process::Child,
+    why: &str,
+) -> (i32, String) {
+    let f = fault(json!({"name": "stop", "action": "stop", "target": {"process": target}}));
+    let p = prepare(&f, a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    let _ = child.wait();
+    let record = roundtrip(&p.record);
+    let first = revert(&record).await.expect("revert");
+    assert!(matches!(first, Reverted::Restored(_)), "{why}: {first:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t: drill_spec::model::ProcessTarget =
+        serde_json::from_value(target).expect("process target");
+    let running = process::find(&t).expect("restarted");
+    assert_eq!(
+        revert(&record).await.expect("again"),
+        Reverted::AlreadyRestored,
+        "it is back: no second one"
+    );
+    running
+}
+
 #[tokio::test]
 async fn stopping_a_process_restarts_it_with_its_command_once() {
     let worker = named_sleep("drillworker");
@@ -187,31 +218,9 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let restart =
         json!({"command": ["sh", "-c", format!("{} 300 >/dev/null 2>&1 &", worker.display())]});
-    let f = fault(
-        json!({"name": "stop", "action": "stop", "target": {"process": {"name": "drillworker", "restart": restart}}}),
-    );
+    let target = json!({"name": "drillworker", "restart": restart});
     let a = allow(json!({"processes": ["drillworker"], "exec": ["sh"]}));
-    let p = prepare(&f, &a, Duration::from_secs(1))
-        .await
-        .expect("prepare");
-    apply(&p.record).await.expect("apply");
-    let _ = child.wait();
-    let record = roundtrip(&p.record);
-    assert!(matches!(
-        revert(&record).await.expect("revert"),
-        Reverted::Restored(_)
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let running = process::find(&drill_spec::model::ProcessTarget {
-        name: Some("drillworker".into()),
-        ..Default::default()
-    })
-    .expect("restarted");
-    // Reverting again finds it running and does not start a second one.
-    assert_eq!(
-        revert(&record).await.expect("again"),
-        Reverted::AlreadyRestored
-    );
+    let running = stop_then_restart(target, &a, &mut child, "the restart command runs").await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(running.0),
         nix::sys::signal::Signal::SIGKILL,
@@ -239,36 +248,12 @@ async fn a_pid_file_target_is_restarted_even_when_a_namesake_runs() {
     let restart = json!({"command": ["sh", "-c", format!(
         "{} 300 >/dev/null 2>&1 & echo $! > {}", worker.display(), pid_file.display()
     )]});
-    let f = fault(
-        json!({"name": "stop", "action": "stop", "target": {"process": {"pid_file": pid_file, "restart": restart}}}),
-    );
+    let target = json!({"pid_file": pid_file, "restart": restart});
     let a = allow(json!({"processes": [pid_file], "exec": ["sh"]}));
-    let p = prepare(&f, &a, Duration::from_secs(1))
-        .await
-        .expect("prepare");
-    apply(&p.record).await.expect("apply");
-    let _ = child.wait();
-    let record = roundtrip(&p.record);
-    assert!(
-        matches!(
-            revert(&record).await.expect("revert"),
-            Reverted::Restored(_)
-        ),
-        "the namesake is not the target"
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (new_pid, name) = process::find(&drill_spec::model::ProcessTarget {
-        pid_file: Some(pid_file.display().to_string()),
-        ..Default::default()
-    })
-    .expect("restarted, its pid in the pid file");
+    let (new_pid, name) =
+        stop_then_restart(target, &a, &mut child, "the namesake is not the target").await;
     assert_eq!(name, "drillpidworker");
-    assert_ne!(new_pid, child.id() as i32);
-    assert_eq!(
-        revert(&record).await.expect("again"),
-        Reverted::AlreadyRestored,
-        "the pid file names a live worker: no second one"
-    );
+    assert_ne!(new_pid, child.id() as i32, "its pid file names the new one");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(new_pid),
         nix::sys::signal::Signal::SIGKILL,
