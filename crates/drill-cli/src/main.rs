@@ -3,17 +3,18 @@
 use std::process::ExitCode;
 
 mod cli;
-mod engine;
+mod commands;
+mod exit;
 mod files;
-mod load;
 mod render;
+mod support;
 
 fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("drill: error: {e:#}");
-            ExitCode::from(cli::EXIT_INVALID)
+            exit::code(exit::INVALID)
         }
     }
 }

@@ -16,14 +16,37 @@
 use std::sync::Arc;
 
 pub mod checks;
+mod context;
+mod drill;
+mod guards;
+mod live;
+pub mod outcome;
 pub mod owner;
+pub mod preflight;
 pub mod recover;
 pub mod report;
 pub mod run;
+pub mod status;
 pub mod store;
 
-pub use run::{Abort, Options, Outcome, apply};
+pub use context::Abort;
+pub use outcome::{Outcome, Status};
+pub use run::{EngineError, Options, apply};
+pub use status::{LiveStatus, RunHandle, start};
 pub use store::Store;
+
+/// An error and its sources, joined by ": ", the way the engine prints errors in its log
+/// lines and reasons (library errors keep their sources as `#[source]`, not in their text).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
 
 /// Where the engine writes its progress lines (the CLI prints them to standard error).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;

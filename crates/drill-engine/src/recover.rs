@@ -13,9 +13,9 @@ use backon::BackoffBuilder;
 use drill_faults::{RevertRecord, Reverted};
 use serde::Serialize;
 
-use crate::Log;
 use crate::owner::Owner;
 use crate::store::{FaultRow, FaultState, RunRow, Store, StoreError, now_ms};
+use crate::{Log, chain};
 
 /// What a reconciliation pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -37,6 +37,16 @@ impl Recovered {
             && self.permanent.is_empty()
             && self.failed.is_empty()
     }
+}
+
+/// Why a fault could not be reverted (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("the stored revert record cannot be read")]
+    Record(#[source] serde_json::Error),
+    /// The backend's last error, after every attempt the budget allowed.
+    #[error(transparent)]
+    Fault(#[from] drill_faults::FaultError),
 }
 
 /// Why the owner of a run is considered gone.
@@ -93,7 +103,7 @@ pub async fn reconcile(
             )),
             Err(e) => out
                 .failed
-                .push((run.id.clone(), label, e, f.manual_restore.clone())),
+                .push((run.id.clone(), label, chain(&e), f.manual_restore.clone())),
         }
         if !touched.iter().any(|r| r.id == run.id) {
             touched.push(run);
@@ -150,15 +160,15 @@ pub async fn revert_row(
     f: &FaultRow,
     budget: Duration,
     log: &Log,
-) -> Result<Reverted, String> {
+) -> Result<Reverted, RevertError> {
     let record: RevertRecord = match serde_json::from_str(&f.record) {
         Ok(r) => r,
         Err(e) => {
-            let msg = format!("the stored revert record cannot be read: {e}");
+            let e = RevertError::Record(e);
             let _ = store
-                .fault_state(&f.id, FaultState::RevertFailed, Some(&msg))
+                .fault_state(&f.id, FaultState::RevertFailed, Some(&chain(&e)))
                 .await;
-            return Err(msg);
+            return Err(e);
         }
     };
     revert_with_retry(
@@ -181,7 +191,7 @@ pub async fn revert_with_retry(
     record: &RevertRecord,
     budget: Duration,
     log: &Log,
-) -> Result<Reverted, String> {
+) -> Result<Reverted, RevertError> {
     let deadline = Instant::now() + budget;
     let mut delays = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
@@ -204,7 +214,8 @@ pub async fn revert_with_retry(
                 // (the revert is idempotent), so it is logged, not fatal.
                 if let Err(e) = store.fault_state(id, state, None).await {
                     log(&format!(
-                        "warning: {label} was reverted but the ledger could not say so: {e}"
+                        "warning: {label} was reverted but the ledger could not say so: {}",
+                        chain(&e)
                     ));
                 }
                 return Ok(r);
@@ -219,7 +230,7 @@ pub async fn revert_with_retry(
                     log(&format!(
                         "error: reverting {label} failed {attempt} time(s), giving up for now: {msg}"
                     ));
-                    return Err(msg);
+                    return Err(e.into());
                 }
                 log(&format!(
                     "warning: reverting {label} failed (attempt {attempt}): {msg}; retrying in {:.1} s",

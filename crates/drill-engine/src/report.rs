@@ -6,25 +6,73 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::run::{DrillResult, GuardTrip, Status, StillChanged};
+use std::path::{Path, PathBuf};
+
+use crate::outcome::{DrillStatus, Outcome, Status};
+use crate::run::EngineError;
 use crate::store::FaultRow;
 
-/// What a report is made from.
+/// What a report is made from: the typed outcome, the traffic's report and the ledger.
 #[derive(Debug)]
 pub struct Input<'a> {
     pub run_id: &'a str,
     pub playbook: &'a str,
     pub file: &'a str,
-    pub status: Status,
-    pub reason: Option<&'a str>,
+    pub outcome: &'a Outcome,
     pub started_ms: i64,
     pub finished_ms: i64,
     pub time_scale: f64,
     pub traffic: Option<&'a drill_load::Report>,
-    pub drills: &'a [DrillResult],
     pub ledger: &'a [FaultRow],
-    pub trips: &'a [GuardTrip],
-    pub still_changed: &'a [StillChanged],
+}
+
+/// A run's reports, rendered.
+#[derive(Debug)]
+pub struct Rendered {
+    pub json: Value,
+    pub json_text: String,
+    pub markdown: String,
+    pub junit: String,
+    /// k6's summary-export JSON of the traffic (`{}` without traffic).
+    pub k6_summary: String,
+}
+
+/// Renders every report of a run.
+pub fn render(i: &Input<'_>) -> Rendered {
+    let json = json(i);
+    Rendered {
+        json_text: serde_json::to_string_pretty(&json).unwrap_or_default(),
+        json,
+        markdown: markdown(i),
+        junit: junit(i),
+        k6_summary: i
+            .traffic
+            .map(|r| serde_json::to_string_pretty(&r.k6_summary()).unwrap_or_default())
+            .unwrap_or_else(|| "{}".into()),
+    }
+}
+
+impl Rendered {
+    /// Writes report.json, report.md, junit.xml and k6-summary.json into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| EngineError::Report { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut written = Vec::new();
+        for (name, body) in [
+            ("report.json", &self.json_text),
+            ("report.md", &self.markdown),
+            ("junit.xml", &self.junit),
+            ("k6-summary.json", &self.k6_summary),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, body).map_err(io(&p))?;
+            written.push(p);
+        }
+        Ok(written)
+    }
 }
 
 fn iso(ms: i64) -> String {
@@ -81,18 +129,18 @@ pub fn json(i: &Input<'_>) -> Value {
         "run": i.run_id,
         "playbook": i.playbook,
         "file": i.file,
-        "status": i.status,
-        "verdict": i.status.verdict(),
-        "reason": i.reason,
+        "status": i.outcome.status,
+        "verdict": i.outcome.status.verdict(),
+        "reason": i.outcome.reason,
         "started_at": iso(i.started_ms),
         "finished_at": iso(i.finished_ms),
         "time_scale": i.time_scale,
         "traffic": traffic,
         "slo": i.traffic.map(|r| &r.thresholds),
-        "drills": i.drills,
-        "guards_tripped": i.trips,
+        "drills": &i.outcome.drills,
+        "guards_tripped": i.outcome.trips,
         "faults": faults,
-        "still_changed": i.still_changed,
+        "still_changed": i.outcome.still_changed,
         "k6_summary": i.traffic.map(drill_load::Report::k6_summary),
     })
 }
@@ -100,7 +148,12 @@ pub fn json(i: &Input<'_>) -> Value {
 /// The Markdown report.
 pub fn markdown(i: &Input<'_>) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# drill run {} — {}\n", i.run_id, i.status.verdict());
+    let _ = writeln!(
+        s,
+        "# drill run {} — {}\n",
+        i.run_id,
+        i.outcome.status.verdict()
+    );
     let _ = writeln!(s, "- Playbook: `{}` ({})", i.playbook, i.file);
     let _ = writeln!(
         s,
@@ -113,12 +166,12 @@ pub fn markdown(i: &Input<'_>) -> String {
             String::new()
         }
     );
-    if let Some(r) = i.reason {
+    if let Some(r) = &i.outcome.reason {
         let _ = writeln!(s, "- Reason: {r}");
     }
-    if !i.still_changed.is_empty() {
+    if !i.outcome.still_changed.is_empty() {
         let _ = writeln!(s, "\n## STILL CHANGED — restore by hand\n");
-        for c in i.still_changed {
+        for c in &i.outcome.still_changed {
             let _ = writeln!(
                 s,
                 "- **{}/{}**: {} — run `{}`",
@@ -172,9 +225,9 @@ pub fn markdown(i: &Input<'_>) -> String {
             }
         }
     }
-    if !i.trips.is_empty() {
+    if !i.outcome.trips.is_empty() {
         let _ = writeln!(s, "\n## Guards tripped\n");
-        for g in i.trips {
+        for g in &i.outcome.trips {
             let _ = writeln!(
                 s,
                 "- **{}** at {:.1} s: {} ({})",
@@ -182,12 +235,12 @@ pub fn markdown(i: &Input<'_>) -> String {
             );
         }
     }
-    for d in i.drills {
+    for d in &i.outcome.drills {
         let _ = writeln!(
             s,
             "\n## Drill `{}` — {}\n",
             d.name,
-            d.status.replace('_', " ")
+            d.status.as_str().replace('_', " ")
         );
         if let (Some(a), Some(b)) = (d.injected_s, d.reverted_s) {
             let _ = writeln!(
@@ -310,7 +363,7 @@ pub fn junit(i: &Input<'_>) -> String {
                 .collect(),
         ));
     }
-    for d in i.drills {
+    for d in &i.outcome.drills {
         let mut cases: Vec<Case> = d
             .checks
             .iter()
@@ -319,18 +372,19 @@ pub fn junit(i: &Input<'_>) -> String {
                 failure: (!c.passed).then(|| format!("{} (limit {})", c.measured, c.limit)),
             })
             .collect();
-        if d.status != "completed" {
+        if d.status != DrillStatus::Completed {
             cases.push(Case {
                 name: "completed".into(),
-                failure: Some(format!("the drill did not complete: {}", d.status)),
+                failure: Some(format!("the drill did not complete: {}", d.status.as_str())),
             });
         }
         suites.push((format!("{}.{}", i.playbook, d.name), cases));
     }
     let mut safety = vec![Case {
         name: "everything reverted".into(),
-        failure: (!i.still_changed.is_empty()).then(|| {
-            i.still_changed
+        failure: (!i.outcome.still_changed.is_empty()).then(|| {
+            i.outcome
+                .still_changed
                 .iter()
                 .map(|c| {
                     format!(
@@ -344,18 +398,19 @@ pub fn junit(i: &Input<'_>) -> String {
     }];
     safety.push(Case {
         name: "no guard tripped".into(),
-        failure: (!i.trips.is_empty()).then(|| {
-            i.trips
+        failure: (!i.outcome.trips.is_empty()).then(|| {
+            i.outcome
+                .trips
                 .iter()
                 .map(|g| format!("{}: {} ({})", g.name, g.condition, g.measured))
                 .collect::<Vec<_>>()
                 .join("; ")
         }),
     });
-    if i.status == Status::Aborted && i.trips.is_empty() {
+    if i.outcome.status == Status::Aborted && i.outcome.trips.is_empty() {
         safety.push(Case {
             name: "not aborted".into(),
-            failure: i.reason.map(str::to_owned),
+            failure: i.outcome.reason.clone(),
         });
     }
     suites.push((format!("{}.safety", i.playbook), safety));

@@ -21,7 +21,7 @@ use crate::owner::Owner;
 
 /// A store error, with what was being done.
 #[derive(Debug, thiserror::Error)]
-#[error("history store ({url}): {what}: {source}")]
+#[error("history store ({url}): {what}")]
 pub struct StoreError {
     url: String,
     what: &'static str,

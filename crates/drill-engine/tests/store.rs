@@ -441,6 +441,7 @@ async fn a_revert_that_keeps_failing_is_recorded_with_its_attempts_and_error() {
         )
         .await
         .expect_err("keeps failing");
+        let err = drill_engine::chain(&err);
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "{kind}: bounded"

@@ -17,6 +17,9 @@
 //! Faults that cannot be undone (FLUSHALL, deleted keys, killed clients) say so: their
 //! record's [`RevertRecord::permanent`] describes what was changed for good.
 //!
+//! Beside the faults, [`steps`] runs the one-shot calls of a playbook (setup, teardown, a
+//! drill's actions) through the same allow-list check.
+//!
 //! What it is not: no scheduling, no persistence, no traffic: the engine decides when, and
 //! stores the records.
 
@@ -32,6 +35,7 @@ pub mod kubernetes;
 pub mod process;
 pub mod redis;
 pub mod sql;
+pub mod steps;
 
 /// Why a fault could not be prepared, applied or reverted.
 #[derive(Debug, thiserror::Error)]

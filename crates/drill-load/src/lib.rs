@@ -21,43 +21,20 @@ pub use client::{Client, ClientConfig};
 pub use executor::{Load, OpenConfig, Stop};
 pub use metrics::{ErrorSet, Measurements, Recorder};
 
-/// Splits a base URL into what the client needs.
+/// Splits a base URL into what the client needs, and the path prefix every request path is
+/// put under (parsed by [`drill_spec::url::BaseUrl`], the rule every other URL follows).
 pub fn client_config(
     base_url: &str,
     traffic: Option<&drill_spec::model::Traffic>,
 ) -> Result<(ClientConfig, String), client::ClientError> {
-    let bad = |why: &str| client::ClientError::Url(base_url.to_owned(), why.to_owned());
-    let (scheme, rest) = base_url
-        .split_once("://")
-        .ok_or_else(|| bad("missing scheme"))?;
-    let https = match scheme {
-        "http" => false,
-        "https" => true,
-        _ => return Err(bad("scheme must be http or https")),
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/').to_owned()),
-        None => (rest, String::new()),
-    };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => match p.parse::<u16>() {
-            Ok(p) => (
-                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                p,
-            ),
-            Err(_) => return Err(bad("invalid port")),
-        },
-        _ => (
-            hostport
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            if https { 443 } else { 80 },
-        ),
-    };
-    if host.is_empty() {
-        return Err(bad("missing host"));
-    }
+    let base = drill_spec::url::BaseUrl::parse(base_url)
+        .map_err(|e| client::ClientError::Url(base_url.to_owned(), e.why))?;
+    let (https, host, port, path) = (
+        base.https(),
+        base.host(),
+        base.port(),
+        base.prefix().to_owned(),
+    );
     let cfg = ClientConfig {
         https,
         host,

@@ -19,6 +19,7 @@ pub mod model;
 pub mod node;
 pub mod timeline;
 pub mod units;
+pub mod url;
 mod validate;
 
 pub use diag::{Diag, Loc, Severity, Sources};

@@ -90,6 +90,8 @@ pub struct ValidPlaybook {
     /// The file it was read from.
     pub file: String,
     pub playbook: Playbook,
+    /// `playbook.target.base_url`, parsed: every relative URL resolves against it.
+    pub base: crate::url::BaseUrl,
     pub drills: Vec<ResolvedDrill>,
     pub schedule: Option<cron::Schedule>,
 }
@@ -243,12 +245,15 @@ impl<'e> Loader<'e> {
         for pb in playbooks {
             let before = self.error_count();
             let resolved = self.check_playbook(&pb);
+            // An invalid base URL is a validation error, so a playbook without errors has one.
             if self.error_count() == before
                 && let Some((drills, schedule)) = resolved
+                && let Ok(base) = crate::url::BaseUrl::parse(&pb.value.target.base_url)
             {
                 valid.push(ValidPlaybook {
                     file: pb.file,
                     playbook: pb.value,
+                    base,
                     drills,
                     schedule,
                 });

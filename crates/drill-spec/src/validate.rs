@@ -199,11 +199,11 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, s: &Schedule) -> Option<cron::Schedule>
 }
 
 pub(crate) fn target(cx: &mut Ctx<'_>, t: &Target) {
-    match url::Url::parse(&t.base_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+    match crate::url::BaseUrl::parse(&t.base_url) {
+        Ok(_) => {
             cx.refused("target.base_url", allow::http(&t.allow, &t.base_url));
         }
-        _ => cx.error_hint(
+        Err(_) => cx.error_hint(
             "target.base_url",
             format!("invalid base URL \"{}\"", t.base_url),
             "write it like https://staging.api.example.com",
@@ -229,13 +229,10 @@ pub(crate) fn target(cx: &mut Ctx<'_>, t: &Target) {
     }
 }
 
+/// `url` resolved the way every call resolves it ([`crate::url::BaseUrl::resolve`]); an
+/// invalid base was reported by [`target`].
 fn resolve_url(base: &str, url: &str) -> String {
-    if url.contains("://") {
-        return url.to_owned();
-    }
-    url::Url::parse(base)
-        .and_then(|b| b.join(url))
-        .map_or_else(|_| url.to_owned(), |u| u.to_string())
+    crate::url::BaseUrl::parse(base).map_or_else(|_| url.to_owned(), |b| b.resolve_str(url))
 }
 
 pub(crate) fn step(cx: &mut Ctx<'_>, path: &str, s: &Step, t: &Target) {

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use drill_load::{AdHoc, Report, Run, Stop};
-use drill_spec::units::{Dur, Rate};
+use drill_spec::units::Rate;
 
-use crate::cli::{EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::exit;
+use crate::support::{dur, load, parse_scale, print_diags};
 
 /// The options of `drill load`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +22,7 @@ pub struct LoadArgs {
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
     /// Multiply every duration of the playbook's profile by F.
-    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = crate::cli::parse_scale)]
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
     pub time_scale: f64,
     /// Write k6's --summary-export JSON here.
     #[arg(long, value_name = "FILE")]
@@ -65,17 +66,11 @@ pub struct LoadArgs {
     pub insecure: bool,
 }
 
-fn dur(s: &str, what: &str) -> Result<Duration> {
-    s.parse::<Dur>()
-        .map(|d| d.0)
-        .map_err(|e| anyhow::anyhow!("--{what}: {e}"))
-}
-
 pub fn run(args: LoadArgs) -> Result<ExitCode> {
     let (run, title) = match &args.playbook {
         Some(path) => {
-            let (outcome, unreadable) = crate::cli::load(std::slice::from_ref(path), &args.drills)?;
-            crate::cli::print_diags(&outcome);
+            let (outcome, unreadable) = load(std::slice::from_ref(path), &args.drills)?;
+            print_diags(&outcome);
             let Some(pb) = outcome
                 .playbooks
                 .first()
@@ -85,7 +80,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                     "the playbook is invalid; run `drill validate {}` for details",
                     path.display()
                 );
-                return Ok(ExitCode::from(EXIT_INVALID));
+                return Ok(exit::code(exit::INVALID));
             };
             let dir = path
                 .parent()
@@ -94,7 +89,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("{}: error: {e}", path.display());
-                    return Ok(ExitCode::from(EXIT_INVALID));
+                    return Ok(exit::code(exit::INVALID));
                 }
             };
             (run, format!("drill load {}", pb.playbook.metadata.name))
@@ -167,12 +162,12 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
     }
     if interrupted {
         eprintln!("stopped by signal: the figures cover the traffic sent until then");
-        return Ok(ExitCode::from(EXIT_ABORTED));
+        return Ok(exit::code(exit::ABORTED));
     }
-    Ok(ExitCode::from(if report.passed() {
-        EXIT_OK
+    Ok(exit::code(if report.passed() {
+        exit::OK
     } else {
-        EXIT_CHECK_FAILED
+        exit::CHECK_FAILED
     }))
 }
 
@@ -229,7 +224,7 @@ async fn execute(run: Run) -> (Report, bool) {
                 );
                 stop.stop();
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(EXIT_ABORTED));
+                    std::process::exit(i32::from(exit::ABORTED));
                 }
             }
         })

@@ -1,0 +1,229 @@
+//! `drill apply`: a playbook end to end, through the engine; the summary is printed from the
+//! engine's typed outcome.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use drill_engine::{Abort, Options, Status};
+
+use crate::exit;
+use crate::support::{DbArg, Output, dur, load, log_to, parse_scale, print_diags, runtime};
+
+/// The options of `drill apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The playbook to run.
+    pub playbook: PathBuf,
+    #[arg(long = "drills", value_name = "DIR")]
+    pub drills: Vec<PathBuf>,
+    /// Preflight only: resolve every target, run the preflight and read every probe, print
+    /// what would change. Makes no mutating call, sends no traffic, records nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Multiply every duration by F (0.1 rehearses a 9-minute playbook in 54 s).
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
+    pub time_scale: f64,
+    /// Write report.json, report.md, junit.xml and k6-summary.json to DIR/RUN_ID/.
+    #[arg(long, value_name = "DIR", default_value = "drill-reports")]
+    pub report_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// How long a failing revert is retried before the run gives up with exit 4.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub revert_timeout: String,
+    /// How long the run's lease lasts without a heartbeat (another host's `drill recover`
+    /// waits this long before taking over).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease: String,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+pub fn run(args: ApplyArgs) -> Result<ExitCode> {
+    let (outcome, unreadable) = load(std::slice::from_ref(&args.playbook), &args.drills)?;
+    print_diags(&outcome);
+    let Some(vp) = outcome
+        .playbooks
+        .first()
+        .filter(|_| !outcome.has_errors() && unreadable == 0)
+    else {
+        eprintln!(
+            "the playbook is invalid; run `drill validate {}` for details; nothing was executed",
+            args.playbook.display()
+        );
+        return Ok(exit::code(exit::INVALID));
+    };
+    let revert_budget = dur(&args.revert_timeout, "revert-timeout")?;
+    let lease = dur(&args.lease, "lease")?;
+    let dir = args
+        .playbook
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let plan = vp.plan(args.time_scale);
+    let total = plan
+        .drills
+        .iter()
+        .map(|d| d.end_latest)
+        .chain([plan.traffic.duration])
+        .max()
+        .unwrap_or_default();
+    let bar = (std::io::stderr().is_terminal() && !args.dry_run).then(|| {
+        let b = indicatif::ProgressBar::new(total.0.as_millis() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise}/~{duration_precise} [{bar:30}] {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let opts = Options {
+        time_scale: args.time_scale,
+        dry_run: args.dry_run,
+        report_dir: Some(args.report_dir.clone()),
+        lease,
+        revert_budget,
+        log: log_to(bar.clone()),
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let store = args.db.open().await?;
+        let abort = Abort::default();
+        watch_signals(abort.clone());
+        if let Some(b) = bar.clone() {
+            tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    b.set_position(start.elapsed().as_millis() as u64);
+                }
+            });
+        }
+        anyhow::Ok(drill_engine::apply(&store, vp, &dir, &opts, abort).await?)
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let out = result?;
+    if args.dry_run {
+        print_dry_run(&out);
+        return Ok(exit::code(exit::of(out.status)));
+    }
+    match args.output {
+        Output::Json if !out.report.is_null() => {
+            println!("{}", serde_json::to_string_pretty(&out.report)?);
+        }
+        _ => print_summary(&out),
+    }
+    if !out.still_changed.is_empty() {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(
+            e,
+            "\nerror: {} fault(s) are STILL CHANGED; the run is not passed. Restore by hand:",
+            out.still_changed.len()
+        );
+        for c in &out.still_changed {
+            let _ = writeln!(e, "  {}/{}: {}", c.drill, c.fault, c.error);
+            let _ = writeln!(e, "    restore with: {}", c.manual_restore);
+        }
+        let _ = writeln!(
+            e,
+            "`drill recover` keeps retrying from the ledger (it is safe to run from cron)."
+        );
+    }
+    Ok(exit::code(exit::of(out.status)))
+}
+
+/// First SIGINT/SIGTERM: stop the traffic, revert everything, report (exit 3). Second: exit at
+/// once; the ledger lets `drill recover` finish the revert.
+fn watch_signals(abort: Abort) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } "SIGINT" }
+                _ = term.recv() => "SIGTERM",
+            };
+            if first {
+                first = false;
+                eprintln!(
+                    "drill: {name}: stopping the traffic and reverting every fault (again to exit at once; `drill recover` then finishes the revert)"
+                );
+                abort.trigger(format!("interrupted by {name}"));
+            } else {
+                eprintln!(
+                    "drill: {name} again: exiting now; run `drill recover` to revert what is still changed"
+                );
+                std::process::exit(i32::from(exit::ABORTED));
+            }
+        }
+    });
+}
+
+fn print_dry_run(out: &drill_engine::Outcome) {
+    println!("dry run: nothing was changed, no traffic was sent");
+    for p in &out.preview {
+        println!("  {p}");
+    }
+    if let Some(r) = &out.reason {
+        eprintln!("error: {r}");
+    } else {
+        println!("preflight passed: `drill apply` would make the changes above");
+    }
+}
+
+fn print_summary(out: &drill_engine::Outcome) {
+    let mut o = std::io::stdout().lock();
+    let id = out.run_id.as_deref().unwrap_or("-");
+    let _ = writeln!(o, "\nrun {id}: {}", out.status.verdict());
+    if let Some(r) = &out.reason {
+        let _ = writeln!(o, "  {r}");
+    }
+    if !out.drills.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n  {:<18} {:<28} {:<6} {:<52} LIMIT",
+            "DRILL", "CHECK", "", "MEASURED"
+        );
+        for d in &out.drills {
+            if d.checks.is_empty() {
+                let _ = writeln!(o, "  {:<18} ({})", d.name, d.status.as_str());
+            }
+            for c in &d.checks {
+                let _ = writeln!(
+                    o,
+                    "  {:<18} {:<28} {:<6} {:<52} {}",
+                    d.name,
+                    c.name,
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.measured,
+                    c.limit
+                );
+            }
+        }
+    }
+    for t in out.thresholds.iter().filter(|t| !t.ok) {
+        let _ = writeln!(
+            o,
+            "  run-wide SLO {} FAILED: measured {} {}, limit {}",
+            t.k6, t.measured, t.unit, t.limit
+        );
+    }
+    if !out.written.is_empty() {
+        let _ = writeln!(o, "\nreports:");
+        for w in &out.written {
+            let _ = writeln!(o, "  {}", w.display());
+        }
+    }
+    if out.status == Status::Passed {
+        let _ = writeln!(o, "\nPASS: every check held and every fault was reverted");
+    }
+}

@@ -1,0 +1,48 @@
+//! `drill recover`: revert what runs without a live owner left changed.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::exit;
+use crate::support::{DbArg, dur, log_to, runtime};
+
+/// The options of `drill recover`.
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// How long each failing revert is retried.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub revert_timeout: String,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+pub fn run(args: RecoverArgs) -> Result<ExitCode> {
+    let budget = dur(&args.revert_timeout, "revert-timeout")?;
+    let log = log_to(None);
+    let rec = runtime()?.block_on(async {
+        let store = args.db.open().await?;
+        anyhow::Ok(drill_engine::recover::reconcile(&store, None, budget, &log).await?)
+    })?;
+    if rec.is_empty() {
+        println!("nothing to recover: no run without a live owner has anything changed");
+        return Ok(exit::code(exit::OK));
+    }
+    for (run, reason) in &rec.runs {
+        println!("run {run}: {reason}");
+    }
+    for (run, f, what) in &rec.reverted {
+        println!("restored: run {run}: {f}: {what}");
+    }
+    for (run, f, what) in &rec.permanent {
+        println!("cannot be undone: run {run}: {f}: {what}");
+    }
+    for (run, f, e, how) in &rec.failed {
+        eprintln!("STILL CHANGED: run {run}: {f}: {e}\n  restore with: {how}");
+    }
+    Ok(ExitCode::from(if rec.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::REVERT_FAILED
+    }))
+}

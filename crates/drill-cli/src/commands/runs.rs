@@ -1,0 +1,62 @@
+//! `drill runs`: the run history, newest first.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::exit;
+use crate::support::{DbArg, Output, runtime};
+
+/// The options of `drill runs`.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+pub fn run(args: RunsArgs) -> Result<ExitCode> {
+    let rows = runtime()?.block_on(async {
+        let store = args.db.open().await?;
+        anyhow::Ok(store.runs(args.limit).await?)
+    })?;
+    if args.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(exit::code(exit::OK));
+    }
+    if rows.is_empty() {
+        println!("no runs yet");
+        return Ok(exit::code(exit::OK));
+    }
+    println!(
+        "{:<22} {:<20} {:<24} {:<14} {:>9}  REASON",
+        "RUN", "STARTED (UTC)", "PLAYBOOK", "STATUS", "DURATION"
+    );
+    for r in rows {
+        let started = chrono::DateTime::from_timestamp_millis(r.started_ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let took = r
+            .finished_ms
+            .map(|f| format!("{:.1}s", (f - r.started_ms) as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        let mut reason = r.reason.unwrap_or_default();
+        if reason.len() > 80 {
+            let mut cut = 77;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push_str("...");
+        }
+        println!(
+            "{:<22} {:<20} {:<24} {:<14} {:>9}  {}",
+            r.id, started, r.playbook, r.status, took, reason
+        );
+    }
+    Ok(exit::code(exit::OK))
+}

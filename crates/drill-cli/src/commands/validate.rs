@@ -1,0 +1,86 @@
+//! `drill validate`: every error of playbooks and drills, located.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::exit;
+use crate::support::{Output, load, plural, print_diags};
+
+/// The options of `drill validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Files or directories (their *.yaml and *.yml files).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Where `uses:` finds drills (default: drills/ beside or above each playbook, and ./drills).
+    #[arg(long = "drills", value_name = "DIR")]
+    pub drills: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+pub fn run(args: ValidateArgs) -> Result<ExitCode> {
+    let ValidateArgs {
+        paths,
+        drills,
+        output,
+    } = args;
+    let (outcome, unreadable) = load(&paths, &drills)?;
+    let errors = outcome
+        .diags
+        .iter()
+        .filter(|d| d.severity == drill_spec::Severity::Error)
+        .count()
+        + unreadable;
+    match output {
+        Output::Text => {
+            print_diags(&outcome);
+            if errors == 0 {
+                println!(
+                    "ok: {} playbook{}, {} drill{} valid",
+                    outcome.playbooks.len(),
+                    plural(outcome.playbooks.len()),
+                    outcome.drills_checked,
+                    plural(outcome.drills_checked)
+                );
+            } else {
+                eprintln!(
+                    "{errors} error{} found; nothing was executed",
+                    plural(errors)
+                );
+            }
+        }
+        Output::Json => {
+            let diags: Vec<serde_json::Value> = outcome
+                .diags
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "file": outcome.sources.name(d.loc.src),
+                        "line": d.loc.line,
+                        "column": d.loc.col,
+                        "severity": d.severity,
+                        "message": d.message,
+                        "hint": d.hint,
+                    })
+                })
+                .collect();
+            let report = serde_json::json!({
+                "valid": errors == 0,
+                "errors": errors,
+                "playbooks": outcome.playbooks.iter().map(|p| &p.playbook.metadata.name).collect::<Vec<_>>(),
+                "drills_checked": outcome.drills_checked,
+                "diagnostics": diags,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(exit::code(if errors == 0 {
+        exit::OK
+    } else {
+        exit::INVALID
+    }))
+}

@@ -1,0 +1,108 @@
+//! What the commands share: loading playbooks, the history store argument, durations, the
+//! runtime, and the log line printer.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use drill_engine::{Log, Store};
+use drill_spec::units::Dur;
+use drill_spec::{Loader, Outcome};
+
+use crate::files;
+
+/// Where the run history is kept.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArg {
+    /// The history store: a SQLite file path (default: ~/.local/share/drill/history.db) or a
+    /// postgres:// URL. DATABASE_URL is used when this is not given.
+    #[arg(long, value_name = "PATH|URL", global = true)]
+    pub db: Option<String>,
+}
+
+impl DbArg {
+    pub fn url(&self) -> Result<String> {
+        let url = self
+            .db
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| drill_engine::store::default_path().display().to_string());
+        if let Some((scheme, _)) = url.split_once("://")
+            && !matches!(scheme, "postgres" | "postgresql" | "sqlite")
+        {
+            bail!("--db {url}: the history store is a SQLite file or a postgres:// URL");
+        }
+        Ok(url)
+    }
+
+    pub async fn open(&self) -> Result<Store> {
+        Ok(Store::open(&self.url()?).await?)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+pub fn dur(s: &str, flag: &str) -> Result<Duration> {
+    s.parse::<Dur>()
+        .map(|d| d.0)
+        .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// A log that prints above the progress bar when there is one.
+pub fn log_to(bar: Option<indicatif::ProgressBar>) -> Log {
+    Arc::new(move |line: &str| match &bar {
+        Some(b) => {
+            b.set_message(line.to_owned());
+            b.println(line);
+        }
+        None => eprintln!("{line}"),
+    })
+}
+
+pub fn parse_scale(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number"))?;
+    if !(f.is_finite() && f > 0.0 && f <= 100.0) {
+        return Err(format!(
+            "time scale must be above 0 and at most 100, found {s}"
+        ));
+    }
+    Ok(f)
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
+    let explicit = files::expand(paths)?;
+    let library = files::library_dirs(&explicit, drills);
+    let env = env_var;
+    let mut loader = Loader::new(&env);
+    let unreadable = files::load(&mut loader, &explicit, &library)?;
+    Ok((loader.finish(), unreadable))
+}
+
+pub fn print_diags(outcome: &Outcome) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for d in &outcome.diags {
+        let _ = writeln!(err, "{}", outcome.sources.render(d));
+    }
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,144 @@
+//! The state one run shares between its tasks: the clock, the abort signal, the recorder,
+//! this run's view of its ledger, the guards that are active, and the live status a
+//! [`RunHandle`](crate::RunHandle) watches.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use drill_faults::RevertRecord;
+use drill_load::metrics::Recorder;
+use drill_spec::model::{Allow, Guard, Limits, Phase};
+use tokio::sync::watch;
+
+use crate::Log;
+use crate::outcome::GuardTrip;
+use crate::status::{LiveStatus, Stage};
+use crate::store::{FaultState, Store};
+
+/// Stops a run: a guard trip, a signal, a failed step. The first reason wins.
+#[derive(Debug, Clone)]
+pub struct Abort(Arc<watch::Sender<Option<String>>>);
+
+impl Default for Abort {
+    fn default() -> Self {
+        Abort(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl Abort {
+    pub fn trigger(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.0.send_if_modified(move |r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Resolves once the run is aborted.
+    pub async fn triggered(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+}
+
+/// A fault this run has touched: the in-memory mirror of its ledger row.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFault {
+    pub id: String,
+    pub drill: String,
+    pub name: String,
+    pub backend: &'static str,
+    pub record: RevertRecord,
+    pub state: FaultState,
+    pub error: Option<String>,
+    pub manual_restore: String,
+    /// When it was applied, from the run's start.
+    pub since: Option<Duration>,
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
+/// section here is a single push, retain or field update).
+pub(crate) fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) struct RunContext {
+    pub store: Store,
+    pub run_id: String,
+    pub allow: Allow,
+    pub log: Log,
+    pub start: Instant,
+    pub scale: f64,
+    pub abort: Abort,
+    pub recorder: Arc<Recorder>,
+    pub faults: Mutex<Vec<LiveFault>>,
+    pub drill_guards: Mutex<Vec<(String, Guard)>>,
+    pub trips: Mutex<Vec<GuardTrip>>,
+    pub revert_budget: Duration,
+    pub seq: AtomicI64,
+    /// The playbook's per-phase SLOs, checked in every drill.
+    pub phase_slos: BTreeMap<Phase, Limits>,
+    pub status: watch::Sender<LiveStatus>,
+}
+
+impl RunContext {
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn say(&self, msg: &str) {
+        (self.log)(&format!("[{:>7.1}s] {msg}", self.now().as_secs_f64()));
+    }
+
+    pub fn scaled(&self, d: drill_spec::units::Dur) -> Duration {
+        d.scaled(self.scale).0
+    }
+
+    pub fn set_state(&self, id: &str, state: FaultState, error: Option<String>) {
+        let mut g = locked(&self.faults);
+        if let Some(f) = g.iter_mut().find(|f| f.id == id) {
+            f.state = state;
+            f.error = error;
+            if state == FaultState::Applied {
+                f.since = Some(self.start.elapsed());
+            }
+        }
+    }
+
+    /// Sleeps until `t` (an offset from the start), or returns false when the run aborts.
+    pub async fn sleep_until(&self, t: Duration) -> bool {
+        let at = tokio::time::Instant::from_std(self.start + t);
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => true,
+            () = self.abort.triggered() => false,
+        }
+    }
+
+    /// Records where a drill is, for the live status.
+    pub fn stage(&self, drill: &str, stage: Stage) {
+        self.status.send_modify(|s| {
+            if let Some(d) = s.drills.iter_mut().find(|d| d.name == drill) {
+                d.stage = stage;
+            }
+        });
+    }
+
+    /// This run's faults that are still changed (or may be).
+    pub fn outstanding(&self, drill: Option<&str>) -> Vec<LiveFault> {
+        locked(&self.faults)
+            .iter()
+            .filter(|f| f.state.outstanding() && drill.is_none_or(|d| f.drill == d))
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,379 @@
+//! One drill's state machine, from its start to its verdict:
+//!
+//! wait for the start (`at`, or the previous drill's recovery + `delay`) → baseline (the
+//! window before the start, from the recorder's kept seconds) → inject every fault through
+//! the ledger → actions and fault-phase probe checks → hold → revert newest first →
+//! recovery probe checks until they hold or their windows end (the measured recovery) →
+//! the traffic checks on the recorder's spans, and the playbook's per-phase SLOs.
+//!
+//! An abort at any point stops the drill where it is; the run's sweep reverts what it left.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drill_load::metrics::Stats;
+use drill_spec::ResolvedDrill;
+use drill_spec::model::{Action, Check, Moment, Phase};
+use drill_spec::timeline::{self, Start};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::chain;
+use crate::checks::{self, ProbeOutcome, fmt_dur};
+use crate::context::{RunContext, locked};
+use crate::live;
+use crate::outcome::{ActionResult, DrillResult, DrillStatus, PhaseStats, secs};
+use crate::status::Stage;
+
+/// When the previous drill recovered (an offset from the run's start), for `after:`.
+pub(crate) type Recovered = watch::Receiver<Option<Duration>>;
+
+fn span_name(drill: &str, phase: &str) -> String {
+    format!("{drill}/{phase}")
+}
+
+/// Runs one drill. `prev` says when the previous drill recovered; `recovered` is told when
+/// this one has.
+pub(crate) async fn run(
+    cx: Arc<RunContext>,
+    d: ResolvedDrill,
+    prev: Option<Recovered>,
+    recovered: watch::Sender<Option<Duration>>,
+) -> DrillResult {
+    let mut res = DrillResult::new(&d);
+    let Some(start) = start_time(&cx, &d, prev).await else {
+        return res;
+    };
+    if !cx.sleep_until(start).await {
+        return res;
+    }
+    let spec = &d.spec;
+    let baseline_len = cx.scaled(spec.baseline);
+    let s = cx.now();
+    let b_from = s.saturating_sub(baseline_len);
+    let baseline = cx.recorder.window_between(b_from, s);
+    res.phases
+        .insert("baseline".into(), PhaseStats::of(&baseline, b_from, s));
+    cx.recorder.open_span(&span_name(&d.name, "fault"), s);
+    cx.recorder.open_span(&span_name(&d.name, "drill"), s);
+    res.status = DrillStatus::Aborted;
+    res.injected_s = Some(secs(s));
+    cx.stage(&d.name, Stage::Fault);
+    cx.say(&format!(
+        "{}: injecting {} fault(s)",
+        d.name,
+        spec.faults.len()
+    ));
+    locked(&cx.drill_guards).extend(spec.guards.iter().map(|g| (d.name.clone(), g.clone())));
+    let hold = cx.scaled(spec.hold);
+    for f in &spec.faults {
+        if let Err(e) = live::inject(&cx, &d.name, f, hold).await {
+            cx.abort.trigger(format!(
+                "{}/{}: the fault could not be applied: {}",
+                d.name,
+                f.name,
+                chain(&e)
+            ));
+            unregister_guards(&cx, &d.name);
+            return res;
+        }
+    }
+
+    // Actions at injection, and the fault-phase probe checks.
+    let inject_actions = actions(&cx, &d, Moment::Inject);
+    let fault_probes = probe_checks(&cx, &d, true);
+
+    // Hold.
+    let held = cx.sleep_until(s + hold).await;
+    if held {
+        cx.say(&format!(
+            "{}: hold over after {}, reverting",
+            d.name,
+            fmt_dur(hold)
+        ));
+        // Aborted during the hold: the sweep reverts everything at once, concurrently; the
+        // traffic checks are still evaluated on what was measured until now.
+        for f in cx.outstanding(Some(&d.name)).iter().rev() {
+            if let Err(e) = live::revert(&cx, f).await {
+                cx.abort.trigger(format!(
+                    "{}/{} could not be reverted: {}",
+                    f.drill,
+                    f.name,
+                    chain(&e)
+                ));
+            }
+        }
+    }
+    let r = cx.now();
+    if held {
+        res.reverted_s = Some(secs(r));
+    }
+    cx.stage(&d.name, Stage::Recovery);
+    cx.recorder.close_span(&span_name(&d.name, "fault"), r);
+    cx.recorder.open_span(&span_name(&d.name, "recovery"), r);
+    let revert_actions = actions(&cx, &d, Moment::Revert);
+    let recovery_probes = if held {
+        probe_checks(&cx, &d, false)
+    } else {
+        Vec::new()
+    };
+
+    // Recovery: until the recovery probe checks pass (or their windows end), else the
+    // drill's recovery window.
+    let mut probe_results: Vec<(Check, Phase, ProbeOutcome)> = Vec::new();
+    let has_recovery_probes = !recovery_probes.is_empty();
+    for (c, phase, h) in recovery_probes {
+        if let Ok(o) = h.await {
+            probe_results.push((c, phase, o));
+        }
+    }
+    if held && !has_recovery_probes {
+        cx.sleep_until(r + cx.scaled(spec.recovery)).await;
+    }
+    for (c, phase, h) in fault_probes {
+        if let Ok(o) = h.await {
+            probe_results.push((c, phase, o));
+        }
+    }
+    let rec = cx.now();
+    if held && cx.abort.reason().is_none() {
+        res.recovered_s = Some(secs(rec));
+    }
+    for n in ["recovery", "drill"] {
+        cx.recorder.close_span(&span_name(&d.name, n), rec);
+    }
+    let _ = recovered.send(Some(rec));
+    unregister_guards(&cx, &d.name);
+    res.actions = inject_actions.await.unwrap_or_default();
+    res.actions.extend(revert_actions.await.unwrap_or_default());
+
+    let spans = Spans {
+        baseline,
+        fault: span(&cx, &d.name, "fault"),
+        recovery: span(&cx, &d.name, "recovery"),
+        whole: span(&cx, &d.name, "drill"),
+        b_from,
+        s,
+        r,
+        rec,
+        held,
+    };
+    res.phases
+        .insert("fault".into(), PhaseStats::of(&spans.fault, s, r));
+    res.phases
+        .insert("recovery".into(), PhaseStats::of(&spans.recovery, r, rec));
+    verdicts(&cx, &d, &spans, &probe_results, &mut res);
+    res.status = if cx.abort.reason().is_some() {
+        DrillStatus::Aborted
+    } else {
+        DrillStatus::Completed
+    };
+    cx.stage(&d.name, Stage::Done);
+    res
+}
+
+/// When to inject, or `None` when the run ended first.
+async fn start_time(
+    cx: &RunContext,
+    d: &ResolvedDrill,
+    prev: Option<Recovered>,
+) -> Option<Duration> {
+    match (d.start, prev) {
+        (Start::At(t), _) => Some(cx.scaled(t)),
+        (Start::After(_, delay), Some(mut rx)) => {
+            let done = tokio::select! {
+                r = rx.wait_for(Option::is_some) => r.ok().and_then(|v| *v),
+                () = cx.abort.triggered() => None,
+            };
+            done.map(|t| t + cx.scaled(delay))
+        }
+        (Start::After(_, delay), None) => Some(cx.scaled(delay)),
+    }
+}
+
+/// The drill's actions at `moment`, in order, each after its delay; a failed action aborts
+/// the run.
+fn actions(
+    cx: &Arc<RunContext>,
+    d: &ResolvedDrill,
+    moment: Moment,
+) -> JoinHandle<Vec<ActionResult>> {
+    let cx = cx.clone();
+    let list: Vec<(usize, Action)> = d
+        .spec
+        .actions
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(_, a)| a.at == moment)
+        .collect();
+    let drill = d.name.clone();
+    tokio::spawn(async move {
+        let mut out = Vec::new();
+        for (i, a) in list {
+            if let Some(delay) = a.delay {
+                let at = cx.now() + cx.scaled(delay);
+                if !cx.sleep_until(at).await {
+                    break;
+                }
+            }
+            let label = format!(
+                "{drill}/{}",
+                a.name
+                    .clone()
+                    .unwrap_or_else(|| format!("action {}", i + 1))
+            );
+            let r = live::action(&cx, &a, &label).await;
+            if !r.ok {
+                cx.abort.trigger(format!("{label} failed: {}", r.result));
+            }
+            out.push(r);
+        }
+        out
+    })
+}
+
+type ProbeTask = (Check, Phase, JoinHandle<ProbeOutcome>);
+
+/// Starts the drill's probe checks of the fault phase (`fault_phase`) or of the others.
+fn probe_checks(cx: &Arc<RunContext>, d: &ResolvedDrill, fault_phase: bool) -> Vec<ProbeTask> {
+    d.spec
+        .checks
+        .iter()
+        .filter(|c| c.probe.is_some())
+        .filter(|c| (timeline::check_phase(c) == Phase::Fault) == fault_phase)
+        .map(|c| {
+            let window = cx.scaled(c.within.unwrap_or(d.spec.recovery));
+            (
+                c.clone(),
+                timeline::check_phase(c),
+                tokio::spawn(poll_probe(cx.clone(), c.clone(), window)),
+            )
+        })
+        .collect()
+}
+
+/// Reads a probe every `every` from now until `until` holds or `window` has passed.
+async fn poll_probe(cx: Arc<RunContext>, c: Check, window: Duration) -> ProbeOutcome {
+    let from = Instant::now();
+    // Reads at least ten times per window, never more often than every 50 ms.
+    let every = c.every.0.min(window / 10).max(Duration::from_millis(50));
+    let mut out = ProbeOutcome {
+        held_after: None,
+        last: None,
+        error: None,
+        window,
+        reads: 0,
+    };
+    let Some(p) = &c.probe else { return out };
+    loop {
+        match drill_faults::probe(p, &cx.allow).await {
+            Ok(v) => {
+                out.reads += 1;
+                out.last = Some(v);
+                if c.until.is_some_and(|u| u.holds(v)) {
+                    out.held_after = Some(from.elapsed());
+                    return out;
+                }
+            }
+            Err(e) => out.error = Some(chain(&e)),
+        }
+        if from.elapsed() >= window {
+            return out;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every.min(window.saturating_sub(from.elapsed()))) => {}
+            () = cx.abort.triggered() => return out,
+        }
+    }
+}
+
+fn span(cx: &RunContext, drill: &str, phase: &str) -> Stats {
+    cx.recorder
+        .span(&span_name(drill, phase))
+        .unwrap_or_default()
+}
+
+/// A drill's measured phases and their bounds (offsets from the run's start).
+struct Spans {
+    baseline: Stats,
+    fault: Stats,
+    recovery: Stats,
+    whole: Stats,
+    b_from: Duration,
+    s: Duration,
+    r: Duration,
+    rec: Duration,
+    /// The hold ran to its end (the run was not aborted during it).
+    held: bool,
+}
+
+impl Spans {
+    fn of(&self, phase: Phase) -> (&Stats, Duration) {
+        match phase {
+            Phase::Baseline => (&self.baseline, self.s - self.b_from),
+            Phase::Fault => (&self.fault, self.r - self.s),
+            Phase::Recovery => (&self.recovery, self.rec - self.r),
+            Phase::Drill => (&self.whole, self.rec - self.s),
+        }
+    }
+}
+
+/// Every check of the drill, and the playbook's per-phase SLOs, in the drill's declared
+/// order; a phase the abort cut off has nothing to judge.
+fn verdicts(
+    cx: &RunContext,
+    d: &ResolvedDrill,
+    sp: &Spans,
+    probes: &[(Check, Phase, ProbeOutcome)],
+    res: &mut DrillResult,
+) {
+    let spec = &d.spec;
+    for c in &spec.checks {
+        let phase = timeline::check_phase(c);
+        // Probe checks report their own results.
+        if c.probe.is_some() || (!sp.held && matches!(phase, Phase::Recovery)) {
+            continue;
+        }
+        let (stats, len) = sp.of(phase);
+        res.checks
+            .push(checks::traffic(c, phase, stats, len, &sp.baseline));
+    }
+    for (c, phase, o) in probes {
+        res.checks.push(checks::probe(c, *phase, o));
+    }
+    for (phase, limits) in &cx.phase_slos {
+        if !sp.held && matches!(phase, Phase::Recovery) {
+            continue;
+        }
+        res.checks.push(checks::slo(
+            &format!("slo.phases.{phase}"),
+            *phase,
+            limits,
+            sp.of(*phase).0,
+        ));
+    }
+    let order: HashMap<&str, usize> = spec
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    res.checks
+        .sort_by_key(|c| order.get(c.name.as_str()).copied().unwrap_or(usize::MAX));
+    for c in &res.checks {
+        cx.say(&format!(
+            "{}: check {} {}: {} (limit {})",
+            d.name,
+            c.name,
+            if c.passed { "PASS" } else { "FAIL" },
+            c.measured,
+            c.limit
+        ));
+    }
+}
+
+fn unregister_guards(cx: &RunContext, drill: &str) {
+    locked(&cx.drill_guards).retain(|(d, _)| d != drill);
+}

@@ -1,0 +1,262 @@
+//! Before anything changes: every URL resolved against the base URL, every fault prepared
+//! (allow-list, resolution, current state; no mutation), every probe read once, the traffic
+//! target reached; and the lock keys that keep two runs off one target. Fail closed: any
+//! error here aborts the run before its first mutation.
+
+use std::time::Duration;
+
+use drill_spec::ValidPlaybook;
+use drill_spec::model::{DrillSpec, Fault, Guard, HttpCall, Probe, Step, TargetRef};
+use drill_spec::url::BaseUrl;
+
+use crate::checks;
+
+/// One thing preflight could not confirm.
+#[derive(Debug, thiserror::Error)]
+#[error("{label}: {cause}")]
+pub struct PreflightError {
+    /// `drill/fault`, `guard NAME`, `traffic` …
+    pub label: String,
+    pub cause: Cause,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Fault(#[from] drill_faults::FaultError),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {addr}: no answer in 5 s")]
+    NoAnswer { addr: String },
+}
+
+/// The lock key of each fault's target: runs that would touch the same target exclude each
+/// other.
+pub fn lock_keys(vp: &ValidPlaybook) -> Vec<String> {
+    let mut keys: Vec<String> = vp
+        .drills
+        .iter()
+        .flat_map(|d| d.spec.faults.iter())
+        .map(lock_key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+pub(crate) fn lock_key(f: &Fault) -> String {
+    let endpoint = |u: &str| drill_spec::allow::endpoint_key(u).unwrap_or_else(|| u.to_owned());
+    match (&f.target, &f.exec, &f.http) {
+        (Some(TargetRef::Redis(e)), ..) => format!("redis:{}", endpoint(&e.url)),
+        (Some(TargetRef::Sql(e)), ..) => format!("sql:{}", endpoint(&e.url)),
+        (Some(t), ..) => format!(
+            "{}:{}",
+            t.backend(),
+            serde_json::to_string(t).unwrap_or_default()
+        ),
+        (None, Some(e), _) => format!("exec:{}", e.inject.command.join(" ")),
+        (None, None, Some(h)) => format!("http:{}", endpoint(&h.inject.url)),
+        (None, None, None) => format!("fault:{}", f.name),
+    }
+}
+
+fn resolve_call(base: &BaseUrl, c: &mut HttpCall) {
+    c.url = base.resolve_str(&c.url);
+}
+
+fn resolve_probe(base: &BaseUrl, p: &mut Probe) {
+    if let Probe::Http(h) = p {
+        h.url = base.resolve_str(&h.url);
+    }
+}
+
+fn resolve_step(base: &BaseUrl, s: &mut Step) {
+    if let Some(h) = &mut s.http {
+        resolve_call(base, h);
+    }
+}
+
+/// Relative URLs in calls and HTTP probes, resolved against `target.base_url` by the same
+/// rule validation checked them with ([`BaseUrl::resolve`]).
+pub(crate) fn resolve_urls(vp: &mut ValidPlaybook) {
+    let base = vp.base.clone();
+    let pb = &mut vp.playbook;
+    pb.setup.iter_mut().for_each(|s| resolve_step(&base, s));
+    pb.teardown.iter_mut().for_each(|s| resolve_step(&base, s));
+    for g in &mut pb.guards {
+        if let Some(p) = &mut g.probe {
+            resolve_probe(&base, p);
+        }
+    }
+    for d in &mut vp.drills {
+        let spec: &mut DrillSpec = &mut d.spec;
+        for f in &mut spec.faults {
+            if let Some(h) = &mut f.http {
+                resolve_call(&base, &mut h.inject);
+                if let Some(r) = &mut h.revert {
+                    resolve_call(&base, r);
+                }
+            }
+            if let Some(s) = &mut f.route_switch {
+                resolve_step(&base, s);
+            }
+        }
+        for a in &mut spec.actions {
+            if let Some(h) = &mut a.http {
+                resolve_call(&base, h);
+            }
+        }
+        for c in &mut spec.checks {
+            if let Some(p) = &mut c.probe {
+                resolve_probe(&base, p);
+            }
+        }
+        for g in &mut spec.guards {
+            if let Some(p) = &mut g.probe {
+                resolve_probe(&base, p);
+            }
+        }
+    }
+}
+
+/// Every probe of the playbook (checks and guards), labelled.
+fn all_probes(vp: &ValidPlaybook) -> Vec<(String, Probe)> {
+    let mut out = Vec::new();
+    for (i, g) in vp.playbook.guards.iter().enumerate() {
+        if let Some(p) = &g.probe {
+            out.push((format!("guard {}", guard_name(g, i)), p.clone()));
+        }
+    }
+    for d in &vp.drills {
+        for c in &d.spec.checks {
+            if let Some(p) = &c.probe {
+                out.push((format!("{}: check {}", d.name, c.name), p.clone()));
+            }
+        }
+        for (i, g) in d.spec.guards.iter().enumerate() {
+            if let Some(p) = &g.probe {
+                out.push((format!("{}: guard {}", d.name, guard_name(g, i)), p.clone()));
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn guard_name(g: &Guard, i: usize) -> String {
+    g.name.clone().unwrap_or_else(|| format!("guard {}", i + 1))
+}
+
+/// Preflight: every fault prepared (allow-list, resolution, current state; no mutation),
+/// every probe read once, the traffic target reachable. Returns what would change, and the
+/// failures.
+pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> (Vec<String>, Vec<PreflightError>) {
+    let allow = &vp.playbook.target.allow;
+    let mut preview = Vec::new();
+    let mut errors = Vec::new();
+    for d in &vp.drills {
+        let hold = d.spec.hold.scaled(scale).0;
+        for f in &d.spec.faults {
+            match drill_faults::prepare(f, allow, hold).await {
+                Ok(p) => {
+                    for c in &p.changes {
+                        preview.push(format!("{}/{}: would {c}", d.name, f.name));
+                    }
+                    if let Some(perm) = p.record.permanent() {
+                        preview.push(format!("{}/{}: cannot be undone: {perm}", d.name, f.name));
+                    }
+                }
+                Err(e) => errors.push(PreflightError {
+                    label: format!("{}/{}", d.name, f.name),
+                    cause: e.into(),
+                }),
+            }
+        }
+    }
+    for (label, p) in all_probes(vp) {
+        match drill_faults::probe(&p, allow).await {
+            Ok(v) => preview.push(format!("{label}: reads {}", checks::fmt_num(v))),
+            Err(e) => errors.push(PreflightError {
+                label,
+                cause: e.into(),
+            }),
+        }
+    }
+    match reachable(&vp.base).await {
+        Ok(addr) => preview.push(format!("traffic: {addr} accepts connections")),
+        Err(cause) => errors.push(PreflightError {
+            label: "traffic".into(),
+            cause,
+        }),
+    }
+    (preview, errors)
+}
+
+/// Whether the traffic target accepts TCP connections.
+async fn reachable(base: &BaseUrl) -> Result<String, Cause> {
+    let addr = base.socket_addr();
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(addr),
+        Ok(Err(source)) => Err(Cause::Connect { addr, source }),
+        Err(_) => Err(Cause::NoAnswer { addr }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_under_a_base_path_is_called_where_validation_checked_it() {
+        let yaml = "apiVersion: drill/v1\nkind: Playbook\nmetadata: {name: t}\ntarget:\n  base_url: http://127.0.0.1:9/api\n  allow: {http: [127.0.0.1]}\ntraffic:\n  requests: [{name: home, path: /}]\n  profile: [{rate: 1/s, hold: 1s}]\nguards:\n  - {when: value > 1, probe: {http: {url: health}}}\n  - {when: value > 1, probe: {http: {url: /ready}}}\n";
+        let env = |_: &str| None;
+        let mut loader = drill_spec::Loader::new(&env);
+        loader.add("t.yaml", yaml, true);
+        let out = loader.finish();
+        assert!(!out.has_errors(), "{:?}", out.diags);
+        let mut vp = out.playbooks[0].clone();
+        resolve_urls(&mut vp);
+        let urls: Vec<String> = vp
+            .playbook
+            .guards
+            .iter()
+            .filter_map(|g| match &g.probe {
+                Some(Probe::Http(h)) => Some(h.url.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:9/api/health", "http://127.0.0.1:9/api/ready"]
+        );
+        assert_eq!(vp.base.resolve_str("health"), urls[0]);
+    }
+
+    #[test]
+    fn a_fault_with_neither_target_nor_command_locks_its_own_name() {
+        let f = Fault {
+            name: "x".into(),
+            action: drill_spec::model::FaultAction::Exec,
+            target: None,
+            replicas: None,
+            network: None,
+            pattern: None,
+            client_type: None,
+            scope: None,
+            route_switch: None,
+            exec: None,
+            sql: None,
+            http: None,
+            irreversible: false,
+        };
+        assert_eq!(lock_key(&f), "fault:x");
+    }
+}
