@@ -18,7 +18,9 @@ use std::sync::Arc;
 pub mod checks;
 mod context;
 mod drill;
+pub mod error;
 mod guards;
+mod handle;
 mod live;
 pub mod outcome;
 pub mod owner;
@@ -31,8 +33,10 @@ pub mod store;
 
 pub use context::Abort;
 pub use outcome::{Outcome, Status};
-pub use run::{EngineError, Options, apply};
-pub use status::{LiveStatus, RunHandle, start};
+pub use error::EngineError;
+pub use handle::{RunHandle, start};
+pub use run::{Options, apply};
+pub use status::LiveStatus;
 pub use store::Store;
 
 /// An error and its sources, joined by ": ", the way the engine prints errors in its log

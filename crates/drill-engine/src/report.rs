@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 use crate::outcome::{DrillStatus, Outcome, Status};
-use crate::run::EngineError;
+use crate::error::EngineError;
 use crate::store::FaultRow;
 
 /// What a report is made from: the typed outcome, the traffic's report and the ledger.

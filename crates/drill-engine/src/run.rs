@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use drill_load::metrics::Recorder;
 use drill_spec::ValidPlaybook;
+use drill_spec::timeline::TrafficPlan;
 use tokio::sync::watch;
 
 use crate::checks::fmt_dur;
@@ -23,9 +24,11 @@ use crate::context::{Abort, RunContext, locked};
 use crate::outcome::{DrillResult, Outcome, Status};
 use crate::owner::Owner;
 use crate::recover::{self, Recovered};
-use crate::status::{LiveStatus, RunStage};
-use crate::store::{RunRow, Store, StoreError, now_ms};
-use crate::{Log, chain, drill, guards, live, preflight, report, status};
+use crate::error::EngineError;
+use crate::outcome::secs;
+use crate::status::{ActiveFault, LiveStatus, RunStage};
+use crate::store::{RunRow, Store, now_ms};
+use crate::{Log, chain, drill, guards, live, preflight, report};
 
 /// How to run.
 #[derive(Clone)]
@@ -67,22 +70,6 @@ impl Default for Options {
             log: crate::quiet(),
         }
     }
-}
-
-/// An error that stops the engine: the store failed, reports could not be written, or the
-/// run's task died.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot write the report {}", path.display())]
-    Report {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the run's task ended without an outcome: {0}")]
-    Panicked(String),
 }
 
 fn new_run_id() -> String {
@@ -343,7 +330,7 @@ async fn execute(
         cx.status.send_modify(|s| s.stage = RunStage::Running);
         let traffic_task = tokio::spawn(t.execute_from(stop.clone(), start));
         let guards_task = tokio::spawn(guards::watch(cx.clone(), vp.playbook.guards.clone()));
-        let status_task = tokio::spawn(status::refresh(
+        let status_task = tokio::spawn(refresh(
             cx.clone(),
             vp.plan(scale).traffic,
             recorder.clone(),
@@ -475,3 +462,45 @@ async fn execute(
     }
     Ok(out)
 }
+
+/// How many whole seconds the recent figures cover.
+const RECENT: u64 = 5;
+
+/// Refreshes the traffic figures and active faults every 500 ms until the run aborts or
+/// the task is dropped.
+async fn refresh(cx: Arc<RunContext>, plan: TrafficPlan, recorder: Arc<Recorder>) {
+    loop {
+        let now = cx.now();
+        let to = Duration::from_secs(now.as_secs());
+        let from = to.saturating_sub(Duration::from_secs(RECENT));
+        let w = recorder.window_between(from, to);
+        let span = (to - from).as_secs_f64();
+        let faults: Vec<ActiveFault> = locked(&cx.faults)
+            .iter()
+            .filter(|f| f.state.outstanding())
+            .map(|f| ActiveFault {
+                drill: f.drill.clone(),
+                fault: f.name.clone(),
+                backend: f.backend,
+                since_s: f.since.map(secs),
+            })
+            .collect();
+        cx.status.send_modify(|s| {
+            s.elapsed_s = secs(now);
+            s.target_rate = drill_spec::timeline::rate_at(&plan, drill_spec::units::Dur(now));
+            s.achieved_rate = if span > 0.0 {
+                w.requests as f64 / span
+            } else {
+                0.0
+            };
+            s.recent_p95_ms = w.latency_at(95.0).as_secs_f64() * 1e3;
+            s.recent_error_rate = w.error_rate();
+            s.active_faults = faults;
+        });
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = cx.abort.triggered() => return,
+        }
+    }
+}
+

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use drill_engine::{Abort, Options, Status};
+use drill_engine::{Abort, LiveStatus, Options, Status};
 
 use crate::exit;
 use crate::support::{DbArg, Output, dur, load, log_to, parse_scale, print_diags, runtime};
@@ -74,7 +74,7 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
         let b = indicatif::ProgressBar::new(total.0.as_millis() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise}/~{duration_precise} [{bar:30}] {wide_msg}",
+                "{elapsed_precise}/~{duration_precise} [{bar:30}] {prefix} {wide_msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -91,18 +91,20 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = args.db.open().await?;
-        let abort = Abort::default();
-        watch_signals(abort.clone());
+        let run = drill_engine::start(store, vp.clone(), dir, opts);
+        watch_signals(run.aborter());
         if let Some(b) = bar.clone() {
+            let status = run.status();
             tokio::spawn(async move {
                 let start = std::time::Instant::now();
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     b.set_position(start.elapsed().as_millis() as u64);
+                    b.set_prefix(progress_line(&status.borrow()));
                 }
             });
         }
-        anyhow::Ok(drill_engine::apply(&store, vp, &dir, &opts, abort).await?)
+        anyhow::Ok(run.wait().await?)
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -135,6 +137,27 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
         );
     }
     Ok(exit::code(exit::of(out.status)))
+}
+
+/// The live figures beside the progress bar: achieved vs target rate, recent p95 and
+/// errors, and the faults applied now.
+fn progress_line(s: &LiveStatus) -> String {
+    let mut line = format!(
+        "{:.0}/{:.0} req/s p95 {:.0}ms err {:.2}%",
+        s.achieved_rate,
+        s.target_rate,
+        s.recent_p95_ms,
+        s.recent_error_rate * 100.0
+    );
+    if !s.active_faults.is_empty() {
+        let names: Vec<String> = s
+            .active_faults
+            .iter()
+            .map(|f| format!("{}/{}", f.drill, f.fault))
+            .collect();
+        line.push_str(&format!(" | faults: {}", names.join(", ")));
+    }
+    line
 }
 
 /// First SIGINT/SIGTERM: stop the traffic, revert everything, report (exit 3). Second: exit at
