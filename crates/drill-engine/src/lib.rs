@@ -32,9 +32,9 @@ pub mod status;
 pub mod store;
 
 pub use context::Abort;
-pub use outcome::{Outcome, Status};
 pub use error::EngineError;
 pub use handle::{RunHandle, start};
+pub use outcome::{Outcome, Status};
 pub use run::{Options, apply};
 pub use status::LiveStatus;
 pub use store::Store;

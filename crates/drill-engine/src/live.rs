@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use drill_faults::{FaultError, RevertRecord, Reverted};
+use drill_spec::fault::Backend;
 use drill_spec::model::{Action, Allow, Fault, Step};
 
 use crate::chain;
@@ -94,17 +95,18 @@ pub(crate) async fn inject(
     Ok(())
 }
 
-/// The backend's name, from the record's one enum.
+/// The backend's name ([`Backend::name`], the one list of names).
 fn backend_of(r: &RevertRecord) -> &'static str {
     match r {
-        RevertRecord::Docker(_) => "docker",
-        RevertRecord::Process(_) => "process",
-        RevertRecord::Exec(_) => "exec",
-        RevertRecord::Redis(_) => "redis",
-        RevertRecord::Sql(_) => "sql",
-        RevertRecord::Kubernetes(_) => "kubernetes",
-        RevertRecord::Http(_) => "http",
+        RevertRecord::Docker(_) => Backend::Docker,
+        RevertRecord::Process(_) => Backend::Process,
+        RevertRecord::Exec(_) => Backend::Exec,
+        RevertRecord::Redis(_) => Backend::Redis,
+        RevertRecord::Sql(_) => Backend::Sql,
+        RevertRecord::Kubernetes(_) => Backend::Kubernetes,
+        RevertRecord::Http(_) => Backend::Http,
     }
+    .name()
 }
 
 /// Reverts one fault of this run (retried within the budget), keeping the in-memory state

@@ -235,7 +235,10 @@ mod tests {
             .collect();
         assert_eq!(
             urls,
-            ["http://127.0.0.1:9/api/health", "http://127.0.0.1:9/api/ready"]
+            [
+                "http://127.0.0.1:9/api/health",
+                "http://127.0.0.1:9/api/ready"
+            ]
         );
         assert_eq!(vp.base.resolve_str("health"), urls[0]);
     }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use std::path::{Path, PathBuf};
 
-use crate::outcome::{DrillStatus, Outcome, Status};
 use crate::error::EngineError;
+use crate::outcome::{DrillStatus, Outcome, Status};
 use crate::store::FaultRow;
 
 /// What a report is made from: the typed outcome, the traffic's report and the ledger.

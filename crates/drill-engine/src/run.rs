@@ -21,11 +21,11 @@ use tokio::sync::watch;
 
 use crate::checks::fmt_dur;
 use crate::context::{Abort, RunContext, locked};
+use crate::error::EngineError;
+use crate::outcome::secs;
 use crate::outcome::{DrillResult, Outcome, Status};
 use crate::owner::Owner;
 use crate::recover::{self, Recovered};
-use crate::error::EngineError;
-use crate::outcome::secs;
 use crate::status::{ActiveFault, LiveStatus, RunStage};
 use crate::store::{RunRow, Store, now_ms};
 use crate::{Log, chain, drill, guards, live, preflight, report};
@@ -503,4 +503,3 @@ async fn refresh(cx: Arc<RunContext>, plan: TrafficPlan, recorder: Arc<Recorder>
         }
     }
 }
-

@@ -126,28 +126,24 @@ pub struct Prepared {
 /// Preflight for one fault: allow-list first (no call to a target outside it), then resolve
 /// and read the current state. Makes no mutating call.
 pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Prepared, FaultError> {
-    use drill_spec::model::{FaultAction as A, TargetRef as T};
-    match (&fault.target, fault.action) {
-        (Some(T::Docker(t)), _) => docker::prepare(fault, t, allow).await,
-        (Some(T::Process(t)), _) => process::prepare(fault, t, allow),
-        (Some(T::Redis(e)), _) => redis::prepare(fault, &e.url, allow, hold).await,
-        (None, A::Exec) => exec::prepare(fault, allow),
-        (Some(T::Kubernetes(t)), _) => {
+    use drill_spec::fault::Kind;
+    let kind = fault.kind().map_err(|e| FaultError::Invalid {
+        fault: fault.name.clone(),
+        message: e.to_string(),
+    })?;
+    match kind {
+        Kind::Docker(t, a) => docker::prepare(t, &a, allow).await,
+        Kind::Process(t, a) => process::prepare(t, a, allow),
+        Kind::Redis(e, a) => redis::prepare(&a, &e.url, allow, hold).await,
+        Kind::Exec(_) => exec::prepare(fault, allow),
+        Kind::Kubernetes(t, _) => {
             // The allow-list is checked before a client (and its kubeconfig) is even built.
             allowed(drill_spec::allow::kubernetes(allow, t))?;
             let client = kubernetes::client(t.context.as_deref()).await?;
             kubernetes::prepare_with(&client, fault, t, allow).await
         }
-        (Some(T::Sql(e)), _) => sql::prepare(fault, &e.url, allow).await,
-        (None, A::Http) => http::prepare(fault, allow),
-        (Some(T::Http(_)), _) => Err(FaultError::Invalid {
-            fault: fault.name.clone(),
-            message: "an http fault carries its calls under `http:`, not a target".into(),
-        }),
-        (None, _) => Err(FaultError::Invalid {
-            fault: fault.name.clone(),
-            message: "no target".into(),
-        }),
+        Kind::Sql(e, _) => sql::prepare(fault, &e.url, allow).await,
+        Kind::Http(_) => http::prepare(fault, allow),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod allow;
 pub mod cond;
 pub mod de;
 pub mod diag;
+pub mod fault;
 pub mod interp;
 mod load;
 pub mod model;

@@ -821,15 +821,9 @@ pub enum TargetRef {
 }
 
 impl TargetRef {
+    /// The backend's name ([`crate::fault::Backend::name`]).
     pub fn backend(&self) -> &'static str {
-        match self {
-            TargetRef::Docker(_) => "docker",
-            TargetRef::Kubernetes(_) => "kubernetes",
-            TargetRef::Process(_) => "process",
-            TargetRef::Redis(_) => "redis",
-            TargetRef::Sql(_) => "sql",
-            TargetRef::Http(_) => "http",
-        }
+        self.backend_kind().name()
     }
 }
 

@@ -769,17 +769,11 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
     use FaultAction as A;
     let a = f.action;
     let backend = f.target.as_ref().map(TargetRef::backend);
-    let allowed: &[&str] = match a {
-        A::Stop => &["docker", "kubernetes", "process"],
-        A::Pause => &["docker", "process"],
-        A::Kill => &["docker", "process"],
-        A::Restart => &["docker", "kubernetes"],
-        A::Scale | A::DeletePods => &["kubernetes"],
-        A::Disconnect => &["docker"],
-        A::Flush | A::ClientPause | A::ClientKill | A::DeleteKeys => &["redis"],
-        A::Promote | A::Sql => &["sql"],
-        A::Exec | A::Http => &[],
-    };
+    // The one applicability table; `Fault::kind` decodes through the same.
+    let allowed: Vec<&str> = crate::fault::backends_for(a)
+        .iter()
+        .map(|b| b.name())
+        .collect();
     match (backend, allowed.is_empty()) {
         (None, false) => cx.error_hint(
             p,
@@ -794,7 +788,7 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         (Some(b), false) if !allowed.contains(&b) => cx.error_hint(
             &format!("{p}.target"),
             format!("{} does not apply to a {b} target", a.name()),
-            format!("{} works on {}", a.name(), crate::diag::one_of(allowed)),
+            format!("{} works on {}", a.name(), crate::diag::one_of(&allowed)),
         ),
         _ => {}
     }

@@ -10,7 +10,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
-use drill_spec::model::{Allow, DockerTarget, Fault, FaultAction};
+use drill_spec::fault::DockerAction;
+use drill_spec::model::{Allow, DockerTarget};
 use serde::{Deserialize, Serialize};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
@@ -138,29 +139,20 @@ fn limit(n: usize, t: &DockerTarget) -> usize {
 }
 
 pub(crate) async fn prepare(
-    fault: &Fault,
     t: &DockerTarget,
+    action: &DockerAction,
     allow: &Allow,
 ) -> Result<Prepared, FaultError> {
     // The selector itself must be allowed before the engine is asked anything.
     allowed(drill_spec::allow::docker(allow, t))?;
-    let action = match fault.action {
-        FaultAction::Stop => Action::Stop,
-        FaultAction::Pause => Action::Pause,
-        FaultAction::Kill => Action::Kill,
-        FaultAction::Restart => Action::Restart,
-        FaultAction::Disconnect => Action::Disconnect {
-            network: fault.network.clone().ok_or_else(|| FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: "disconnect needs a network".into(),
-            })?,
+    let action = match action {
+        DockerAction::Stop => Action::Stop,
+        DockerAction::Pause => Action::Pause,
+        DockerAction::Kill => Action::Kill,
+        DockerAction::Restart => Action::Restart,
+        DockerAction::Disconnect { network } => Action::Disconnect {
+            network: network.clone(),
         },
-        other => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} does not apply to docker", other.name()),
-            });
-        }
     };
     let docker = connect()?;
     let found = resolve(&docker, t).await?;

@@ -4,7 +4,8 @@
 //! A process found by pid file counts as restarted when its pid file names a live process of
 //! the same program; one found by name, when any process has that name.
 
-use drill_spec::model::{Allow, Exec, Fault, FaultAction, ProcessTarget};
+use drill_spec::fault::ProcessAction;
+use drill_spec::model::{Allow, Exec, ProcessTarget};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -106,24 +107,18 @@ pub fn find(t: &ProcessTarget) -> Result<(i32, String), FaultError> {
 }
 
 pub(crate) fn prepare(
-    fault: &Fault,
     t: &ProcessTarget,
+    action: ProcessAction,
     allow: &Allow,
 ) -> Result<Prepared, FaultError> {
     allowed(drill_spec::allow::process(allow, t))?;
     if let Some(r) = &t.restart {
         allowed(drill_spec::allow::exec(allow, &r.command))?;
     }
-    let action = match fault.action {
-        FaultAction::Pause => Action::Pause,
-        FaultAction::Stop => Action::Stop,
-        FaultAction::Kill => Action::Kill,
-        other => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} does not apply to a process", other.name()),
-            });
-        }
+    let action = match action {
+        ProcessAction::Pause => Action::Pause,
+        ProcessAction::Stop => Action::Stop,
+        ProcessAction::Kill => Action::Kill,
     };
     let (pid, name) = find(t)?;
     let was_stopped = state(pid) == Some('T');

@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use drill_spec::model::{Allow, Enqueue, Fault, FaultAction, FlushScope, QueueKind, RedisProbe};
+use drill_spec::fault::RedisAction;
+use drill_spec::model::{Allow, Enqueue, FlushScope, QueueKind, RedisProbe};
 use serde::{Deserialize, Serialize};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
@@ -84,7 +85,7 @@ async fn query<T: redis::FromRedisValue>(
 }
 
 pub(crate) async fn prepare(
-    fault: &Fault,
+    action: &RedisAction,
     url: &str,
     allow: &Allow,
     hold: Duration,
@@ -95,29 +96,18 @@ pub(crate) async fn prepare(
         "redis",
         "redis",
     ))?;
-    let action = match fault.action {
-        FaultAction::Flush => match fault.scope {
-            Some(FlushScope::Db) => Action::FlushDb,
-            _ => Action::FlushAll,
-        },
-        FaultAction::ClientPause => Action::ClientPause {
+    let action = match action {
+        RedisAction::Flush(FlushScope::Db) => Action::FlushDb,
+        RedisAction::Flush(FlushScope::All) => Action::FlushAll,
+        RedisAction::ClientPause => Action::ClientPause {
             millis: u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1),
         },
-        FaultAction::ClientKill => Action::ClientKill {
-            client_type: fault.client_type.clone().unwrap_or_else(|| "normal".into()),
+        RedisAction::ClientKill { client_type } => Action::ClientKill {
+            client_type: client_type.clone(),
         },
-        FaultAction::DeleteKeys => Action::DeleteKeys {
-            pattern: fault.pattern.clone().ok_or_else(|| FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: "delete-keys needs a pattern".into(),
-            })?,
+        RedisAction::DeleteKeys { pattern } => Action::DeleteKeys {
+            pattern: pattern.clone(),
         },
-        other => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} does not apply to redis", other.name()),
-            });
-        }
     };
     let mut con = connect(url).await?;
     let keys_before: u64 = query(&mut con, &redis::cmd("DBSIZE")).await?;
