@@ -1,14 +1,21 @@
 //! drill-engine: runs a validated playbook end to end and never leaves a fault behind.
 //!
-//! What it is:
-//! - [`store`] — the run history and the write-ahead fault ledger (sqlx: SQLite by default,
-//!   PostgreSQL for `postgres://`), with target locks and run leases.
-//! - [`recover`] — the reconciler: reverts every fault whose run has no live owner, from the
-//!   record stored before the fault was applied (`drill recover`, and every start-up).
-//! - [`run`] — `drill apply`: preflight (fail closed), setup, the traffic for the whole run,
-//!   each drill on its timeline (baseline → inject → hold → revert → recovery), guards at
-//!   least every second, checks with their measured values, the final revert sweep, reports.
-//! - [`report`] — the run report as JSON, Markdown and JUnit XML.
+//! What it is, by role (each file one job, no two files importing each other):
+//! - [`run`] — one run in order: reconcile, lease and locks, preflight, setup, traffic with
+//!   the drills and guards, sweep, teardown, verdict. [`apply`] awaits it; [`start`] spawns
+//!   it and returns a [`RunHandle`] (abort, a watch of [`LiveStatus`], the outcome).
+//! - [`preflight`] — URLs resolved by the spec's one rule, lock keys, every fault prepared
+//!   and every probe read before the first mutation (fail closed).
+//! - `drill` — one drill's state machine: start, baseline, inject, hold, revert, recovery,
+//!   checks. `guards` — the guards, at least every second. `live` — every mutation of the
+//!   run through the ledger (inject, revert, sweep) and its steps and actions.
+//! - `context` — the state a run's tasks share (clock, [`Abort`], recorder, live ledger).
+//! - [`outcome`] — the typed result (per drill, check, fault) the CLI, reports and daemon
+//!   read; [`status`] — the live status; [`report`] — JSON, Markdown, JUnit from the outcome.
+//! - [`store`] — run history, write-ahead fault ledger, target locks, leases (SQLite or
+//!   PostgreSQL); [`recover`] — the reconciler that reverts what runs without a live owner
+//!   left changed (`drill recover`, and every start-up); [`owner`] — who owns a run.
+//! - [`checks`] — a check's measured value against its limit.
 //!
 //! What it is not: it parses nothing (`drill-spec` does), sends no request itself
 //! (`drill-load` does) and touches no target itself (`drill-faults` does). No CLI.

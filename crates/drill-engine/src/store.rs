@@ -1,6 +1,7 @@
 //! The history store and write-ahead fault ledger, through sqlx: a SQLite file by default,
 //! PostgreSQL for a `postgres://` URL. One schema and one set of statements serve both (sqlx's
-//! `Any` driver; `$N` placeholders work in both), with the migrations embedded here.
+//! `Any` driver; `$N` placeholders work in both), with the migrations embedded here. It is
+//! one file because every statement shares the schema and the row decoders beside it.
 //!
 //! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
 //! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its

@@ -1,6 +1,7 @@
 //! Measurements: HdrHistograms of latency (from the intended start) and service time (from
 //! the actual send), overall, per phase and per second, plus counters and a bounded sample of
 //! failures. Memory depends on the run's length and phases, never on the number of requests.
+//! (Long because the recorder, its spans and its sliding windows share one lock and one clock.)
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;

@@ -1,4 +1,5 @@
 //! Decoding node trees into typed documents, collecting every error rather than the first.
+//! (Long because it is one serde `Deserializer` over `Node`s: the trait needs every method.)
 //!
 //! serde stops at the first error inside a derived `Deserialize`. To report all of them, the
 //! decoder runs again after each error with the offending node *poisoned*: a poisoned mapping

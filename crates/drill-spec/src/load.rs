@@ -1,4 +1,6 @@
 //! Loading: files → documents → a validated playbook, with every diagnostic collected.
+//! (Long because drill instantiation — `{{ param }}` substitution on the node tree with the
+//! playbook's locations — belongs with the loading it is part of.)
 //!
 //! The caller (the CLI, the daemon) reads files and hands their text to a [`Loader`]; this
 //! crate does no I/O. Files may hold several documents (`---`). Drill documents from any

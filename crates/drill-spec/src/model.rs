@@ -3,6 +3,10 @@
 //! Every field's doc comment is the user documentation (it is what `drill schema` emits).
 //! Leaves are typed ([`Dur`], [`Rate`], [`Percent`], [`Condition`]) so a value that parsed is
 //! a valid value; rules that span several fields live in [`crate::validate`].
+//!
+//! Why one long file: it is the language's reference — every field of both documents with its
+//! doc comment, in the order the schema shows them — and splitting it would scatter what a
+//! reader of `drill schema` looks up in one place. It holds types only, no logic.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,10 @@
 //! Semantic validation: rules that span fields, documents and the timeline. Every rule points
 //! at the node it is about and, where the fix is clear, says it.
+//!
+//! Why one long file: the rules are small functions over one `Ctx` that collects located
+//! diagnostics, grouped by the document section they check (target, traffic, SLOs, guards,
+//! drills, faults) in that order; which targets an action takes is not here but in
+//! [`crate::fault::backends_for`].
 
 use std::collections::BTreeSet;
 
