@@ -14,53 +14,10 @@ use std::time::{Duration, Instant};
 use drill_engine::store::{FaultState, Store};
 use drill_fixture::{Behaviour, Server};
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// Whether a service is here; under CI its absence fails the test.
-fn service(what: &str, up: bool) -> bool {
-    if !up {
-        assert!(!ci(), "CI=true but {what} is not available");
-        eprintln!("skipping: {what} is not available");
-    }
-    up
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).output().expect(cmd)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
-fn docker(args: &[&str]) -> String {
-    stdout(&run("docker", args))
-}
-
-fn redis(args: &[&str]) -> String {
-    let mut a = vec!["-h", "127.0.0.1", "-p", "6379"];
-    a.extend_from_slice(args);
-    stdout(&run("redis-cli", &a))
-}
-
-fn docker_ready() -> bool {
-    run("docker", &["image", "inspect", "drill-test-busybox"])
-        .status
-        .success()
-}
-
-fn redis_ready() -> bool {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6379", "PING"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-}
+use drill_testkit::{
+    cleanup, container_state as state, docker_image_ready as docker_ready, redis, redis_ready,
+    repo, run, service, sleepers, stdout,
+};
 
 /// Rebuilds the streaming replica when an earlier run promoted it.
 fn replica_ready() -> bool {
@@ -86,53 +43,11 @@ fn in_recovery() -> String {
     ))
 }
 
-fn state(name: &str) -> String {
-    docker(&["inspect", "-f", "{{.State.Status}}", name])
-}
-
-/// Containers that sleep, named `{prefix}-{i}`.
-fn sleepers(prefix: &str, n: usize) -> Vec<String> {
-    containers(prefix, n, &["/bin/sleep", "3600"], false)
-}
-
 /// Queue workers: each pops up to 500 jobs from the Redis list every 100 ms (RESP over
 /// busybox nc, on the host's network to reach 127.0.0.1:6379).
 fn workers(prefix: &str, n: usize) -> Vec<String> {
     let script = "trap 'exit 0' TERM; while true; do printf 'LPOP queues:notifications 500\\r\\n' | nc -w 1 127.0.0.1 6379 >/dev/null; sleep 0.1; done";
-    containers(prefix, n, &["/bin/sh", "-c", script], true)
-}
-
-fn containers(prefix: &str, n: usize, cmd: &[&str], host_net: bool) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let name = format!("{prefix}-{i}");
-            let _ = docker(&["rm", "-f", &name]);
-            let label = format!("drill.test={prefix}");
-            let mut args = vec![
-                "run",
-                "-d",
-                "--stop-timeout",
-                "1",
-                "--name",
-                &name,
-                "--label",
-                &label,
-            ];
-            if host_net {
-                args.extend(["--network", "host"]);
-            }
-            args.push("drill-test-busybox");
-            args.extend_from_slice(cmd);
-            docker(&args);
-            name
-        })
-        .collect()
-}
-
-fn cleanup(names: &[String]) {
-    for n in names {
-        let _ = docker(&["rm", "-f", n]);
-    }
+    drill_testkit::containers(prefix, n, &["/bin/sh", "-c", script], true)
 }
 
 /// A temporary directory with a history store and a report directory.
@@ -595,34 +510,12 @@ async fn crash_pg(point: Point, then: Then) {
         format!("{point:?}_{then:?}").to_lowercase(),
         std::process::id()
     );
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "5433",
-                "-U",
-                "postgres",
-                "-Atqc",
-                sql,
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !service(
-        "postgres on 127.0.0.1:5433",
-        psql(&format!("DROP DATABASE IF EXISTS {db}")) && psql(&format!("CREATE DATABASE {db}")),
-    ) {
+    let url = drill_testkit::postgres_db(&db);
+    if !service("postgres on 127.0.0.1:5433", url.is_some()) {
         return;
     }
-    crash(
-        point,
-        then,
-        Some(format!("postgres://postgres@127.0.0.1:5433/{db}")),
-    )
-    .await;
-    psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    crash(point, then, url).await;
+    drill_testkit::drop_postgres_db(&db);
 }
 
 /// One test per crash point and restart, with the ledger in SQLite and in PostgreSQL.

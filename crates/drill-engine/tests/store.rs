@@ -11,32 +11,11 @@ use drill_engine::store::{FaultRow, FaultState, RunRow, Store, now_ms};
 use drill_engine::{owner::Owner, quiet};
 use serde_json::json;
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
+use drill_testkit::ci;
 
 /// A fresh PostgreSQL database for one test, or None when PostgreSQL is not running here.
 fn postgres_db(name: &str) -> Option<String> {
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "5433",
-                "-U",
-                "postgres",
-                "-Atqc",
-                sql,
-            ])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-    };
-    let db = format!("drill_store_{name}_{}", std::process::id());
-    psql(&format!("DROP DATABASE IF EXISTS {db}"))?;
-    psql(&format!("CREATE DATABASE {db}"))?;
-    Some(format!("postgres://postgres@127.0.0.1:5433/{db}"))
+    drill_testkit::postgres_db(&format!("drill_store_{name}_{}", std::process::id()))
 }
 
 /// Both stores: a SQLite file and a PostgreSQL database.

@@ -5,20 +5,8 @@
 
 use drill_spec::model::{Allow, Fault};
 
-pub fn redis_url() -> String {
-    std::env::var("DRILL_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// True when the service is there; otherwise skips (prints why) or, under CI, fails.
-pub fn service(name: &str, up: bool) -> bool {
-    if up {
-        return true;
-    }
-    let msg = format!("{name} is not available: run tests/services/up.sh");
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("skipped: {msg}");
-    false
-}
+#[allow(unused_imports)]
+pub use drill_testkit::{redis_url, service};
 
 pub fn fault(v: serde_json::Value) -> Fault {
     serde_json::from_value(v).expect("valid fault")

@@ -3,60 +3,17 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{allow, fault, roundtrip, service};
 use drill_faults::{FaultError, Reverted, apply, prepare, probe, revert};
 use serde_json::json;
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn image_ready() -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", "drill-test-busybox"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use drill_testkit::{cleanup, container_state as state, docker, docker_image_ready as image_ready};
 
 /// Starts containers named `{prefix}-{i}` with a label; returns their names.
 fn start(prefix: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let name = format!("{prefix}-{i}");
-            let _ = docker(&["rm", "-f", &name]);
-            docker(&[
-                "run",
-                "-d",
-                "--stop-timeout",
-                "1",
-                "--name",
-                &name,
-                "--label",
-                &format!("drill.test={prefix}"),
-                "drill-test-busybox",
-                "/bin/sleep",
-                "3600",
-            ]);
-            name
-        })
-        .collect()
-}
-
-fn state(name: &str) -> String {
-    docker(&["inspect", "-f", "{{.State.Status}}", name])
-}
-
-fn cleanup(names: &[String]) {
-    for n in names {
-        let _ = docker(&["rm", "-f", n]);
-    }
+    drill_testkit::sleepers(prefix, n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
