@@ -1,15 +1,16 @@
 //! The guards: the playbook's, and those of the drills running now, evaluated at least
 //! every second; the first to trip aborts the run, which reverts everything at once.
 //!
-//! A traffic guard judges the sliding window of its `for` (kept between 1 s and 10 s) or
-//! the last 10 s without one; a probe guard judges the probe's value, and trips when the
-//! probe fails three times in a row (a guard that cannot see is not a guard).
+//! A traffic guard judges the sliding window `Guard::kind` gives it (`drill_spec::guard`);
+//! a probe guard judges the probe's value, and trips when the probe fails three times in a
+//! row (a guard that cannot see is not a guard).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drill_spec::cond::{Metric, Subject};
+use drill_spec::guard::GuardKind;
 use drill_spec::model::Guard;
 
 use crate::chain;
@@ -18,24 +19,11 @@ use crate::context::{RunContext, locked};
 use crate::outcome::{GuardTrip, secs};
 use crate::preflight::guard_name;
 
-/// The shortest and longest sliding window a traffic guard judges.
-const WINDOW_MIN: Duration = Duration::from_secs(1);
-const WINDOW_MAX: Duration = Duration::from_secs(10);
-
 #[derive(Default)]
 struct GuardState {
     since: Option<Duration>,
     next: Duration,
     probe_failures: u32,
-}
-
-/// The window a traffic guard's condition is evaluated over.
-fn window(hold_for: Duration) -> Duration {
-    if hold_for.is_zero() {
-        WINDOW_MAX
-    } else {
-        hold_for.clamp(WINDOW_MIN, WINDOW_MAX)
-    }
 }
 
 /// Runs until the run aborts (or this task is dropped).
@@ -65,9 +53,11 @@ pub(crate) async fn watch(cx: Arc<RunContext>, playbook_guards: Vec<Guard>) {
                 continue;
             }
             st.next = now + g.every.0.min(Duration::from_secs(1));
-            let hold_for = g.for_.map(|f| cx.scaled(f)).unwrap_or_default();
-            let value = match (&g.probe, g.when.subject) {
-                (Some(p), _) => match drill_faults::probe(p, &cx.allow).await {
+            let hold_for = g.hold_for(cx.scale);
+            // Validation refuses a guard of neither kind, so there is none to skip here.
+            let Ok(kind) = g.kind(cx.scale) else { continue };
+            let value = match kind {
+                GuardKind::Probe(p) => match drill_faults::probe(p, &cx.allow).await {
                     Ok(v) => {
                         st.probe_failures = 0;
                         v
@@ -86,17 +76,14 @@ pub(crate) async fn watch(cx: Arc<RunContext>, playbook_guards: Vec<Guard>) {
                         continue;
                     }
                 },
-                (None, Subject::Metric(m)) => {
-                    let len = window(hold_for);
-                    let stats = cx.recorder.window_between(now.saturating_sub(len), now);
+                GuardKind::Traffic { metric: m, window } => {
+                    let stats = cx.recorder.window_between(now.saturating_sub(window), now);
                     if stats.requests == 0 && m != Metric::Dropped {
                         st.since = None;
                         continue;
                     }
-                    checks::metric_value(m, &stats, len)
+                    checks::metric_value(m, &stats, window)
                 }
-                // Validation requires a probe for `value` conditions.
-                (None, Subject::Value) => continue,
             };
             if g.when.holds(value) {
                 let since = *st.since.get_or_insert(now);
@@ -134,17 +121,4 @@ fn trip(cx: &RunContext, key: &str, g: &Guard, measured: String) {
     ));
     cx.abort
         .trigger(format!("guard {key} tripped: {} ({measured})", g.when));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_traffic_guard_judges_its_for_window_kept_between_one_and_ten_seconds() {
-        assert_eq!(window(Duration::ZERO), WINDOW_MAX);
-        assert_eq!(window(Duration::from_millis(200)), WINDOW_MIN);
-        assert_eq!(window(Duration::from_secs(4)), Duration::from_secs(4));
-        assert_eq!(window(Duration::from_secs(30)), WINDOW_MAX);
-    }
 }

@@ -14,6 +14,7 @@ pub mod cond;
 pub mod de;
 pub mod diag;
 pub mod fault;
+pub mod guard;
 pub mod interp;
 mod load;
 pub mod model;

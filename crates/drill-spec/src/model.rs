@@ -728,7 +728,7 @@ pub enum FaultAction {
     Pause,
     /// Docker kill / process SIGKILL; started again afterwards if it was running.
     Kill,
-    /// Docker restart / Kubernetes rollout restart.
+    /// Docker restart.
     Restart,
     /// Kubernetes: scale to `replicas`.
     Scale,

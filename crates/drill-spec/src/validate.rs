@@ -497,21 +497,18 @@ pub(crate) fn slo(cx: &mut Ctx<'_>, s: &Slo) {
 }
 
 pub(crate) fn guard(cx: &mut Ctx<'_>, path: &str, g: &Guard, t: &Target) {
-    match (&g.probe, g.when.subject) {
-        (None, Subject::Value) => cx.error_hint(
+    match g.kind(1.0) {
+        Err(e @ crate::guard::GuardShapeError::ValueWithoutProbe) => cx.error_hint(
             &format!("{path}.when"),
-            "a guard without a probe must name a traffic metric",
+            e.to_string(),
             "write it like \"error_rate > 5%\" or \"p95 > 900ms\", or add a probe",
         ),
-        (Some(_), Subject::Metric(m)) => cx.error_hint(
+        Err(e @ crate::guard::GuardShapeError::MetricWithProbe(_)) => cx.error_hint(
             &format!("{path}.when"),
-            format!(
-                "a guard with a probe compares the probe's value, not {}",
-                m.name()
-            ),
+            e.to_string(),
             "write it like \"value > 2000\"",
         ),
-        _ => {}
+        Ok(_) => {}
     }
     if g.every.is_zero() || g.every > Dur::from_secs(1) {
         cx.error_hint(

@@ -11,7 +11,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use drill_spec::model::{Allow, Fault, FaultAction, KubernetesTarget};
+use drill_spec::fault::KubernetesAction;
+use drill_spec::model::{Allow, Fault, KubernetesTarget};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 
@@ -204,8 +205,17 @@ pub async fn prepare_with(
         (None, Some(s)) => Some((Kind::StatefulSet, s.clone())),
         _ => None,
     };
-    let (action, change) = match (fault.action, workload, &t.pods) {
-        (FaultAction::Stop | FaultAction::Scale, Some((kind, name)), _) => {
+    let typed = match fault.kind() {
+        Ok(drill_spec::fault::Kind::Kubernetes(_, a)) => a,
+        _ => {
+            return Err(FaultError::Invalid {
+                fault: fault.name.clone(),
+                message: format!("{} is not a kubernetes fault", fault.action.name()),
+            });
+        }
+    };
+    let (action, change) = match (typed, workload, &t.pods) {
+        (KubernetesAction::Stop | KubernetesAction::Scale { .. }, Some((kind, name)), _) => {
             let (replicas, annotated) =
                 read_scale(client, &ns, kind, &name).await.map_err(|e| {
                     if is_gone(&e) {
@@ -216,10 +226,9 @@ pub async fn prepare_with(
                 })?;
             // A count left on the object by an earlier run that did not finish is the real original.
             let original = annotated.unwrap_or(replicas);
-            let to = if fault.action == FaultAction::Stop {
-                0
-            } else {
-                i32::try_from(fault.replicas.unwrap_or(0)).unwrap_or(i32::MAX)
+            let to = match typed {
+                KubernetesAction::Scale { replicas } => i32::try_from(replicas).unwrap_or(i32::MAX),
+                _ => 0,
             };
             let change = format!("scale {kind:?} {ns}/{name} from {original} to {to} replicas (annotated {ORIGINAL_REPLICAS}={original}), back to {original} after").to_lowercase();
             (
@@ -232,7 +241,7 @@ pub async fn prepare_with(
                 change,
             )
         }
-        (FaultAction::DeletePods, _, Some(selector)) => {
+        (KubernetesAction::DeletePods, _, Some(selector)) => {
             let (ready_before, names) = ready_pods(client, &ns, selector).await.map_err(err)?;
             if names.is_empty() {
                 return Err(FaultError::NotFound(format!(
@@ -260,10 +269,20 @@ pub async fn prepare_with(
                 change,
             )
         }
-        (other, ..) => {
+        // The target's shape, not the table: validation asks for a workload for stop and
+        // scale, and for a pods selector for delete-pods.
+        _ => {
             return Err(FaultError::Invalid {
                 fault: fault.name.clone(),
-                message: format!("{} does not apply to this kubernetes target", other.name()),
+                message: format!(
+                    "{} needs {} on its kubernetes target",
+                    fault.action.name(),
+                    if typed == KubernetesAction::DeletePods {
+                        "a pods selector"
+                    } else {
+                        "a deployment or statefulset"
+                    }
+                ),
             });
         }
     };

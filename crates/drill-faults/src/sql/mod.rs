@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use drill_spec::model::{Allow, Fault, FaultAction, SqlProbe, Step};
+use drill_spec::fault::SqlAction;
+use drill_spec::model::{Allow, Fault, SqlFault, SqlProbe, Step};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
@@ -132,12 +133,21 @@ pub(crate) async fn prepare(
             "http route switch (use an exec step)",
         ));
     }
+    let typed = match fault.kind() {
+        Ok(drill_spec::fault::Kind::Sql(_, a)) => a,
+        _ => {
+            return Err(FaultError::Invalid {
+                fault: fault.name.clone(),
+                message: format!("{} is not a sql fault", fault.action.name()),
+            });
+        }
+    };
     if is_mysql(url) {
-        return prepare_mysql(fault, url).await;
+        return prepare_mysql(fault, typed, url).await;
     }
     let mut con = connect(url).await?;
-    let (action, change) = match fault.action {
-        FaultAction::Promote => {
+    let (action, change) = match typed {
+        SqlAction::Promote { .. } => {
             let was = in_recovery(&mut con).await?;
             if !was {
                 return Err(FaultError::Invalid {
@@ -166,13 +176,7 @@ pub(crate) async fn prepare(
                 change,
             )
         }
-        FaultAction::Sql => statements(fault, url)?,
-        other => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} does not apply to sql", other.name()),
-            });
-        }
+        SqlAction::Statements(s) => statements(s, url),
     };
     let _ = con.close().await;
     Ok(prepared(url, action, change))
@@ -349,10 +353,14 @@ async fn mysql_read_only(con: &mut MySqlConnection) -> Result<bool, FaultError> 
         .unwrap_or(false))
 }
 
-async fn prepare_mysql(fault: &Fault, url: &str) -> Result<Prepared, FaultError> {
+async fn prepare_mysql(
+    fault: &Fault,
+    typed: SqlAction<'_>,
+    url: &str,
+) -> Result<Prepared, FaultError> {
     let mut con = connect_mysql(url).await?;
-    let (action, change) = match fault.action {
-        FaultAction::Promote => {
+    let (action, change) = match typed {
+        SqlAction::Promote { .. } => {
             if !mysql_is_replica(&mut con).await? {
                 return Err(FaultError::Invalid {
                     fault: fault.name.clone(),
@@ -374,13 +382,7 @@ async fn prepare_mysql(fault: &Fault, url: &str) -> Result<Prepared, FaultError>
                 ),
             )
         }
-        FaultAction::Sql => statements(fault, url)?,
-        other => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} does not apply to sql", other.name()),
-            });
-        }
+        SqlAction::Statements(s) => statements(s, url),
     };
     let _ = con.close().await;
     Ok(prepared(url, action, change))
@@ -446,21 +448,15 @@ async fn probe_mysql(p: &SqlProbe) -> Result<f64, FaultError> {
 }
 
 /// The statements of a `sql` fault, the same on either engine.
-fn statements(fault: &Fault, url: &str) -> Result<(Action, String), FaultError> {
-    let Some(s) = &fault.sql else {
-        return Err(FaultError::Invalid {
-            fault: fault.name.clone(),
-            message: "a sql fault needs `sql`".into(),
-        });
-    };
+fn statements(s: &SqlFault, url: &str) -> (Action, String) {
     let change = format!("run SQL on {}: {}", redact(url), s.inject);
-    Ok((
+    (
         Action::Statements {
             inject: s.inject.clone(),
             revert: s.revert.clone(),
         },
         change,
-    ))
+    )
 }
 
 fn prepared(url: &str, action: Action, change: String) -> Prepared {
