@@ -13,10 +13,11 @@ use crate::checks;
 
 /// One thing preflight could not confirm.
 #[derive(Debug, thiserror::Error)]
-#[error("{label}: {cause}")]
+#[error("{label}")]
 pub struct PreflightError {
     /// `drill/fault`, `guard NAME`, `traffic` …
     pub label: String,
+    #[source]
     pub cause: Cause,
 }
 
@@ -24,7 +25,7 @@ pub struct PreflightError {
 pub enum Cause {
     #[error(transparent)]
     Fault(#[from] drill_faults::FaultError),
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: String,
         #[source]

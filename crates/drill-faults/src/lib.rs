@@ -44,10 +44,18 @@ pub enum FaultError {
     NotAllowed(String, String),
     #[error("target not found: {0}")]
     NotFound(String),
+    /// What drill itself found wrong, in words.
     #[error("{backend} backend: {message}")]
     Backend {
         backend: &'static str,
         message: String,
+    },
+    /// A client library's error, kept as the source (print the chain).
+    #[error("{backend} backend")]
+    Client {
+        backend: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("the {0} backend is not built yet")]
     Unsupported(&'static str),
@@ -61,6 +69,28 @@ impl FaultError {
             backend,
             message: e.to_string(),
         }
+    }
+
+    pub(crate) fn client(
+        backend: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FaultError::Client {
+            backend,
+            source: Box::new(e),
+        }
+    }
+
+    /// This error and its sources, joined by ": ".
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(c) = cur {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cur = c.source();
+        }
+        s
     }
 }
 

@@ -72,7 +72,7 @@ fn connect() -> Result<Docker, FaultError> {
 }
 
 fn err(e: DockerError) -> FaultError {
-    FaultError::backend("docker", e)
+    FaultError::client("docker", e)
 }
 
 fn is_gone(e: &DockerError) -> bool {

@@ -25,14 +25,14 @@ fn client(timeout: Duration) -> Result<reqwest::Client, FaultError> {
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| FaultError::backend("http", e))?
+    .map_err(|e| FaultError::client("http", e))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(timeout)
         .build()
-        .map_err(|e| FaultError::backend("http", e))
+        .map_err(|e| FaultError::client("http", e))
 }
 
 fn absolute(url: &str) -> Result<(), FaultError> {
@@ -51,7 +51,7 @@ pub async fn call(c: &HttpCall, allow: &Allow) -> Result<u16, FaultError> {
     absolute(&c.url)?;
     allowed(drill_spec::allow::http(allow, &c.url))?;
     let method = reqwest::Method::from_bytes(c.method.as_bytes())
-        .map_err(|e| FaultError::backend("http", e))?;
+        .map_err(|e| FaultError::client("http", e))?;
     let mut req = client(c.timeout.0)?.request(method, &c.url);
     for (k, v) in &c.headers {
         req = req.header(k, v);
@@ -156,7 +156,7 @@ pub(crate) async fn probe(p: &HttpProbe, allow: &Allow) -> Result<f64, FaultErro
     let body = resp
         .bytes()
         .await
-        .map_err(|e| FaultError::backend("http", e))?;
+        .map_err(|e| FaultError::client("http", e))?;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Some(want) = p.expect_status
         && want != status
@@ -181,7 +181,7 @@ pub(crate) async fn prometheus(p: &PrometheusProbe, allow: &Allow) -> Result<f64
     absolute(&p.url)?;
     allowed(drill_spec::allow::http(allow, &p.url))?;
     let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", p.url.trim_end_matches('/')))
-        .map_err(|e| FaultError::backend("prometheus", e))?;
+        .map_err(|e| FaultError::client("prometheus", e))?;
     url.query_pairs_mut().append_pair("query", &p.query);
     let resp = client(Duration::from_secs(10))?
         .get(url.clone())

@@ -104,11 +104,11 @@ pub async fn client(context: Option<&str>) -> Result<Client, FaultError> {
             ));
         }
     };
-    Client::try_from(config).map_err(|e| FaultError::backend("kubernetes", e))
+    Client::try_from(config).map_err(|e| FaultError::client("kubernetes", e))
 }
 
 fn err(e: kube::Error) -> FaultError {
-    FaultError::backend("kubernetes", e)
+    FaultError::client("kubernetes", e)
 }
 
 fn is_gone(e: &kube::Error) -> bool {

@@ -81,7 +81,7 @@ async fn query<T: redis::FromRedisValue>(
 ) -> Result<T, FaultError> {
     cmd.query_async(con)
         .await
-        .map_err(|e| FaultError::backend("redis", e))
+        .map_err(|e| FaultError::client("redis", e))
 }
 
 pub(crate) async fn prepare(
@@ -265,7 +265,7 @@ pub async fn enqueue(e: &Enqueue, allow: &Allow) -> Result<u64, FaultError> {
         }
         pipe.query_async::<()>(&mut con)
             .await
-            .map_err(|err| FaultError::backend("redis", err))?;
+            .map_err(|err| FaultError::client("redis", err))?;
         n += batch;
     }
     let len_cmd = match e.into {

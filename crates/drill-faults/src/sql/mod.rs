@@ -112,7 +112,7 @@ async fn in_recovery(con: &mut PgConnection) -> Result<bool, FaultError> {
         .fetch_one(con)
         .await
         .and_then(|r| r.try_get::<bool, _>(0))
-        .map_err(|e| FaultError::backend("sql", e))
+        .map_err(|e| FaultError::client("sql", e))
 }
 
 pub(crate) async fn prepare(
@@ -200,7 +200,7 @@ pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
             .execute(&mut con)
             .await
             .map(|_| ())
-            .map_err(|e| FaultError::backend("sql", e)),
+            .map_err(|e| FaultError::client("sql", e)),
         Action::PromoteMysql { .. } => Err(FaultError::backend(
             "sql",
             "a MySQL promotion on a PostgreSQL URL",
@@ -277,7 +277,7 @@ pub(crate) async fn probe(p: &SqlProbe, allow: &Allow) -> Result<f64, FaultError
     let row = sqlx::query(sqlx::AssertSqlSafe(p.query.clone()))
         .fetch_one(&mut con)
         .await
-        .map_err(|e| FaultError::backend("sql", e))?;
+        .map_err(|e| FaultError::client("sql", e))?;
     if let Ok(v) = row.try_get::<f64, _>(0) {
         return Ok(v);
     }
@@ -323,13 +323,13 @@ async fn execute(url: &str, sql: &str) -> Result<(), FaultError> {
         q.execute(&mut con)
             .await
             .map(|_| ())
-            .map_err(|e| FaultError::backend("sql", e))
+            .map_err(|e| FaultError::client("sql", e))
     } else {
         let mut con = connect(url).await?;
         q.execute(&mut con)
             .await
             .map(|_| ())
-            .map_err(|e| FaultError::backend("sql", e))
+            .map_err(|e| FaultError::client("sql", e))
     }
 }
 
@@ -337,7 +337,7 @@ async fn mysql_is_replica(con: &mut MySqlConnection) -> Result<bool, FaultError>
     let rows = sqlx::query("SHOW REPLICA STATUS")
         .fetch_all(con)
         .await
-        .map_err(|e| FaultError::backend("sql", e))?;
+        .map_err(|e| FaultError::client("sql", e))?;
     Ok(!rows.is_empty())
 }
 
@@ -345,7 +345,7 @@ async fn mysql_read_only(con: &mut MySqlConnection) -> Result<bool, FaultError> 
     let row = sqlx::query("SELECT @@global.read_only")
         .fetch_one(con)
         .await
-        .map_err(|e| FaultError::backend("sql", e))?;
+        .map_err(|e| FaultError::client("sql", e))?;
     Ok(row
         .try_get::<i64, _>(0)
         .map(|v| v != 0)
@@ -426,7 +426,7 @@ async fn probe_mysql(p: &SqlProbe) -> Result<f64, FaultError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(p.query.clone()))
         .fetch_one(&mut con)
         .await
-        .map_err(|e| FaultError::backend("sql", e))?;
+        .map_err(|e| FaultError::client("sql", e))?;
     if let Ok(v) = row.try_get::<f64, _>(0) {
         return Ok(v);
     }
