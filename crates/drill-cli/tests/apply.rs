@@ -3,7 +3,7 @@
 //! drill-test-busybox image, Redis on 127.0.0.1:6379, a PostgreSQL streaming replica on
 //! 127.0.0.1:5434 (tests/services/). Crash safety is tested with `kill -9` at each point of a
 //! fault's life, then `drill recover` or the next `drill apply`.
-//! Under CI=true a missing service fails the test.
+//! A missing service fails the test (unless DRILL_TEST_SKIP_MISSING=1).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

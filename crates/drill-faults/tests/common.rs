@@ -1,5 +1,5 @@
-//! Shared helpers: services addressed by env vars with loopback defaults; under CI a missing
-//! service fails the test instead of skipping it.
+//! Shared helpers: services addressed by env vars with loopback defaults; a missing service
+//! fails the test unless DRILL_TEST_SKIP_MISSING=1 (drill_testkit::service).
 
 #![allow(dead_code)]
 
