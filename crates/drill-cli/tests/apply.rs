@@ -594,7 +594,14 @@ async fn a_guard_breach_reverts_every_fault_within_two_seconds() {
     let pb = w.file("guarded.yaml", &GUARDED.replace("BASE", &server.url("")));
     let mut r = Running::spawn(w.apply_args(&pb, &[]));
     r.wait_for("outage/pause: applied", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(500));
+    // The faults really happened, read from the engine, not from drill's words.
+    assert_eq!(state(&names[0]), "exited", "stop did not stop {}", names[0]);
+    assert_eq!(
+        state(&names[1]),
+        "paused",
+        "pause did not pause {}",
+        names[1]
+    );
     let breach_ms = chrono::Utc::now().timestamp_millis();
     let breach = Instant::now();
     redis(&["SET", "drill:e2e:breach", "1"]);
@@ -625,7 +632,9 @@ async fn a_guard_breach_reverts_every_fault_within_two_seconds() {
     assert_eq!(rep["guards_tripped"][0]["name"], "playbook/breach");
     let store = w.store().await;
     let id = rep["run"].as_str().expect("id");
-    for f in store.faults(id).await.expect("ledger") {
+    let ledger = store.faults(id).await.expect("ledger");
+    assert_eq!(ledger.len(), 2, "both faults are in the ledger: {ledger:?}");
+    for f in ledger {
         assert_eq!(f.state, FaultState::Reverted);
         let after = f.reverted_ms.expect("reverted at") - breach_ms;
         assert!(
@@ -671,9 +680,13 @@ async fn a_revert_that_keeps_failing_exits_4_and_says_what_is_still_changed() {
     let server = fixture().await;
     let w = Work::new();
     let pb = w.file("failing.yaml", &FAILING.replace("BASE", &server.url("")));
+    let flag = w.dir.path().join("stuck.flag");
+    assert!(!flag.exists(), "the flag is not there before the run");
     let (code, out, err) = Running::spawn(w.apply_args(&pb, &["--revert-timeout", "2s"]))
         .finish(Duration::from_secs(60));
     assert_eq!(code, Some(4), "{out}\n{err}");
+    // The target itself is still changed: the fault's file is there, its revert failed.
+    assert!(flag.exists(), "the exec fault really ran and stays applied");
     assert!(
         !out.contains("PASS") && !err.contains("PASS"),
         "{out}\n{err}"
@@ -702,6 +715,7 @@ async fn a_revert_that_keeps_failing_exits_4_and_says_what_is_still_changed() {
         String::from_utf8_lossy(&again.stderr).contains("STILL CHANGED"),
         "{again:?}"
     );
+    assert!(flag.exists(), "recover says still changed, and it is");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,16 @@ async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
         }
     };
     apply(&p.record).await.expect("pause");
+    // The pause really holds writes: a write waits past a 1 s deadline (timeout's exit 124).
+    let blocked = Command::new("timeout")
+        .args(["1", "redis-cli", "set", "drill:during-pause", "1"])
+        .output()
+        .expect("timeout redis-cli");
+    assert_eq!(
+        blocked.status.code(),
+        Some(124),
+        "a write went through during CLIENT PAUSE WRITE: {blocked:?}"
+    );
     let (code, out, _) = drill_revert(&p.record);
     assert_eq!(code, Some(0));
     assert!(out.contains("CLIENT UNPAUSE"), "{out}");
