@@ -1,8 +1,10 @@
 //! The parser and validator never panic, whatever they are fed; YAML bombs are refused fast.
 //!
-//! `DRILL_FUZZ_CASES` sets how many generated inputs run (default 1,000,000). Inputs are
-//! random bytes, token soup, and mutations of the shipped documents (so they reach deep into
-//! decoding and validation, not just the YAML scanner). The generator is seeded
+//! `DRILL_FUZZ_CASES` sets how many generated inputs run (default 200,000: an input that
+//! names a drill carries the shipped drill library, so mutated playbooks reach the planner,
+//! which makes each case dearer; about 1% of inputs are planned, and the test fails if fewer
+//! than 0.2% are). Inputs are random bytes, token soup, and mutations of the shipped
+//! documents (so they reach deep into decoding and validation, not just the YAML scanner). The generator is seeded
 //! (`DRILL_FUZZ_SEED`), so a failure names an input that can be replayed.
 
 use std::collections::BTreeMap;
@@ -157,8 +159,13 @@ fn generate(rng: &mut Rng, seeds: &[String]) -> Vec<u8> {
     }
 }
 
-/// Runs one input through everything `drill validate` and `drill plan` do.
-fn exercise(input: &[u8], library: &[String]) {
+/// Runs one input through everything `drill validate` and `drill plan` do; returns how many
+/// playbooks it planned.
+fn exercise(input: &[u8], library: &[String]) -> usize {
+    exercise_outcome(input, library).playbooks.len()
+}
+
+fn exercise_outcome(input: &[u8], library: &[String]) -> drill_spec::Outcome {
     let text = String::from_utf8_lossy(input);
     let env: BTreeMap<String, String> = BTreeMap::from([("X".into(), "1".into())]);
     let mut loader = Loader::new(&env);
@@ -174,6 +181,7 @@ fn exercise(input: &[u8], library: &[String]) {
         let _ = pb.plan(1.0);
         let _ = pb.plan(0.01);
     }
+    out
 }
 
 #[test]
@@ -181,7 +189,7 @@ fn no_input_makes_the_parser_or_validator_panic() {
     let cases: u64 = std::env::var("DRILL_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(200_000);
     let seed: u64 = std::env::var("DRILL_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -193,20 +201,32 @@ fn no_input_makes_the_parser_or_validator_panic() {
         .collect();
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
+    let mut planned = 0u64;
     for n in 0..cases {
         let input = generate(&mut rng, &seeds);
-        // Only a tenth of the inputs carry the library: it is the same each time.
-        let lib: &[String] = if n % 10 == 0 { &library } else { &[] };
-        if catch_unwind(AssertUnwindSafe(|| exercise(&input, lib))).is_err() {
-            panic!(
+        // An input that names a drill (`uses:`) carries the shipped drill library, so mutated
+        // playbooks that still parse get past `uses:` and reach the planner.
+        let lib: &[String] = if input.windows(5).any(|w| w == b"uses:") {
+            &library
+        } else {
+            &[]
+        };
+        match catch_unwind(AssertUnwindSafe(|| exercise(&input, lib))) {
+            Ok(p) => planned += p as u64,
+            Err(_) => panic!(
                 "input #{n} (seed {seed}) panicked:\n{}",
                 String::from_utf8_lossy(&input)
-            );
+            ),
         }
     }
     eprintln!(
-        "fuzz: {cases} inputs in {:.1}s without a panic",
+        "fuzz: {cases} inputs in {:.1}s without a panic; {planned} reached the planner",
         started.elapsed().as_secs_f64()
+    );
+    // The harness itself: if mutations stopped reaching the planner, they would test less.
+    assert!(
+        planned * 500 >= cases,
+        "only {planned} of {cases} inputs were planned: the seeds or the library are broken"
     );
 }
 
@@ -221,7 +241,16 @@ proptest! {
             keys[field],
             serde_json::to_string(&value).unwrap_or_default()
         );
-        exercise(yaml.as_bytes(), &[]);
+        let out = exercise_outcome(yaml.as_bytes(), &[]);
+        // A stage of `ramp_to` without `over`, `over` or `hold` alone, or a key that is no
+        // stage's is always an error; `rate` alone is a stage when the string is a rate.
+        let valid_alone = keys[field] == "rate" && value.trim().parse::<drill_spec::units::Rate>().is_ok();
+        prop_assert!(
+            out.has_errors() || valid_alone,
+            "{}: {:?} was accepted", keys[field], value
+        );
+        // Bad input runs nothing: an error leaves no playbook to plan.
+        prop_assert!(!out.has_errors() || out.playbooks.is_empty());
     }
 }
 
@@ -300,4 +329,9 @@ fn shipped_documents_still_parse_in_the_fuzz_harness() {
     }
     let out = loader.finish();
     assert!(!out.has_errors(), "{:?}", out.diags);
+    // A corpus check that reads nothing proves nothing.
+    assert!(
+        yaml_files("drills").len() >= 3 && out.playbooks.len() >= 3,
+        "the shipped drills and playbooks were not found"
+    );
 }
