@@ -141,6 +141,32 @@ async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
         check(&r, "cache-purge", "p95-increase")["measured"]
     );
     eprintln!("healthy target stats: {stats}");
+    // What happened to the target, from the target itself.
+    let st: serde_json::Value = serde_json::from_str(&stats).expect("the target's stats are JSON");
+    assert!(st["broken"].is_null(), "{st}");
+    let served = st["requests"].as_u64().expect("requests");
+    let sent = r["traffic"]["requests"].as_u64().expect("traffic requests");
+    let failed = r["traffic"]["failed"].as_u64().unwrap_or(0);
+    assert!(
+        served + failed >= sent && sent > 0,
+        "the target served {served} requests, drill counted {sent} ({failed} failed)"
+    );
+    assert!(
+        st["errors_5xx"].as_u64().expect("errors_5xx") <= 2,
+        "the target answered more 5xx than the seed allows: {st}"
+    );
+    assert!(
+        st["flag_fallbacks"].as_u64().expect("flag_fallbacks") >= 1,
+        "the cache purge never made the flag middleware fall back to the database: {st}"
+    );
+    let builds = st["builds_per_key"].as_object().expect("builds_per_key");
+    assert!(!builds.is_empty(), "{st}");
+    for (key, n) in builds {
+        assert!(
+            n.as_u64().unwrap_or(0) >= 2,
+            "{key} was built {n} time(s): the purge did not empty the cache, or it was never rebuilt"
+        );
+    }
 }
 
 async fn broken(variant: &str, drill: &str, failing: &str, measured_has: &str) {
