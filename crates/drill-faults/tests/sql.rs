@@ -78,12 +78,17 @@ async fn promoting_the_replica_makes_it_primary_and_runs_the_route_switch() {
     assert!(scalar_bool(&mut r, "select pg_is_in_recovery()").await);
 
     let flag = std::env::temp_dir().join(format!("drill-route-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    // The route switch records what the replica was when it ran: promoted already, or not.
     let f = fault(json!({
         "name": "promote", "action": "promote", "irreversible": true,
         "target": {"sql": REPLICA},
-        "route_switch": {"exec": {"command": ["touch", flag]}}
+        "route_switch": {"exec": {"command": ["sh", "-c", format!(
+            "psql -h 127.0.0.1 -p 5434 -U postgres -Atqc 'select pg_is_in_recovery()' > {}",
+            flag.display()
+        )]}}
     }));
-    let a = allow(json!({"sql": ["postgres://127.0.0.1:5434"], "exec": ["touch"]}));
+    let a = allow(json!({"sql": ["postgres://127.0.0.1:5434"], "exec": ["sh"]}));
     let prepared = prepare(&f, &a, Duration::from_secs(1))
         .await
         .expect("prepare");
@@ -103,7 +108,14 @@ async fn promoting_the_replica_makes_it_primary_and_runs_the_route_switch() {
         !scalar_bool(&mut r, "select pg_is_in_recovery()").await,
         "promoted"
     );
-    assert!(flag.exists(), "the route switch ran after the promotion");
+    assert_eq!(
+        std::fs::read_to_string(&flag)
+            .expect("the route switch ran")
+            .trim(),
+        "f",
+        "the route switch ran after the promotion (the replica was no longer in recovery)"
+    );
+    let _ = std::fs::remove_file(&flag);
     let record = roundtrip(&prepared.record);
     assert!(
         matches!(revert(&record).await.expect("revert"), Reverted::Permanent(s) if s.contains("rebuild a replica"))
@@ -191,7 +203,7 @@ async fn promoting_a_mariadb_replica_stops_replication_and_makes_it_writable() {
     ) {
         return;
     }
-    let a = allow(json!({"sql": ["mysql://127.0.0.1:3308"], "exec": ["touch"]}));
+    let a = allow(json!({"sql": ["mysql://127.0.0.1:3308"], "exec": ["sh"]}));
     let q = |query: &str| {
         serde_json::from_value::<drill_spec::model::Probe>(
             json!({"sql": {"url": MARIA_REPLICA, "query": query}}),
@@ -204,11 +216,26 @@ async fn promoting_a_mariadb_replica_stops_replication_and_makes_it_writable() {
             .expect("read_only"),
         1.0
     );
+    // Replication really runs before the promotion.
+    assert_eq!(
+        probe(
+            &q("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'"),
+            &a
+        )
+        .await
+        .expect("io"),
+        1.0,
+        "the replica's IO thread runs before the promotion"
+    );
     let flag = std::env::temp_dir().join(format!("drill-maria-route-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
     let f = fault(json!({
         "name": "promote", "action": "promote", "irreversible": true,
         "target": {"sql": MARIA_REPLICA},
-        "route_switch": {"exec": {"command": ["touch", flag]}}
+        "route_switch": {"exec": {"command": ["sh", "-c", format!(
+            "mariadb -h 127.0.0.1 -P 3308 -udrill -pdrill -N -e 'SELECT @@global.read_only' > {}",
+            flag.display()
+        )]}}
     }));
     let prepared = prepare(&f, &a, Duration::from_secs(1))
         .await
@@ -241,7 +268,14 @@ async fn promoting_a_mariadb_replica_stops_replication_and_makes_it_writable() {
         .expect("io"),
         0.0
     );
-    assert!(flag.exists(), "the route switch ran");
+    assert_eq!(
+        std::fs::read_to_string(&flag)
+            .expect("the route switch ran")
+            .trim(),
+        "0",
+        "the route switch ran after the promotion (the replica was writable)"
+    );
+    let _ = std::fs::remove_file(&flag);
     assert!(
         matches!(revert(&roundtrip(&prepared.record)).await.expect("revert"), Reverted::Permanent(s) if s.contains("rebuild a replica"))
     );
