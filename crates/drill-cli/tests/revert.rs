@@ -50,8 +50,7 @@ async fn a_new_process_reverts_an_exec_fault_from_its_record() {
 #[tokio::test]
 async fn a_new_process_reverts_a_paused_process_and_says_so_when_there_is_nothing_to_do() {
     let mut child = Command::new("sleep").arg("300").spawn().expect("sleep");
-    // Until it has exec'd, the child still carries the test's name.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drill_testkit::wait_exec(child.id(), "sleep");
     let pid = child.id();
     let pid_file = std::env::temp_dir().join(format!("drill-revert-proc-{pid}.pid"));
     std::fs::write(&pid_file, pid.to_string()).expect("pid");
@@ -65,19 +64,16 @@ async fn a_new_process_reverts_a_paused_process_and_says_so_when_there_is_nothin
         .await
         .expect("prepare");
     apply(&p.record).await.expect("apply");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        drill_faults::process::state(i32::try_from(pid).expect("pid")),
-        Some('T')
-    );
+    let state = || drill_faults::process::state(i32::try_from(pid).expect("pid"));
+    drill_testkit::eventually("the process is stopped", Duration::from_secs(5), || {
+        state() == Some('T')
+    });
     let (code, out, _) = drill_revert(&p.record);
     assert_eq!(code, Some(0));
     assert!(out.contains("SIGCONT"), "{out}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_ne!(
-        drill_faults::process::state(i32::try_from(pid).expect("pid")),
-        Some('T')
-    );
+    drill_testkit::eventually("the process runs again", Duration::from_secs(5), || {
+        state() != Some('T')
+    });
     let (code, out, _) = drill_revert(&p.record);
     assert_eq!(code, Some(0));
     assert!(out.starts_with("nothing to do"), "{out}");

@@ -92,8 +92,7 @@ fn spawn_sleeper() -> std::process::Child {
         .arg("300")
         .spawn()
         .expect("sleep");
-    // Until it has exec'd, the child still carries the test's name.
-    std::thread::sleep(Duration::from_millis(50));
+    drill_testkit::wait_exec(child.id(), "sleep");
     child
 }
 
@@ -112,15 +111,17 @@ async fn pausing_a_process_stops_it_and_revert_continues_it() {
         .expect("prepare");
     assert_ne!(process::state(pid), Some('T'));
     apply(&p.record).await.expect("apply");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(process::state(pid), Some('T'));
+    drill_testkit::eventually("the process is stopped", Duration::from_secs(5), || {
+        process::state(pid) == Some('T')
+    });
     let record = roundtrip(&p.record);
     assert!(matches!(
         revert(&record).await.expect("revert"),
         Reverted::Restored(_)
     ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_ne!(process::state(pid), Some('T'));
+    drill_testkit::eventually("the process runs again", Duration::from_secs(5), || {
+        process::state(pid) != Some('T')
+    });
     assert_eq!(
         revert(&record).await.expect("again"),
         Reverted::AlreadyRestored
@@ -138,7 +139,9 @@ async fn a_process_stopped_before_the_drill_stays_stopped() {
         nix::sys::signal::Signal::SIGSTOP,
     )
     .expect("stop");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drill_testkit::eventually("the process is stopped", Duration::from_secs(5), || {
+        process::state(pid) == Some('T')
+    });
     let pid_file = std::env::temp_dir().join(format!("drill-stopped-{pid}.pid"));
     std::fs::write(&pid_file, pid.to_string()).expect("pid file");
     let f = fault(
@@ -156,7 +159,6 @@ async fn a_process_stopped_before_the_drill_stays_stopped() {
         revert(&p.record).await.expect("revert"),
         Reverted::AlreadyRestored
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
         process::state(pid),
         Some('T'),
@@ -195,9 +197,13 @@ async fn stop_then_restart(
     let record = roundtrip(&p.record);
     let first = revert(&record).await.expect("revert");
     assert!(matches!(first, Reverted::Restored(_)), "{why}: {first:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let t: drill_spec::model::ProcessTarget =
         serde_json::from_value(target).expect("process target");
+    drill_testkit::eventually(
+        &format!("{why}: restarted"),
+        Duration::from_secs(10),
+        || process::find(&t).is_ok_and(|(pid, _)| pid != child.id() as i32),
+    );
     let running = process::find(&t).expect("restarted");
     assert_eq!(
         revert(&record).await.expect("again"),
@@ -214,8 +220,7 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
         .arg("300")
         .spawn()
         .expect("worker");
-    // Until it has exec'd, the child still carries the test's name.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drill_testkit::wait_exec(child.id(), "drillworker");
     let restart =
         json!({"command": ["sh", "-c", format!("{} 300 >/dev/null 2>&1 &", worker.display())]});
     let target = json!({"name": "drillworker", "restart": restart});
@@ -244,7 +249,8 @@ async fn a_pid_file_target_is_restarted_even_when_a_namesake_runs() {
     let mut namesake = spawn();
     let mut child = spawn();
     std::fs::write(&pid_file, child.id().to_string()).expect("pid file");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drill_testkit::wait_exec(namesake.id(), "drillpidworker");
+    drill_testkit::wait_exec(child.id(), "drillpidworker");
     let restart = json!({"command": ["sh", "-c", format!(
         "{} 300 >/dev/null 2>&1 & echo $! > {}", worker.display(), pid_file.display()
     )]});

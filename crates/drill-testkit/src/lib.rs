@@ -162,3 +162,23 @@ pub fn cleanup(names: &[String]) {
         let _ = docker(&["rm", "-f", n]);
     }
 }
+
+/// Polls `cond` every 10 ms until it holds, for at most `within`; panics naming `what`
+/// otherwise. Tests wait for a state this way, never with a fixed sleep.
+pub fn eventually(what: &str, within: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "{what}: not so within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Waits until process `pid` runs the program `name` (a child carries the test's name until
+/// it has exec'd).
+pub fn wait_exec(pid: u32, name: &str) {
+    eventually(
+        &format!("process {pid} runs {name}"),
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name),
+    );
+}
