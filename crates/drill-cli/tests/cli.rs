@@ -227,3 +227,48 @@ fn usage_errors_exit_2_and_help_lists_the_exit_codes() {
         assert!(s.contains(code), "{s}");
     }
 }
+
+#[test]
+fn every_option_of_every_command_says_what_it_does_in_help() {
+    let commands = [
+        "validate", "plan", "load", "apply", "demo", "runs", "report", "recover", "revert",
+        "schema",
+    ];
+    for cmd in commands {
+        let out = drill(&repo(), &[cmd, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{cmd} --help");
+        let help = text(&out.stdout);
+        let options: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .collect();
+        assert!(!options.is_empty(), "{cmd}: no options found in\n{help}");
+        for line in options {
+            // `      --flag <V>   What it does`: something after the flag's column.
+            let spec_end = line
+                .trim_start()
+                .find("  ")
+                .map(|i| line.len() - line.trim_start().len() + i);
+            // Clap's `[default: …]` alone is not a description.
+            let described = spec_end.is_some_and(|i| {
+                let d = line[i..].trim();
+                !d.is_empty() && !d.starts_with('[')
+            });
+            assert!(
+                described,
+                "{cmd}: an option without a description: {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_schema_refuses_a_zero_weight_as_validation_does() {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&drill(&repo(), &["schema"]).stdout).expect("schema JSON");
+    let weight = schema["$defs"]
+        .as_object()
+        .and_then(|d| d.values().find_map(|v| v["properties"].get("weight")))
+        .expect("a weight property");
+    assert_eq!(weight["minimum"], 1, "{weight}");
+}

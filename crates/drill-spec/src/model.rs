@@ -315,8 +315,9 @@ pub struct RequestSpec {
     /// A JSON body (templates in strings are filled too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
-    /// Relative share of arrivals; 1 by default.
+    /// Relative share of arrivals (at least 1); 1 by default.
     #[serde(default = "default_weight")]
+    #[schemars(range(min = 1))]
     pub weight: u32,
     /// Cursor pagination: follow-up requests use the cursor found in the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]

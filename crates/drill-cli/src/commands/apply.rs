@@ -17,6 +17,7 @@ use crate::support::{DbArg, Output, dur, load, log_to, parse_scale, print_diags,
 pub struct ApplyArgs {
     /// The playbook to run.
     pub playbook: PathBuf,
+    /// Where `uses:` finds drills (default: drills/ beside or above the playbook, and ./drills).
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
     /// Preflight only: resolve every target, run the preflight and read every probe, print
@@ -29,6 +30,7 @@ pub struct ApplyArgs {
     /// Write report.json, report.md, junit.xml and k6-summary.json to DIR/RUN_ID/.
     #[arg(long, value_name = "DIR", default_value = "drill-reports")]
     pub report_dir: PathBuf,
+    /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// How long a failing revert is retried before the run gives up with exit 4.

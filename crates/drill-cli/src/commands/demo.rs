@@ -28,6 +28,7 @@ pub struct DemoArgs {
     /// the Docker engine answers, else processes.
     #[arg(long, value_name = "HOW", value_enum)]
     pub workers: Option<Workers>,
+    /// Write the reports to DIR/RUN_ID/.
     #[arg(long, value_name = "DIR", default_value = "drill-reports")]
     pub report_dir: PathBuf,
     #[command(flatten)]

@@ -19,6 +19,7 @@ pub struct LoadArgs {
     /// A playbook whose traffic to run (its SLOs become thresholds).
     #[arg(conflicts_with_all = ["url", "rate", "connections"])]
     pub playbook: Option<PathBuf>,
+    /// Where `uses:` finds drills (default: drills/ beside or above the playbook, and ./drills).
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
     /// Multiply every duration of the playbook's profile by F.
@@ -48,8 +49,10 @@ pub struct LoadArgs {
     /// Ad hoc: a header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "HEADER")]
     pub headers: Vec<String>,
+    /// Ad hoc: the HTTP method.
     #[arg(long, default_value = "GET")]
     pub method: String,
+    /// Ad hoc: the request body, sent as it is.
     #[arg(long)]
     pub body: Option<String>,
     /// Ad hoc: most requests in flight (open model); arrivals beyond it are dropped.

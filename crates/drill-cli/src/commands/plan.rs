@@ -14,9 +14,10 @@ use crate::{exit, render};
 pub struct PlanArgs {
     /// The playbook file.
     pub path: PathBuf,
-    /// Where `uses:` finds drills.
+    /// Where `uses:` finds drills (default: drills/ beside or above the playbook, and ./drills).
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
+    /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Multiply every duration by F (0.1 rehearses a 9-minute plan in 54 s).

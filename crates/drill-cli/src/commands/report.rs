@@ -19,6 +19,7 @@ pub enum Format {
 pub struct ReportArgs {
     /// The run (its id, or a unique prefix; `drill runs` lists them).
     pub run: String,
+    /// Report format: Markdown, JSON or JUnit XML.
     #[arg(long, value_enum, default_value_t = Format::Md)]
     pub format: Format,
     #[command(flatten)]

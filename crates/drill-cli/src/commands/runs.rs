@@ -13,6 +13,7 @@ pub struct RunsArgs {
     /// How many runs, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: i64,
+    /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]

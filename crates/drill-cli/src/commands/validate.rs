@@ -17,7 +17,7 @@ pub struct ValidateArgs {
     /// Where `uses:` finds drills (default: drills/ beside or above each playbook, and ./drills).
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
