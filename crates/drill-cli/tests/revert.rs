@@ -83,40 +83,16 @@ async fn a_new_process_reverts_a_paused_process_and_says_so_when_there_is_nothin
 
 #[tokio::test]
 async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
-    let image = Command::new("docker")
-        .args(["image", "inspect", "drill-test-busybox"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !drill_testkit::service("the Docker image drill-test-busybox", image) {
+    if !drill_testkit::service(
+        "the Docker image drill-test-busybox",
+        drill_testkit::docker_image_ready(),
+    ) {
         return;
     }
-    let name = format!("drill-t-revert-{}", std::process::id());
-    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-    Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "--stop-timeout",
-            "1",
-            "--name",
-            &name,
-            "drill-test-busybox",
-            "/bin/sleep",
-            "3600",
-        ])
-        .output()
-        .expect("run");
-    let state = || {
-        String::from_utf8_lossy(
-            &Command::new("docker")
-                .args(["inspect", "-f", "{{.State.Status}}", &name])
-                .output()
-                .expect("inspect")
-                .stdout,
-        )
-        .trim()
-        .to_owned()
-    };
+    let prefix = format!("drill-t-revert-{}", std::process::id());
+    let containers = drill_testkit::sleepers(&prefix, 1);
+    let name = containers[0].clone();
+    let state = || drill_testkit::container_state(&name);
     let f: drill_spec::model::Fault = serde_json::from_value(
         json!({"name": "s", "action": "stop", "target": {"docker": {"name": name}}}),
     )
@@ -134,14 +110,17 @@ async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.trim(), format!("restored: started {name}"));
     assert_eq!(state(), "running");
-    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    drill_testkit::cleanup(&containers);
 
     // A Redis write pause, lifted by another process.
     let f: drill_spec::model::Fault = serde_json::from_value(json!({"name": "p", "action": "client-pause", "target": {"redis": "redis://127.0.0.1:6379"}})).expect("fault");
     let p = match prepare(&f, &allow, Duration::from_secs(20)).await {
         Ok(p) => p,
         Err(e) => {
-            drill_testkit::service(&format!("redis on 127.0.0.1:6379 ({})", e.chain()), false);
+            drill_testkit::service(
+                &format!("redis on 127.0.0.1:6379 ({})", drill_engine::chain(&e)),
+                false,
+            );
             return;
         }
     };

@@ -221,7 +221,7 @@ pub async fn revert_with_retry(
                 return Ok(r);
             }
             Err(e) => {
-                let msg = e.chain();
+                let msg = chain(&e);
                 let _ = store
                     .fault_state(id, FaultState::RevertFailed, Some(&msg))
                     .await;

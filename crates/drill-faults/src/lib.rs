@@ -80,18 +80,6 @@ impl FaultError {
             source: Box::new(e),
         }
     }
-
-    /// This error and its sources, joined by ": ".
-    pub fn chain(&self) -> String {
-        let mut s = self.to_string();
-        let mut cur = std::error::Error::source(self);
-        while let Some(c) = cur {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cur = c.source();
-        }
-        s
-    }
 }
 
 /// Turns an allow-list refusal into an error, before anything is contacted.

@@ -50,7 +50,7 @@ pub fn run(args: RevertArgs) -> Result<ExitCode> {
             Ok(exit::code(exit::OK))
         }
         Err(e) => {
-            eprintln!("error: the revert failed: {}", e.chain());
+            eprintln!("error: the revert failed: {}", drill_engine::chain(&e));
             eprintln!(
                 "still changed; to restore by hand: {}",
                 record.manual_restore()
