@@ -243,8 +243,13 @@ proptest! {
         );
         let out = exercise_outcome(yaml.as_bytes(), &[]);
         // A stage of `ramp_to` without `over`, `over` or `hold` alone, or a key that is no
-        // stage's is always an error; `rate` alone is a stage when the string is a rate.
-        let valid_alone = keys[field] == "rate" && value.trim().parse::<drill_spec::units::Rate>().is_ok();
+        // stage's is always an error; `rate` or `hold` alone is a stage when the string is a
+        // rate or a duration.
+        let valid_alone = match keys[field] {
+            "rate" => value.trim().parse::<drill_spec::units::Rate>().is_ok(),
+            "hold" => value.trim().parse::<drill_spec::units::Dur>().is_ok(),
+            _ => false,
+        };
         prop_assert!(
             out.has_errors() || valid_alone,
             "{}: {:?} was accepted", keys[field], value
