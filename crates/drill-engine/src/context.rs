@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::Log;
 use crate::outcome::GuardTrip;
 use crate::status::{LiveStatus, Stage};
-use crate::store::{FaultState, Store};
+use crate::store::{FaultState, Lease, LostLease, Store};
 
 /// Stops a run: a guard trip, a signal, a failed step. The first reason wins.
 #[derive(Debug, Clone)]
@@ -64,6 +64,46 @@ pub(crate) struct LiveFault {
     pub manual_restore: String,
     /// When it was applied, from the run's start.
     pub since: Option<Duration>,
+    /// The steps of a composite fault that completed, as the ledger says.
+    pub done: Vec<String>,
+}
+
+/// This process's hold on its run: the lease every mutation is fenced with, and whether it
+/// was lost to another owner. Once lost, it stays lost: the run aborts, and nothing more is
+/// changed, reverted or written about the run.
+pub(crate) struct Ownership {
+    pub lease: Lease,
+    lost: Mutex<Option<LostLease>>,
+    abort: Abort,
+}
+
+impl Ownership {
+    pub fn new(lease: Lease, abort: Abort) -> Ownership {
+        Ownership {
+            lease,
+            lost: Mutex::new(None),
+            abort,
+        }
+    }
+
+    /// Records that the run was taken over, and aborts it (the first loss is kept).
+    pub fn lose(&self, l: LostLease) {
+        let mut g = locked(&self.lost);
+        if g.is_none() {
+            self.abort.trigger(format!("lease lost: {l}"));
+            *g = Some(l);
+        }
+    }
+
+    /// Aborts the run because this process cannot confirm it still owns it (the store does
+    /// not answer); fenced writes keep refusing until it does.
+    pub fn abort_unsure(&self, why: &str) {
+        self.abort.trigger(why);
+    }
+
+    pub fn lost(&self) -> Option<LostLease> {
+        locked(&self.lost).clone()
+    }
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -75,6 +115,7 @@ pub(crate) fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct RunContext {
     pub store: Store,
     pub run_id: String,
+    pub own: Arc<Ownership>,
     pub allow: Allow,
     pub log: Log,
     pub start: Instant,

@@ -87,9 +87,18 @@ pub(crate) async fn run(
     // Hold.
     let held = cx.sleep_until(s + hold).await;
     if held {
+        // Measured, from when the first fault was really applied (a frozen process holds
+        // longer than planned, and says so).
+        let applied = cx
+            .outstanding(Some(&d.name))
+            .iter()
+            .filter_map(|f| f.since)
+            .min()
+            .map_or(hold, |t| cx.now().saturating_sub(t));
         cx.say(&format!(
-            "{}: hold over after {}, reverting",
+            "{}: hold over: the faults were applied for {} (planned {}), reverting",
             d.name,
+            fmt_dur(applied),
             fmt_dur(hold)
         ));
         // Aborted during the hold: the sweep reverts everything at once, concurrently; the

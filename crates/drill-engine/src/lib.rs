@@ -46,18 +46,8 @@ pub use run::{Options, apply};
 pub use status::LiveStatus;
 pub use store::Store;
 
-/// An error and its sources, joined by ": ", the way the engine prints errors in its log
-/// lines and reasons (library errors keep their sources as `#[source]`, not in their text).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+/// An error and its sources, joined by ": " (one printer, in drill-faults, for every crate).
+pub use drill_faults::chain;
 
 /// Where the engine writes its progress lines (the CLI prints them to standard error).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;

@@ -1,21 +1,27 @@
-//! Mutations of this run, each through the ledger: inject (intent with its revert record
-//! stored first, then applied), revert (retried within the budget), the final sweep, and
-//! the steps and actions the playbook runs (through `drill_faults::steps`, which checks the
-//! allow-list).
+//! Mutations of this run, each through the ledger and fenced: inject (intent with its revert
+//! record stored first, then each step of a composite, then applied), revert (settled from
+//! the record, retried within the budget), the final sweep, and the steps and actions the
+//! playbook runs (through `drill_faults::steps`, which checks the allow-list; each recorded in
+//! the call log first).
+//!
+//! Every call to a target is preceded by a fenced write (`store.rs`): it is made only if the
+//! store confirms, in the transaction that records it, that this process still holds the
+//! run's lease at its epoch. A lost lease aborts the run and makes every later call here a
+//! no-op: the new owner settles what is left.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use drill_faults::{FaultError, RevertRecord, Reverted};
-use drill_spec::fault::Backend;
+use drill_faults::FaultError;
 use drill_spec::model::{Action, Allow, Fault, Step};
 
 use crate::chain;
-use crate::context::{LiveFault, RunContext, locked};
+use crate::checks::fmt_dur;
+use crate::context::{LiveFault, Ownership, RunContext, locked};
 use crate::outcome::{ActionResult, StillChanged, secs};
 use crate::recover::{self, RevertError};
-use crate::store::{FaultRow, FaultState, StoreError, now_ms};
+use crate::store::{FaultRow, FaultState, FenceError, Store, now_ms};
 
 /// Why a fault was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +31,18 @@ pub(crate) enum InjectError {
     #[error("its revert record cannot be stored")]
     Record(#[source] serde_json::Error),
     #[error("the ledger refused the intent, so the fault was not applied")]
-    Intent(#[source] StoreError),
+    Intent(#[source] FenceError),
     #[error(transparent)]
     Apply(FaultError),
+    #[error("the ledger refused a step, so the fault stopped before it")]
+    Step(#[source] FenceError),
+}
+
+/// Records a fenced write's loss of the lease on the run (which aborts it).
+fn note_lost(own: &Ownership, e: &FenceError) {
+    if let FenceError::Lost(l) = e {
+        own.lose(l.clone());
+    }
 }
 
 /// Injects one fault: prepare (fresh state), intent in the ledger, apply, applied.
@@ -43,7 +58,7 @@ pub(crate) async fn inject(
     let record = serde_json::to_string(&prepared.record).map_err(InjectError::Record)?;
     let seq = cx.seq.fetch_add(1, Ordering::SeqCst);
     let id = format!("{}/{seq}", cx.run_id);
-    let backend = backend_of(&prepared.record);
+    let backend = prepared.record.backend().name();
     let row = FaultRow {
         id: id.clone(),
         run_id: cx.run_id.clone(),
@@ -61,11 +76,13 @@ pub(crate) async fn inject(
         applied_ms: None,
         reverted_ms: None,
     };
-    // Write-ahead: the record that undoes the fault is durable before the fault happens.
-    cx.store
-        .fault_intent(&row)
-        .await
-        .map_err(InjectError::Intent)?;
+    let lease = &cx.own.lease;
+    // Write-ahead and fenced: the record that undoes the fault is durable before the fault
+    // happens, and only if this process still holds the run.
+    if let Err(e) = cx.store.fault_intent(lease, &row).await {
+        note_lost(&cx.own, &e);
+        return Err(InjectError::Intent(e));
+    }
     locked(&cx.faults).push(LiveFault {
         id: id.clone(),
         drill: drill.to_owned(),
@@ -76,16 +93,60 @@ pub(crate) async fn inject(
         error: None,
         manual_restore: row.manual_restore.clone(),
         since: None,
+        done: Vec::new(),
     });
     crate::crash_point("intent");
-    drill_faults::apply(&prepared.record)
-        .await
-        .map_err(InjectError::Apply)?;
+    let steps = drill_faults::steps(&prepared.record);
+    if let [_] = steps {
+        drill_faults::apply(&prepared.record)
+            .await
+            .map_err(InjectError::Apply)?;
+    } else {
+        // A composite: each step's intent and completion in the ledger, so that recovery
+        // knows where a crash stopped it (and rolls it forward).
+        for step in steps {
+            if let Err(e) = cx.store.fault_step(lease, &id, step, "intent").await {
+                note_lost(&cx.own, &e);
+                return Err(InjectError::Step(e));
+            }
+            drill_faults::apply_step(&prepared.record, step)
+                .await
+                .map_err(InjectError::Apply)?;
+            if let Some(lf) = locked(&cx.faults).iter_mut().find(|x| x.id == id) {
+                lf.done.push((*step).to_owned());
+            }
+            if let Err(e) = cx.store.fault_step(lease, &id, step, "done").await {
+                note_lost(&cx.own, &e);
+                cx.say(&format!(
+                    "error: {drill}/{}: step {step} ran, but the ledger refused to record it: {}; {}",
+                    f.name,
+                    chain(&e),
+                    lost_after_change(&row.manual_restore)
+                ));
+                return Err(InjectError::Step(e));
+            }
+            crate::crash_point(&format!("after-{step}"));
+        }
+    }
     crate::crash_point("applied");
     cx.set_state(&id, FaultState::Applied, None);
-    if let Err(e) = cx.store.fault_state(&id, FaultState::Applied, None).await {
-        // The intent row still covers it: recover reverts intents too.
-        cx.say(&format!("warning: {}", chain(&e)));
+    match cx
+        .store
+        .fault_state(lease, &id, FaultState::Applied, None)
+        .await
+    {
+        Ok(()) => {}
+        Err(e @ FenceError::Lost(_)) => {
+            note_lost(&cx.own, &e);
+            cx.say(&format!(
+                "error: {drill}/{} was applied, but {}; {}",
+                f.name,
+                chain(&e),
+                lost_after_change(&row.manual_restore)
+            ));
+        }
+        // The intent row still covers it: recovery settles intents too.
+        Err(e) => cx.say(&format!("warning: {}", chain(&e))),
     }
     cx.say(&format!(
         "{drill}/{}: applied ({})",
@@ -95,38 +156,46 @@ pub(crate) async fn inject(
     Ok(())
 }
 
-/// The backend's name ([`Backend::name`], the one list of names).
-fn backend_of(r: &RevertRecord) -> &'static str {
-    match r {
-        RevertRecord::Docker(_) => Backend::Docker,
-        RevertRecord::Process(_) => Backend::Process,
-        RevertRecord::Exec(_) => Backend::Exec,
-        RevertRecord::Redis(_) => Backend::Redis,
-        RevertRecord::Sql(_) => Backend::Sql,
-        RevertRecord::Kubernetes(_) => Backend::Kubernetes,
-        RevertRecord::Http(_) => Backend::Http,
-    }
-    .name()
+/// What to say when a change went through just as the lease was lost (the fence held when
+/// it was checked; the takeover came during the call): the new owner may have settled the
+/// fault before it happened.
+fn lost_after_change(manual: &str) -> String {
+    format!(
+        "the new owner may have settled this fault before the change landed: check the target, and restore by hand if needed: {manual}"
+    )
 }
 
-/// Reverts one fault of this run (retried within the budget), keeping the in-memory state
-/// in step with the ledger.
+/// Reverts one fault of this run — settles it from its record, retried within the budget —
+/// keeping the in-memory state in step with the ledger. A no-op once the lease is lost.
 pub(crate) async fn revert(cx: &RunContext, f: &LiveFault) -> Result<(), RevertError> {
+    if let Some(l) = cx.own.lost() {
+        return Err(RevertError::Lost(l));
+    }
     let label = format!("{}/{}", f.drill, f.name);
-    match recover::revert_with_retry(
+    let applied_for = f
+        .since
+        .map(|t| format!(" after {} applied", fmt_dur(cx.now().saturating_sub(t))))
+        .unwrap_or_default();
+    match recover::settle_with_retry(
         &cx.store,
+        &cx.own.lease,
         &f.id,
         &label,
         &f.record,
+        (f.state, &f.done),
         cx.revert_budget,
         &cx.log,
     )
     .await
     {
-        Ok(r) => {
-            cx.set_state(&f.id, state_of(&r), None);
-            cx.say(&format!("{label}: {}", describe(&r)));
+        Ok(s) => {
+            cx.set_state(&f.id, s.state, None);
+            cx.say(&format!("{label}: {}{applied_for}", s.what));
             Ok(())
+        }
+        Err(RevertError::Lost(l)) => {
+            cx.own.lose(l.clone());
+            Err(RevertError::Lost(l))
         }
         Err(e) => {
             cx.set_state(&f.id, FaultState::RevertFailed, Some(chain(&e)));
@@ -135,25 +204,12 @@ pub(crate) async fn revert(cx: &RunContext, f: &LiveFault) -> Result<(), RevertE
     }
 }
 
-fn state_of(r: &Reverted) -> FaultState {
-    if matches!(r, Reverted::Permanent(_)) {
-        FaultState::Permanent
-    } else {
-        FaultState::Reverted
-    }
-}
-
-fn describe(r: &Reverted) -> String {
-    match r {
-        Reverted::Restored(d) if d.is_empty() => "reverted".into(),
-        Reverted::Restored(d) => format!("reverted ({})", d.join("; ")),
-        Reverted::AlreadyRestored => "already in the recorded state".into(),
-        Reverted::Permanent(w) => format!("cannot be undone: {w}"),
-    }
-}
-
 /// Reverts everything this run still has changed, concurrently; returns what stays changed.
 pub(crate) async fn sweep(cx: &Arc<RunContext>) -> Vec<StillChanged> {
+    if cx.own.lost().is_some() {
+        // The new owner settles what is left; touching it here would fight it.
+        return Vec::new();
+    }
     let pending = cx.outstanding(None);
     if !pending.is_empty() {
         cx.say(&format!(
@@ -179,20 +235,44 @@ pub(crate) async fn sweep(cx: &Arc<RunContext>) -> Vec<StillChanged> {
         .collect()
 }
 
-/// Runs a setup or teardown step; the message says what it did.
-pub(crate) async fn step(s: &Step, allow: &Allow) -> Result<String, FaultError> {
-    drill_faults::steps::run_step(s, allow)
-        .await
-        .map(|d| d.to_string())
+/// Why a setup or teardown step did not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error("not run: the call log refused it")]
+    Fence(#[source] FenceError),
+    #[error(transparent)]
+    Fault(#[from] FaultError),
 }
 
-/// Runs a drill's action.
+/// Runs a setup or teardown step, recorded (fenced) in the call log first; the message says
+/// what it did.
+pub(crate) async fn step(
+    store: &Store,
+    own: &Ownership,
+    s: &Step,
+    allow: &Allow,
+    label: &str,
+) -> Result<String, StepError> {
+    if let Err(e) = store.record_call(&own.lease, "step", label).await {
+        note_lost(own, &e);
+        return Err(StepError::Fence(e));
+    }
+    Ok(drill_faults::steps::run_step(s, allow).await?.to_string())
+}
+
+/// Runs a drill's action, recorded (fenced) in the call log first.
 pub(crate) async fn action(cx: &Arc<RunContext>, a: &Action, label: &str) -> ActionResult {
     let at_s = secs(cx.now());
-    let r = drill_faults::steps::run_action(a, &cx.allow)
-        .await
-        .map(|d| d.to_string())
-        .map_err(|e| chain(&e));
+    let r = match cx.store.record_call(&cx.own.lease, "action", label).await {
+        Ok(()) => drill_faults::steps::run_action(a, &cx.allow)
+            .await
+            .map(|d| d.to_string())
+            .map_err(|e| chain(&e)),
+        Err(e) => {
+            note_lost(&cx.own, &e);
+            Err(format!("not run: the call log refused it: {}", chain(&e)))
+        }
+    };
     match &r {
         Ok(m) => cx.say(&format!("{label}: {m}")),
         Err(e) => cx.say(&format!("{label} failed: {e}")),

@@ -1,5 +1,8 @@
-//! Who owns a run: host, pid and the process's start time (so a reused pid is not mistaken
-//! for the owner). On the same host, liveness is known at once; elsewhere, the lease decides.
+//! Who owns a run: host, pid, the process's start time (so a reused pid is not mistaken for
+//! the owner) and a random id drawn when the process starts — the identity itself: two
+//! processes never share it, whatever their hostnames. Whether an owner still holds its run is
+//! the lease's business (`store.rs`, on the store's clock); the pid may only tell, on the same
+//! host, that an owner is certainly gone.
 
 /// A run's owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,29 +11,57 @@ pub struct Owner {
     pub pid: u32,
     /// The process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub start: u64,
+    /// Random, per process (16 hex digits); empty in rows written before it existed.
+    pub id: String,
 }
 
 impl Owner {
-    /// This process.
+    /// This process (the same identity every time it is asked).
     pub fn me() -> Owner {
-        let pid = std::process::id();
-        Owner {
-            host: hostname(),
-            pid,
-            start: start_time(pid).unwrap_or(0),
-        }
+        static ME: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        ME.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let pid = std::process::id();
+            // std seeds every RandomState from the OS's random source.
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(pid);
+            Owner {
+                host: hostname(),
+                pid,
+                start: start_time(pid).unwrap_or(0),
+                id: format!("{:016x}", h.finish()),
+            }
+        })
+        .clone()
     }
 
     pub fn parse(s: &str) -> Option<Owner> {
-        let mut it = s.rsplitn(3, '/');
-        let start = it.next()?.parse().ok()?;
-        let pid = it.next()?.parse().ok()?;
-        let host = it.next()?.to_owned();
-        Some(Owner { host, pid, start })
+        let parts: Vec<&str> = s.rsplitn(4, '/').collect();
+        let (id, rest) = match parts.as_slice() {
+            [id, start, pid, host]
+                if id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                (id.to_string(), [*start, *pid, *host])
+            }
+            _ => {
+                let mut it = s.rsplitn(3, '/');
+                (
+                    String::new(),
+                    [it.next()?, it.next()?, it.next()?],
+                )
+            }
+        };
+        Some(Owner {
+            host: rest[2].to_owned(),
+            pid: rest[1].parse().ok()?,
+            start: rest[0].parse().ok()?,
+            id,
+        })
     }
 
-    /// Whether the owner is alive: `Some` on its own host (where it can be known), `None`
-    /// elsewhere.
+    /// Whether the owner's process exists: `Some` on its own host (where it can be known),
+    /// `None` elsewhere. A stopped (frozen) process exists: this says nothing about whether
+    /// it still holds a lease.
     pub fn alive(&self) -> Option<bool> {
         if self.host != hostname() {
             return None;
@@ -44,7 +75,11 @@ impl Owner {
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.host, self.pid, self.start)
+        write!(f, "{}/{}/{}", self.host, self.pid, self.start)?;
+        if !self.id.is_empty() {
+            write!(f, "/{}", self.id)?;
+        }
+        Ok(())
     }
 }
 
@@ -84,7 +119,7 @@ mod tests {
         assert_eq!(gone.alive(), Some(false));
         let reused = Owner {
             start: me.start + 1,
-            ..me
+            ..me.clone()
         };
         assert_eq!(reused.alive(), Some(false));
         let elsewhere = Owner {
@@ -92,5 +127,9 @@ mod tests {
             ..Owner::me()
         };
         assert_eq!(elsewhere.alive(), None);
+        assert_eq!(me.id.len(), 16);
+        assert_eq!(Owner::me(), me, "one identity per process");
+        let old = Owner::parse("host.example/12/34").expect("a row from before the id");
+        assert_eq!((old.pid, old.start, old.id.as_str()), (12, 34, ""));
     }
 }

@@ -8,6 +8,12 @@
 //! (`report.rs`), release.
 //!
 //! A run is never reported as passed while anything it changed is still changed.
+//!
+//! The run's lease is renewed every third of its length, fenced (`store.rs`). When a renewal
+//! — or any fenced write — finds another owner, the run has been taken over: traffic stops,
+//! no further call reaches a target, the sweep and teardown are skipped (the new owner settles
+//! what is left), the run's row is never written again, and the outcome is `aborted` naming
+//! the new owner.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
@@ -20,14 +26,14 @@ use drill_spec::timeline::TrafficPlan;
 use tokio::sync::watch;
 
 use crate::checks::fmt_dur;
-use crate::context::{Abort, RunContext, locked};
+use crate::context::{Abort, Ownership, RunContext, locked};
 use crate::error::EngineError;
 use crate::outcome::secs;
 use crate::outcome::{DrillResult, Outcome, Status};
 use crate::owner::Owner;
 use crate::recover::{self, Recovered};
 use crate::status::{ActiveFault, LiveStatus, RunStage};
-use crate::store::{RunRow, Store, now_ms};
+use crate::store::{FenceError, RunRow, Store, now_ms};
 use crate::{Log, chain, drill, guards, live, preflight, report};
 
 /// How to run.
@@ -120,7 +126,7 @@ pub(crate) async fn run(
     let run_id = new_run_id();
     status.send_modify(|s| s.run_id = Some(run_id.clone()));
     let owner = Owner::me();
-    store
+    let lease = store
         .create_run(&RunRow {
             id: run_id.clone(),
             playbook: name.clone(),
@@ -133,8 +139,11 @@ pub(crate) async fn run(
             started_ms: now_ms(),
             finished_ms: None,
             time_scale: opts.time_scale,
+            epoch: 0,
+            age_ms: 0,
         })
         .await?;
+    let own = Arc::new(Ownership::new(lease, abort.clone()));
     log(&format!("run {run_id}: {name} ({})", vp.file));
     let keys = preflight::lock_keys(&vp);
     if let Some(held) = store.lock(&run_id, &keys).await? {
@@ -142,9 +151,13 @@ pub(crate) async fn run(
             "target {} is held by run {} (playbook {}, {}, owner {}); wait for it to finish, or run `drill recover` if it is gone",
             held.target, held.run.id, held.run.playbook, held.run.status, held.run.owner
         );
-        store
-            .finish_run(&run_id, "aborted", Some(&format!("refused: {reason}")))
-            .await?;
+        finish(
+            store,
+            &own,
+            "aborted",
+            Some(&format!("refused: {reason}")),
+        )
+        .await?;
         status.send_modify(|s| s.stage = RunStage::Done);
         return Ok(Outcome::bare(Some(run_id), Status::Aborted, Some(reason)));
     }
@@ -153,33 +166,72 @@ pub(crate) async fn run(
     let hb_stop = Abort::default();
     let heartbeat = tokio::spawn(heartbeat(
         store.clone(),
-        run_id.clone(),
+        own.clone(),
         hb_stop.clone(),
         log.clone(),
-        (opts.lease / 3).max(Duration::from_millis(200)),
+        opts.lease,
     ));
 
-    let result = execute(store, &vp, dir, opts, abort, &run_id, status.clone()).await;
+    let result = execute(store, &vp, dir, opts, abort, own, status.clone()).await;
     hb_stop.trigger("done");
     let _ = heartbeat.await;
     status.send_modify(|s| s.stage = RunStage::Done);
     result
 }
 
-/// Renews the run's lease every `every`, and reconciles other runs.
-async fn heartbeat(store: Store, run_id: String, stop: Abort, log: Log, every: Duration) {
+/// Renews the run's lease every third of `lease`, and reconciles other runs. A renewal that
+/// finds another owner loses the run (which aborts it); renewals that fail for a whole lease
+/// abort it too — this process can no longer be sure it owns the run.
+async fn heartbeat(store: Store, own: Arc<Ownership>, stop: Abort, log: Log, lease: Duration) {
+    let every = (lease / 3).max(Duration::from_millis(200));
+    let mut renewed = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = stop.triggered() => return,
         }
-        if let Err(e) = store.heartbeat(&run_id).await {
-            log(&format!("warning: {}", chain(&e)));
+        let asked = Instant::now();
+        match store.renew(&own.lease).await {
+            Ok(()) => renewed = asked,
+            Err(FenceError::Lost(l)) => {
+                log(&format!("error: {l}"));
+                own.lose(l);
+                return;
+            }
+            Err(FenceError::Store(e)) => {
+                log(&format!("warning: {}", chain(&e)));
+                if renewed.elapsed() > lease {
+                    own.abort_unsure(&format!(
+                        "the lease could not be renewed for {:.1} s: {}",
+                        renewed.elapsed().as_secs_f64(),
+                        chain(&e)
+                    ));
+                }
+            }
         }
-        match recover::reconcile(&store, Some(&run_id), Duration::from_secs(5), &log).await {
+        match recover::reconcile(&store, Some(&own.lease.run_id), Duration::from_secs(5), &log)
+            .await
+        {
             Ok(r) => report_recovered(&r, &log),
             Err(e) => log(&format!("warning: reconcile: {}", chain(&e))),
         }
+    }
+}
+
+/// Ends the run's row, fenced; a lost lease leaves the row to the new owner.
+async fn finish(
+    store: &Store,
+    own: &Ownership,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(), EngineError> {
+    match store.finish_run(&own.lease, status, reason).await {
+        Ok(()) => Ok(()),
+        Err(FenceError::Lost(l)) => {
+            own.lose(l);
+            Ok(())
+        }
+        Err(FenceError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -190,8 +242,11 @@ fn report_recovered(rec: &Recovered, log: &Log) {
     for (run, f, what) in &rec.reverted {
         log(&format!("recover: run {run}: {f} restored ({what})"));
     }
+    for (run, f, what) in &rec.not_applied {
+        log(&format!("recover: run {run}: {f}: {what}"));
+    }
     for (run, f, what) in &rec.permanent {
-        log(&format!("recover: run {run}: {f} cannot be undone: {what}"));
+        log(&format!("recover: run {run}: {f}: {what}"));
     }
     for (run, f, e, how) in &rec.failed {
         log(&format!(
@@ -239,9 +294,10 @@ async fn execute(
     dir: &Path,
     opts: &Options,
     abort: Abort,
-    run_id: &str,
+    own: Arc<Ownership>,
     status: watch::Sender<LiveStatus>,
 ) -> Result<Outcome, EngineError> {
+    let run_id = own.lease.run_id.as_str();
     let log = opts.log.clone();
     let allow = vp.playbook.target.allow.clone();
     let scale = opts.time_scale;
@@ -263,7 +319,7 @@ async fn execute(
     if abort.reason().is_none() {
         for (i, s) in vp.playbook.setup.iter().enumerate() {
             let label = s.name.clone().unwrap_or_else(|| format!("setup {}", i + 1));
-            match live::step(s, &allow).await {
+            match live::step(store, &own, s, &allow, &format!("setup {label}")).await {
                 Ok(r) => log(&format!("setup {label}: {r}")),
                 Err(e) => {
                     abort.trigger(format!("setup step {label} failed: {}", chain(&e)));
@@ -301,6 +357,7 @@ async fn execute(
     let cx = Arc::new(RunContext {
         store: store.clone(),
         run_id: run_id.to_owned(),
+        own: own.clone(),
         allow: allow.clone(),
         log: log.clone(),
         start,
@@ -365,13 +422,18 @@ async fn execute(
     cx.status.send_modify(|s| s.stage = RunStage::Reverting);
     let still_changed = live::sweep(&cx).await;
 
-    // Teardown.
-    for (i, s) in vp.playbook.teardown.iter().enumerate() {
+    // Teardown (not once the run is someone else's).
+    let teardown = if own.lost().is_some() {
+        &[][..]
+    } else {
+        &vp.playbook.teardown[..]
+    };
+    for (i, s) in teardown.iter().enumerate() {
         let label = s
             .name
             .clone()
             .unwrap_or_else(|| format!("teardown {}", i + 1));
-        match live::step(s, &allow).await {
+        match live::step(store, &own, s, &allow, &format!("teardown {label}")).await {
             Ok(r) => log(&format!("teardown {label}: {r}")),
             Err(e) => log(&format!(
                 "warning: teardown step {label} failed: {}",
@@ -440,25 +502,44 @@ async fn execute(
         traffic: traffic_report.as_ref(),
         ledger: &ledger,
     });
-    store
-        .save_reports(
-            run_id,
-            &rendered.json_text,
-            &rendered.markdown,
-            &rendered.junit,
-        )
-        .await?;
+    // The run's row is written only while this process holds it.
+    if own.lost().is_none() {
+        match store
+            .save_reports(
+                &own.lease,
+                &rendered.json_text,
+                &rendered.markdown,
+                &rendered.junit,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(FenceError::Lost(l)) => own.lose(l),
+            Err(FenceError::Store(e)) => return Err(e.into()),
+        }
+    }
     if let Some(d) = &opts.report_dir {
         out.written = rendered.write(&d.join(run_id))?;
     }
     out.report = rendered.json;
     out.markdown = rendered.markdown;
     out.junit = rendered.junit;
-    store
-        .finish_run(run_id, out.status.as_str(), out.reason.as_deref())
-        .await?;
+    if own.lost().is_none() {
+        finish(store, &own, out.status.as_str(), out.reason.as_deref()).await?;
+    }
+    if let Some(l) = own.lost() {
+        // Taken over: the new owner ends the run; this process says so and changes nothing.
+        out.status = Status::Aborted;
+        out.reason = Some(format!("lease lost: {l}"));
+        out.still_changed.clear();
+        return Ok(out);
+    }
     if out.still_changed.is_empty() {
-        store.unlock(run_id).await?;
+        match store.unlock(&own.lease).await {
+            Ok(()) => {}
+            Err(FenceError::Lost(l)) => own.lose(l),
+            Err(FenceError::Store(e)) => return Err(e.into()),
+        }
     }
     Ok(out)
 }

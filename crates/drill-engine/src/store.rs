@@ -6,8 +6,17 @@
 //! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
 //! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its
 //! revert record before the mutation, then `applied`, then `reverted` / `permanent` — or
-//! `revert_failed` with the error and the attempt count), `drill_locks` (which run holds
-//! which target).
+//! `revert_failed` with the error and the attempt count), `drill_fault_steps` (the steps of a
+//! composite fault, each an intent then done), `drill_calls` (every other mutating call: setup
+//! and teardown steps, actions), `drill_locks` (which run holds which target).
+//!
+//! **Fencing.** A run is owned through a [`Lease`]: its owner and an epoch that grows by one on
+//! every takeover ([`Store::claim`]). Every write that records a mutation first renews the
+//! lease *in the same transaction* with `UPDATE … WHERE id AND owner AND epoch`; 0 rows means
+//! the run was taken over, the write does not happen, and the caller gets
+//! [`FenceError::Lost`] — and must make no further mutating call. Lease expiry is judged on
+//! the store's own clock (`clock_timestamp()` in PostgreSQL, `julianday('now')` in SQLite),
+//! never on a process's, so hosts with skewed clocks agree on it.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -31,9 +40,10 @@ pub struct StoreError {
 }
 
 /// The schema, in order. Types are chosen to mean the same in SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs, fault ledger and target locks",
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs, fault ledger and target locks",
     "CREATE TABLE drill_runs (
         id TEXT PRIMARY KEY,
         playbook TEXT NOT NULL,
@@ -75,7 +85,28 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         run_id TEXT NOT NULL,
         since_ms BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "fencing epochs, the steps of composite faults, the call log",
+        "ALTER TABLE drill_runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE drill_fault_steps (
+        fault_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        state TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (fault_id, step)
+    );
+    CREATE TABLE drill_calls (
+        run_id TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL
+    );
+    CREATE INDEX drill_calls_run ON drill_calls (run_id);",
+    ),
+];
 
 /// Where the history lives when neither `--db` nor `DATABASE_URL` says: the user's data
 /// directory (`$XDG_DATA_HOME/drill/history.db`, else `~/.local/share/drill/history.db`).
@@ -100,6 +131,8 @@ pub enum FaultState {
     Permanent,
     /// The revert failed (so far): still changed.
     RevertFailed,
+    /// Recovery read the target: the fault never took effect, nothing was changed.
+    NotApplied,
 }
 
 impl FaultState {
@@ -110,6 +143,7 @@ impl FaultState {
             FaultState::Reverted => "reverted",
             FaultState::Permanent => "permanent",
             FaultState::RevertFailed => "revert_failed",
+            FaultState::NotApplied => "not_applied",
         }
     }
 
@@ -119,6 +153,7 @@ impl FaultState {
             "applied" => FaultState::Applied,
             "reverted" => FaultState::Reverted,
             "permanent" => FaultState::Permanent,
+            "not_applied" => FaultState::NotApplied,
             _ => FaultState::RevertFailed,
         }
     }
@@ -167,20 +202,56 @@ pub struct RunRow {
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
     pub time_scale: f64,
+    /// The fencing epoch: 0 for the run's own process, one more on every takeover.
+    pub epoch: i64,
+    /// How long ago the lease was last renewed, on the store's clock (when read).
+    pub age_ms: i64,
 }
 
 impl RunRow {
-    /// Whether a live process still owns this run: its process exists (same host), or, for
-    /// another host, its heartbeat is within the lease.
-    pub fn live(&self, now_ms: i64) -> bool {
-        if self.status != "running" {
-            return false;
-        }
-        match Owner::parse(&self.owner).map(|o| o.alive()) {
-            Some(Some(alive)) => alive,
-            _ => now_ms - self.heartbeat_ms <= self.lease_ms,
-        }
+    /// Whether a live process still owns this run: it is running and its lease, renewed
+    /// `age_ms` ago on the store's clock, has not expired. Whatever its pid says: a stopped
+    /// process is alive and useless. The pid may only shorten the wait: an owner on this host
+    /// whose process is gone needs no waiting for.
+    pub fn live(&self) -> bool {
+        self.status == "running"
+            && self.age_ms <= self.lease_ms
+            && Owner::parse(&self.owner).and_then(|o| o.alive()) != Some(false)
     }
+
+    /// Whether the lease has run out (as opposed to the owner's process being gone).
+    pub fn expired(&self) -> bool {
+        self.age_ms > self.lease_ms
+    }
+}
+
+/// The right to mutate on behalf of a run: held by its owner at one epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub run_id: String,
+    pub owner: String,
+    pub epoch: i64,
+}
+
+/// The run was taken over: who holds it now.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "run {run_id} is no longer ours: {owner} took it over (epoch {epoch}, now {status}); this process makes no further change"
+)]
+pub struct LostLease {
+    pub run_id: String,
+    pub owner: String,
+    pub epoch: i64,
+    pub status: String,
+}
+
+/// A fenced write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error(transparent)]
+    Lost(LostLease),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A target held by another run.
@@ -195,6 +266,7 @@ pub struct Held {
 pub struct Store {
     pool: AnyPool,
     url: String,
+    sqlite: bool,
 }
 
 /// The current time, in milliseconds since the epoch.
@@ -256,7 +328,11 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| err("cannot migrate")(sqlx::Error::Migrate(Box::new(e))))?;
-        Ok(Store { pool, url: shown })
+        Ok(Store {
+            pool,
+            url: shown,
+            sqlite,
+        })
     }
 
     /// The URL, with any password hidden.
@@ -272,85 +348,204 @@ impl Store {
         }
     }
 
-    /// Records a new run, owned by this process.
-    pub async fn create_run(&self, r: &RunRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO drill_runs (id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, time_scale)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
+    /// The store's clock, in milliseconds since the epoch, as SQL.
+    fn now_sql(&self) -> &'static str {
+        if self.sqlite {
+            "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)"
+        } else {
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+        }
+    }
+
+    fn run_select(&self, rest: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS}, {} - heartbeat_ms AS age_ms FROM drill_runs {rest}",
+            self.now_sql()
+        ))
+    }
+
+    /// Records a new run, owned by this process at epoch 0, its lease starting now on the
+    /// store's clock.
+    pub async fn create_run(&self, r: &RunRow) -> Result<Lease, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO drill_runs (id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, time_scale, epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, {}, $7, $8, $9, 0)",
+            self.now_sql()
+        )))
         .bind(&r.id)
         .bind(&r.playbook)
         .bind(&r.file)
         .bind(&r.status)
         .bind(&r.reason)
         .bind(&r.owner)
-        .bind(r.heartbeat_ms)
         .bind(r.lease_ms)
         .bind(r.started_ms)
         .bind(r.time_scale)
         .execute(&self.pool)
         .await
         .map_err(self.err("cannot record the run"))?;
+        Ok(Lease {
+            run_id: r.id.clone(),
+            owner: r.owner.clone(),
+            epoch: 0,
+        })
+    }
+
+    /// Renews a run's lease, only where this owner still holds it at this epoch (the fence).
+    async fn fence(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        lease: &Lease,
+    ) -> Result<(), FenceError> {
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE drill_runs SET heartbeat_ms = {} WHERE id = $1 AND owner = $2 AND epoch = $3",
+            self.now_sql()
+        )))
+        .bind(&lease.run_id)
+        .bind(&lease.owner)
+        .bind(lease.epoch)
+        .execute(&mut **tx)
+        .await
+        .map_err(self.err("cannot renew the lease"))?
+        .rows_affected();
+        if n == 1 {
+            return Ok(());
+        }
+        let now = sqlx::query("SELECT owner, epoch, status FROM drill_runs WHERE id = $1")
+            .bind(&lease.run_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(self.err("cannot read the run"))?;
+        let get = |c: &str| -> String {
+            now.as_ref()
+                .and_then(|r| r.try_get::<String, _>(c).ok())
+                .unwrap_or_else(|| "nobody".into())
+        };
+        Err(FenceError::Lost(LostLease {
+            run_id: lease.run_id.clone(),
+            owner: get("owner"),
+            epoch: now
+                .as_ref()
+                .and_then(|r| r.try_get::<i64, _>("epoch").ok())
+                .unwrap_or(-1),
+            status: get("status"),
+        }))
+    }
+
+    /// Runs `write` in one transaction after the fence: it happens only if the lease holds.
+    async fn fenced<'q>(
+        &self,
+        lease: &Lease,
+        what: &'static str,
+        write: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64, FenceError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("cannot start a transaction"))?;
+        self.fence(&mut tx, lease).await?;
+        let n = write
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err(what))?
+            .rows_affected();
+        tx.commit().await.map_err(self.err(what))?;
+        Ok(n)
+    }
+
+    /// Renews a run's lease; [`FenceError::Lost`] when another owner took it over.
+    pub async fn renew(&self, lease: &Lease) -> Result<(), FenceError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("cannot start a transaction"))?;
+        self.fence(&mut tx, lease).await?;
+        tx.commit().await.map_err(self.err("cannot renew the lease"))?;
         Ok(())
     }
 
-    /// Renews a run's lease.
-    pub async fn heartbeat(&self, run: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE drill_runs SET heartbeat_ms = $1 WHERE id = $2 AND status = 'running'")
-            .bind(now_ms())
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("cannot renew the lease"))?;
-        Ok(())
+    /// Takes over a run whose owner is gone: its lease expired on the store's clock, or
+    /// `owner_gone` (its process is known dead on this host), or it is no longer running but
+    /// left faults. Bumps the epoch, so every fenced write of the old owner fails from now on.
+    /// `None` when it is not claimable (any more): it renewed, or someone else claimed it.
+    pub async fn claim(
+        &self,
+        run: &RunRow,
+        me: &str,
+        owner_gone: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE drill_runs SET owner = $1, epoch = epoch + 1, heartbeat_ms = {now}
+             WHERE id = $2 AND epoch = $3
+               AND (status <> 'running' OR {now} - heartbeat_ms > lease_ms OR $4 = 1)",
+            now = self.now_sql()
+        )))
+        .bind(me)
+        .bind(&run.id)
+        .bind(run.epoch)
+        .bind(i64::from(owner_gone))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot take over the run"))?
+        .rows_affected();
+        Ok((n == 1).then(|| Lease {
+            run_id: run.id.clone(),
+            owner: me.to_owned(),
+            epoch: run.epoch + 1,
+        }))
     }
 
     /// Ends a run with its status and reason.
     pub async fn finish_run(
         &self,
-        run: &str,
+        lease: &Lease,
         status: &str,
         reason: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE drill_runs SET status = $1, reason = $2, finished_ms = $3 WHERE id = $4",
+    ) -> Result<(), FenceError> {
+        self.fenced(
+            lease,
+            "cannot finish the run",
+            sqlx::query(
+                "UPDATE drill_runs SET status = $1, reason = $2, finished_ms = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(&lease.run_id),
         )
-        .bind(status)
-        .bind(reason)
-        .bind(now_ms())
-        .bind(run)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("cannot finish the run"))?;
+        .await?;
         Ok(())
     }
 
     /// Stores a run's reports.
     pub async fn save_reports(
         &self,
-        run: &str,
+        lease: &Lease,
         json: &str,
         markdown: &str,
         junit: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE drill_runs SET report = $1, markdown = $2, junit = $3 WHERE id = $4")
+    ) -> Result<(), FenceError> {
+        self.fenced(
+            lease,
+            "cannot store the reports",
+            sqlx::query(
+                "UPDATE drill_runs SET report = $1, markdown = $2, junit = $3 WHERE id = $4",
+            )
             .bind(json)
             .bind(markdown)
             .bind(junit)
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("cannot store the reports"))?;
+            .bind(&lease.run_id),
+        )
+        .await?;
         Ok(())
     }
 
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
-             FROM drill_runs ORDER BY started_ms DESC, id DESC LIMIT $1",
-        )
-        .bind(limit)
+        let rows = sqlx::query(self.run_select("ORDER BY started_ms DESC, id DESC LIMIT $1"))
+            .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("cannot list runs"))?;
@@ -361,11 +556,8 @@ impl Store {
 
     /// One run; a unique prefix of its id is enough.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
-             FROM drill_runs WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2",
-        )
-        .bind(id)
+        let rows = sqlx::query(self.run_select("WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2"))
+            .bind(id)
         .bind(format!("{}%", id.replace(['%', '_'], "")))
         .fetch_all(&self.pool)
         .await
@@ -396,8 +588,8 @@ impl Store {
     }
 
     /// Writes a fault's intent — with the record that reverts it — before the mutation.
-    pub async fn fault_intent(&self, f: &FaultRow) -> Result<(), StoreError> {
-        sqlx::query(
+    pub async fn fault_intent(&self, lease: &Lease, f: &FaultRow) -> Result<(), FenceError> {
+        let write = sqlx::query(
             "INSERT INTO drill_faults (id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, intent_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'intent', 0, $10)",
         )
@@ -410,20 +602,20 @@ impl Store {
         .bind(&f.record)
         .bind(serde_json::to_string(&f.changes).unwrap_or_default())
         .bind(&f.manual_restore)
-        .bind(f.intent_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("cannot write the fault's intent"))?;
+        .bind(f.intent_ms);
+        self.fenced(lease, "cannot write the fault's intent", write)
+            .await?;
         Ok(())
     }
 
     /// Moves a fault to `state`, stamping the matching time; `error` for failed reverts.
     pub async fn fault_state(
         &self,
+        lease: &Lease,
         id: &str,
         state: FaultState,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), FenceError> {
         let now = now_ms();
         let st = state.as_str();
         let q = match state {
@@ -434,15 +626,15 @@ impl Store {
             .bind(now)
             .bind(error)
             .bind(id),
-            FaultState::Reverted | FaultState::Permanent => sqlx::query(
-                "UPDATE drill_faults SET state = $1, reverted_ms = $2, error = $3, attempts = attempts + 1 WHERE id = $4",
+            FaultState::Reverted | FaultState::Permanent | FaultState::NotApplied => sqlx::query(
+                "UPDATE drill_faults SET state = $1, reverted_ms = $2, error = $3 WHERE id = $4",
             )
             .bind(st)
             .bind(now)
             .bind(error)
             .bind(id),
             FaultState::RevertFailed => sqlx::query(
-                "UPDATE drill_faults SET state = $1, error = $2, attempts = attempts + 1 WHERE id = $3",
+                "UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3",
             )
             .bind(st)
             .bind(error)
@@ -454,10 +646,110 @@ impl Store {
                     .bind(id)
             }
         };
-        q.execute(&self.pool)
-            .await
-            .map_err(self.err("cannot update the ledger"))?;
+        self.fenced(lease, "cannot update the ledger", q).await?;
         Ok(())
+    }
+
+    /// Counts a revert attempt of a fault that is still outstanding, fenced; `false` when the
+    /// fault is settled already (someone else reverted it): leave it alone.
+    pub async fn revert_attempt(&self, lease: &Lease, id: &str) -> Result<bool, FenceError> {
+        let n = self
+            .fenced(
+                lease,
+                "cannot update the ledger",
+                sqlx::query(
+                    "UPDATE drill_faults SET attempts = attempts + 1
+                     WHERE id = $1 AND state IN ('intent', 'applied', 'revert_failed')",
+                )
+                .bind(id),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Records a step of a composite fault: `intent` before its mutation, `done` after.
+    pub async fn fault_step(
+        &self,
+        lease: &Lease,
+        fault: &str,
+        step: &str,
+        state: &str,
+    ) -> Result<(), FenceError> {
+        let q = if state == "intent" {
+            sqlx::query(
+                "INSERT INTO drill_fault_steps (fault_id, step, state, at_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(fault)
+            .bind(step)
+            .bind(state)
+            .bind(now_ms())
+        } else {
+            sqlx::query(
+                "UPDATE drill_fault_steps SET state = $3, at_ms = $4 WHERE fault_id = $1 AND step = $2",
+            )
+            .bind(fault)
+            .bind(step)
+            .bind(state)
+            .bind(now_ms())
+        };
+        self.fenced(lease, "cannot record the fault's step", q)
+            .await?;
+        Ok(())
+    }
+
+    /// The steps of a fault that completed, in order.
+    pub async fn steps_done(&self, fault: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT step FROM drill_fault_steps WHERE fault_id = $1 AND state = 'done' ORDER BY at_ms",
+        )
+        .bind(fault)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot read the fault's steps"))?;
+        rows.iter()
+            .map(|r| r.try_get("step").map_err(self.err("cannot read the fault's steps")))
+            .collect()
+    }
+
+    /// Records a mutating call that is not a fault (a setup or teardown step, an action),
+    /// fenced: it may be made only if this returns `Ok`.
+    pub async fn record_call(
+        &self,
+        lease: &Lease,
+        kind: &str,
+        label: &str,
+    ) -> Result<(), FenceError> {
+        self.fenced(
+            lease,
+            "cannot record the call",
+            sqlx::query(
+                "INSERT INTO drill_calls (run_id, epoch, at_ms, kind, label) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&lease.run_id)
+            .bind(lease.epoch)
+            .bind(now_ms())
+            .bind(kind)
+            .bind(label),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The calls recorded for a run: `(epoch, kind, label)`, in order.
+    pub async fn calls(&self, run: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT epoch, kind, label FROM drill_calls WHERE run_id = $1 ORDER BY at_ms",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot read the calls"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("epoch")?, r.try_get("kind")?, r.try_get("label")?))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.err("cannot read the calls"))
     }
 
     /// The ledger of one run, in order.
@@ -490,20 +782,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs marked running whose owner is gone.
-    pub async fn orphaned_runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let now = now_ms();
-        let rows = sqlx::query(
-            "SELECT id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale
-             FROM drill_runs WHERE status = 'running' ORDER BY started_ms",
-        )
+    /// Runs that need recovering: marked running with no live owner (see [`RunRow::live`]),
+    /// or finished with faults still outstanding; oldest first.
+    pub async fn recoverable(&self) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(self.run_select(
+            "WHERE status = 'running' OR id IN (SELECT run_id FROM drill_faults WHERE state IN ('intent', 'applied', 'revert_failed')) ORDER BY started_ms",
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("cannot list runs"))?;
         let mut out = Vec::new();
         for r in &rows {
             let run = run_row(r).map_err(self.err("cannot read a run"))?;
-            if !run.live(now) {
+            if !run.live() {
                 out.push(run);
             }
         }
@@ -548,7 +839,7 @@ impl Store {
                     .iter()
                     .any(|f| f.state.outstanding());
                 match holder_run {
-                    Some(h) if h.live(now_ms()) || still_changed => {
+                    Some(h) if h.live() || still_changed => {
                         self.unlock_targets(run, &taken).await?;
                         return Ok(Some(Held {
                             target: t.clone(),
@@ -582,12 +873,13 @@ impl Store {
     }
 
     /// Releases every lock a run holds.
-    pub async fn unlock(&self, run: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM drill_locks WHERE run_id = $1")
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("cannot release the locks"))?;
+    pub async fn unlock(&self, lease: &Lease) -> Result<(), FenceError> {
+        self.fenced(
+            lease,
+            "cannot release the locks",
+            sqlx::query("DELETE FROM drill_locks WHERE run_id = $1").bind(&lease.run_id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -603,6 +895,8 @@ impl Store {
         )
     }
 }
+
+const RUN_COLUMNS: &str = "id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale, epoch";
 
 const FAULT_COLUMNS: &str = "id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, error, intent_ms, applied_ms, reverted_ms";
 
@@ -623,6 +917,8 @@ fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
         started_ms: r.try_get("started_ms")?,
         finished_ms: r.try_get("finished_ms")?,
         time_scale: r.try_get("time_scale")?,
+        epoch: r.try_get("epoch")?,
+        age_ms: r.try_get("age_ms")?,
     })
 }
 

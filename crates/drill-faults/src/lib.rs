@@ -82,6 +82,19 @@ impl FaultError {
     }
 }
 
+/// An error and its sources, joined by ": ", the way drill prints errors in its log lines,
+/// reasons and messages (library errors keep their sources as `#[source]`, not in their text).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// Turns an allow-list refusal into an error, before anything is contacted.
 pub(crate) fn allowed(r: Result<(), drill_spec::allow::Refusal>) -> Result<(), FaultError> {
     r.map_err(|r| FaultError::NotAllowed(r.message, r.hint))
@@ -101,6 +114,20 @@ pub enum RevertRecord {
 }
 
 impl RevertRecord {
+    /// The backend that applies and reverts it.
+    pub fn backend(&self) -> drill_spec::fault::Backend {
+        use drill_spec::fault::Backend;
+        match self {
+            RevertRecord::Docker(_) => Backend::Docker,
+            RevertRecord::Process(_) => Backend::Process,
+            RevertRecord::Exec(_) => Backend::Exec,
+            RevertRecord::Redis(_) => Backend::Redis,
+            RevertRecord::Sql(_) => Backend::Sql,
+            RevertRecord::Kubernetes(_) => Backend::Kubernetes,
+            RevertRecord::Http(_) => Backend::Http,
+        }
+    }
+
     /// What the fault changes for good, and what restores redundancy, when it cannot be undone.
     pub fn permanent(&self) -> Option<String> {
         match self {
@@ -112,6 +139,12 @@ impl RevertRecord {
             )),
             _ => None,
         }
+    }
+
+    /// Whether [`settle`] reads on the target whether a one-way fault really happened (a
+    /// promotion: is the replica still in recovery?), rather than assuming it did.
+    pub fn checks_applied(&self) -> bool {
+        matches!(self, RevertRecord::Sql(r) if r.steps().contains(&"promote"))
     }
 
     /// A command an operator can run to restore the original state by hand.
@@ -165,7 +198,29 @@ pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Pre
     }
 }
 
-/// Performs the mutation a prepared record describes.
+/// The steps a fault's mutation is made of, in order. Most faults are one step, `apply`; a
+/// composite — a promotion, then its route switch — is several, which the engine records one
+/// by one in the ledger, so that [`settle`] knows where a crash stopped it.
+pub fn steps(record: &RevertRecord) -> &'static [&'static str] {
+    match record {
+        RevertRecord::Sql(r) => r.steps(),
+        _ => &["apply"],
+    }
+}
+
+/// Performs one step of [`steps`].
+pub async fn apply_step(record: &RevertRecord, step: &str) -> Result<(), FaultError> {
+    match record {
+        RevertRecord::Sql(r) => sql::apply_step(r, step).await,
+        _ if step == "apply" => apply(record).await,
+        _ => Err(FaultError::backend(
+            "engine",
+            format!("a {} fault has no step {step:?}", record.backend().name()),
+        )),
+    }
+}
+
+/// Performs the whole mutation a prepared record describes: every step, in order.
 pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
     match record {
         RevertRecord::Docker(r) => docker::apply(r).await,
@@ -189,6 +244,9 @@ pub enum Reverted {
     AlreadyRestored,
     /// The fault cannot be undone (see [`RevertRecord::permanent`]).
     Permanent(String),
+    /// The target was read and the fault never took effect (say, the replica is still a
+    /// replica): nothing was changed.
+    NotApplied(String),
 }
 
 /// Restores the state recorded before the fault. Idempotent; works from the record alone.
@@ -203,6 +261,18 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
             kubernetes::revert_with(&kubernetes::client(r.context.as_deref()).await?, r).await
         }
         RevertRecord::Http(r) => http::revert(r).await,
+    }
+}
+
+/// Settles a fault that may have been interrupted: reads the target's real state first, then
+/// undoes what changed ([`revert`]), or — for a composite whose irreversible step happened —
+/// runs the steps still missing (*rolls forward*: a promoted replica gets its route switch).
+/// `done` names the steps the ledger says completed. An error means the target is still
+/// changed or inconsistent; its message says what, and how to finish by hand.
+pub async fn settle(record: &RevertRecord, done: &[String]) -> Result<Reverted, FaultError> {
+    match record {
+        RevertRecord::Sql(r) => sql::settle(r, done).await,
+        _ => revert(record).await,
     }
 }
 

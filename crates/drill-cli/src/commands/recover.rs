@@ -1,4 +1,6 @@
-//! `drill recover`: revert what runs without a live owner left changed.
+//! `drill recover`: take over the runs without a live owner (an expired lease on the store's
+//! clock, or a dead process on this host) and settle what they left changed, saying what the
+//! targets were found in.
 
 use std::process::ExitCode;
 
@@ -34,11 +36,14 @@ pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     for (run, f, what) in &rec.reverted {
         println!("restored: run {run}: {f}: {what}");
     }
+    for (run, f, what) in &rec.not_applied {
+        println!("nothing changed: run {run}: {f}: {what}");
+    }
     for (run, f, what) in &rec.permanent {
-        println!("cannot be undone: run {run}: {f}: {what}");
+        println!("changed for good: run {run}: {f}: {what}");
     }
     for (run, f, e, how) in &rec.failed {
-        eprintln!("STILL CHANGED: run {run}: {f}: {e}\n  restore with: {how}");
+        eprintln!("STILL CHANGED: run {run}: {f}: {e}\n  to fix by hand: {how}");
     }
     Ok(ExitCode::from(if rec.failed.is_empty() {
         exit::OK

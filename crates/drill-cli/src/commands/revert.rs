@@ -1,4 +1,6 @@
-//! `drill revert RECORD.json`: restore what one fault changed, from its saved record.
+//! `drill revert RECORD.json`: restore what one fault changed, from its saved record. The
+//! target is read first ([`drill_faults::settle`]); a promotion's route switch is run again
+//! (the record does not say whether it completed, and a route switch must be idempotent).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +36,7 @@ pub fn run(args: RevertArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    match rt.block_on(drill_faults::revert(&record)) {
+    match rt.block_on(drill_faults::settle(&record, &[])) {
         Ok(drill_faults::Reverted::Restored(done)) => {
             for d in done {
                 println!("restored: {d}");
@@ -46,7 +48,11 @@ pub fn run(args: RevertArgs) -> Result<ExitCode> {
             Ok(exit::code(exit::OK))
         }
         Ok(drill_faults::Reverted::Permanent(what)) => {
-            println!("cannot be undone: {what}");
+            println!("changed for good: {what}");
+            Ok(exit::code(exit::OK))
+        }
+        Ok(drill_faults::Reverted::NotApplied(what)) => {
+            println!("nothing changed: {what}");
             Ok(exit::code(exit::OK))
         }
         Err(e) => {

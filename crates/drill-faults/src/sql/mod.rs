@@ -4,6 +4,12 @@
 //!
 //! MySQL/MariaDB failover: `STOP REPLICA; RESET REPLICA ALL; SET GLOBAL read_only = OFF`
 //! (MySQL 8.0.22+ / MariaDB 10.5.1+ spellings), then the route switch.
+//!
+//! A failover is two steps, `promote` then `route_switch`, which the engine records one by one.
+//! The promotion cannot be undone, so [`settle`] never "reverts" it: it reads whether the
+//! replica was really promoted (nothing changed if not), and if it was but the route switch
+//! did not complete, it runs the route switch (*rolls forward*): the one way out of two
+//! writable primaries. A route switch must therefore be idempotent.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +49,31 @@ pub struct Record {
 }
 
 impl Record {
+    /// The steps of [`apply`], in order.
+    pub(crate) fn steps(&self) -> &'static [&'static str] {
+        match &self.action {
+            Action::Promote {
+                route_switch: Some(_),
+                ..
+            }
+            | Action::PromoteMysql {
+                route_switch: Some(_),
+                ..
+            } => &["promote", "route_switch"],
+            Action::Promote { .. } | Action::PromoteMysql { .. } => &["promote"],
+            Action::Statements { .. } => &["apply"],
+        }
+    }
+
+    fn route_switch(&self) -> Option<&Step> {
+        match &self.action {
+            Action::Promote { route_switch, .. } | Action::PromoteMysql { route_switch, .. } => {
+                route_switch.as_deref()
+            }
+            Action::Statements { .. } => None,
+        }
+    }
+
     pub(crate) fn permanent(&self) -> Option<String> {
         match &self.action {
             Action::PromoteMysql { .. } => Some(format!(
@@ -72,7 +103,13 @@ impl Record {
             Action::Statements {
                 revert: Some(r), ..
             } => format!("psql {} -c {r:?}", redact(&self.url)),
-            _ => "nothing to run: this fault cannot be undone".into(),
+            _ => match self.route_switch().and_then(|s| s.exec.as_ref()) {
+                Some(e) => format!(
+                    "the promotion cannot be undone; if the route switch did not run, run it: {}",
+                    e.command.join(" ")
+                ),
+                None => "nothing to run: this fault cannot be undone".into(),
+            },
         }
     }
 }
@@ -183,27 +220,93 @@ pub(crate) async fn prepare(
 }
 
 pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
-    if is_mysql(&r.url) {
-        return apply_mysql(r).await;
+    for step in r.steps() {
+        apply_step(r, step).await?;
     }
-    if let Action::Promote { route_switch, .. } = &r.action {
-        promote(&r.url).await?;
-        if let Some(e) = route_switch.as_ref().and_then(|s| s.exec.as_ref()) {
-            crate::exec::run(e).await?;
-        }
-        return Ok(());
-    }
-    let mut con = connect(&r.url).await?;
-    match &r.action {
-        Action::Promote { .. } => Ok(()),
-        Action::Statements { inject, .. } => sqlx::raw_sql(sqlx::AssertSqlSafe(inject.clone()))
-            .execute(&mut con)
-            .await
-            .map(|_| ())
-            .map_err(|e| FaultError::client("sql", e)),
-        Action::PromoteMysql { .. } => Err(FaultError::backend(
+    Ok(())
+}
+
+/// Performs one step of [`Record::steps`].
+pub(crate) async fn apply_step(r: &Record, step: &str) -> Result<(), FaultError> {
+    match (&r.action, step) {
+        (Action::Promote { .. }, "promote") if !is_mysql(&r.url) => promote(&r.url).await,
+        (Action::PromoteMysql { .. }, "promote") if is_mysql(&r.url) => promote_mysql(r).await,
+        (Action::Statements { inject, .. }, "apply") => execute(&r.url, inject).await,
+        (_, "route_switch") => run_route_switch(r).await,
+        (Action::Promote { .. }, _) => Err(FaultError::backend(
+            "sql",
+            "a PostgreSQL promotion on a MySQL URL",
+        )),
+        (Action::PromoteMysql { .. }, _) => Err(FaultError::backend(
             "sql",
             "a MySQL promotion on a PostgreSQL URL",
+        )),
+        (Action::Statements { .. }, _) => Err(FaultError::backend(
+            "sql",
+            format!("a sql statements fault has no step {step:?}"),
+        )),
+    }
+}
+
+async fn run_route_switch(r: &Record) -> Result<(), FaultError> {
+    match r.route_switch().map(|s| s.exec.as_ref()) {
+        Some(Some(e)) => crate::exec::run(e).await.map(drop),
+        Some(None) => Err(FaultError::Unsupported(
+            "http route switch (use an exec step)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether the database at the record's URL accepts writes now. A PostgreSQL replica is read
+/// for up to 5 s: `pg_promote(false)` returns before the promotion completes, so a crash just
+/// after it can leave a promotion in flight.
+async fn promoted(r: &Record) -> Result<bool, FaultError> {
+    if is_mysql(&r.url) {
+        let mut con = connect_mysql(&r.url).await?;
+        let replica = mysql_is_replica(&mut con).await? || mysql_read_only(&mut con).await?;
+        return Ok(!replica);
+    }
+    let mut con = connect(&r.url).await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if !in_recovery(&mut con).await? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Settles a fault an interrupted run left (see the module's header for the failover rule).
+pub(crate) async fn settle(r: &Record, done: &[String]) -> Result<Reverted, FaultError> {
+    if matches!(r.action, Action::Statements { .. }) {
+        return revert(r).await;
+    }
+    let permanent = r.permanent().unwrap_or_default();
+    if !promoted(r).await? {
+        return Ok(Reverted::NotApplied(format!(
+            "the replica at {} is still a read-only replica: it was never promoted",
+            redact(&r.url)
+        )));
+    }
+    if r.route_switch().is_none() || done.iter().any(|d| d == "route_switch") {
+        return Ok(Reverted::Permanent(permanent));
+    }
+    match run_route_switch(r).await {
+        Ok(()) => Ok(Reverted::Permanent(format!(
+            "{permanent}; the route switch had not completed when the run stopped, so it was run now (rolled forward)"
+        ))),
+        Err(e) => Err(FaultError::backend(
+            "sql",
+            format!(
+                "INCONSISTENT: the replica at {} was promoted and accepts writes, but the route switch did not complete and failed again now ({}); the old primary may still accept writes too. {}",
+                redact(&r.url),
+                crate::chain(&e),
+                r.manual_restore()
+            ),
         )),
     }
 }
@@ -388,37 +491,25 @@ async fn prepare_mysql(
     Ok(prepared(url, action, change))
 }
 
-async fn apply_mysql(r: &Record) -> Result<(), FaultError> {
-    match &r.action {
-        Action::PromoteMysql { route_switch, .. } => {
-            let mut con = connect_mysql(&r.url).await?;
-            for stmt in [
-                "STOP REPLICA",
-                "RESET REPLICA ALL",
-                "SET GLOBAL read_only = OFF",
-            ] {
-                sqlx::raw_sql(stmt)
-                    .execute(&mut con)
-                    .await
-                    .map_err(|e| FaultError::backend("sql", format!("{stmt}: {e}")))?;
-            }
-            if mysql_is_replica(&mut con).await? || mysql_read_only(&mut con).await? {
-                return Err(FaultError::backend(
-                    "sql",
-                    "still a read-only replica after the promotion",
-                ));
-            }
-            if let Some(e) = route_switch.as_ref().and_then(|s| s.exec.as_ref()) {
-                crate::exec::run(e).await?;
-            }
-            Ok(())
-        }
-        Action::Statements { inject, .. } => execute(&r.url, inject).await,
-        Action::Promote { .. } => Err(FaultError::backend(
-            "sql",
-            "a PostgreSQL promotion on a MySQL URL",
-        )),
+async fn promote_mysql(r: &Record) -> Result<(), FaultError> {
+    let mut con = connect_mysql(&r.url).await?;
+    for stmt in [
+        "STOP REPLICA",
+        "RESET REPLICA ALL",
+        "SET GLOBAL read_only = OFF",
+    ] {
+        sqlx::raw_sql(stmt)
+            .execute(&mut con)
+            .await
+            .map_err(|e| FaultError::backend("sql", format!("{stmt}: {e}")))?;
     }
+    if mysql_is_replica(&mut con).await? || mysql_read_only(&mut con).await? {
+        return Err(FaultError::backend(
+            "sql",
+            "still a read-only replica after the promotion",
+        ));
+    }
+    Ok(())
 }
 
 async fn probe_mysql(p: &SqlProbe) -> Result<f64, FaultError> {
