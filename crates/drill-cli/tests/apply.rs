@@ -5,214 +5,23 @@
 //! fault's life, then `drill recover` or the next `drill apply`.
 //! A missing service fails the test (unless DRILL_TEST_SKIP_MISSING=1).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use drill_engine::store::{FaultState, Store};
-use drill_fixture::{Behaviour, Server};
+use common::{Running, Work, fixture, in_recovery, last_report, nix_kill, replica_ready};
+use drill_engine::store::FaultState;
 
 use drill_testkit::{
     cleanup, container_state as state, docker_image_ready as docker_ready, redis, redis_ready,
-    repo, run, service, sleepers, stdout,
+    service, sleepers, stdout,
 };
-
-/// Rebuilds the streaming replica when an earlier run promoted it.
-fn replica_ready() -> bool {
-    Command::new("bash")
-        .arg(repo().join("tests/services/postgres.sh"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn in_recovery() -> String {
-    stdout(&run(
-        "psql",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5434",
-            "-U",
-            "postgres",
-            "-Atqc",
-            "select pg_is_in_recovery()",
-        ],
-    ))
-}
 
 /// Queue workers: each pops up to 500 jobs from the Redis list every 100 ms (RESP over
 /// busybox nc, on the host's network to reach 127.0.0.1:6379).
 fn workers(prefix: &str, n: usize) -> Vec<String> {
     let script = "trap 'exit 0' TERM; while true; do printf 'LPOP queues:notifications 500\\r\\n' | nc -w 1 127.0.0.1 6379 >/dev/null; sleep 0.1; done";
     drill_testkit::containers(prefix, n, &["/bin/sh", "-c", script], true)
-}
-
-/// A temporary directory with a history store and a report directory.
-struct Work {
-    dir: tempfile::TempDir,
-    db: String,
-}
-
-impl Work {
-    fn new() -> Work {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("history.db").display().to_string();
-        Work { dir, db }
-    }
-
-    fn with_db(db: String) -> Work {
-        Work {
-            dir: tempfile::tempdir().expect("tempdir"),
-            db,
-        }
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).expect("write");
-        p
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
-        c.args(args)
-            .arg("--db")
-            .arg(&self.db)
-            .env_remove("DRILL_CRASH_POINT")
-            .current_dir(self.dir.path());
-        c
-    }
-
-    fn apply_args(&self, playbook: &Path, extra: &[&str]) -> Command {
-        let mut c = self.cmd(&["apply"]);
-        c.arg(playbook)
-            .arg("--drills")
-            .arg(repo().join("drills"))
-            .arg("--report-dir")
-            .arg(self.dir.path().join("reports"))
-            .args(extra);
-        c
-    }
-
-    fn drill(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("drill")
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.db).await.expect("store")
-    }
-}
-
-/// A running `drill apply` whose standard error is read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn spawn(mut c: Command) -> Running {
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn drill");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `what`.
-    fn wait_for(&mut self, what: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                    self.seen.push(l);
-                }
-                panic!("drill exited before {what:?}:\n{}", self.seen.join("\n"));
-            }
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                let hit = l.contains(what);
-                self.seen.push(l);
-                if hit {
-                    return;
-                }
-            }
-        }
-        let _ = self.child.kill();
-        panic!(
-            "no line with {what:?} within {within:?}:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("wait");
-    }
-
-    /// Waits for the exit; returns the code, standard output and all of standard error.
-    fn finish(mut self, within: Duration) -> (Option<i32>, String, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                let mut out = String::new();
-                if let Some(mut o) = self.child.stdout.take() {
-                    let _ = std::io::Read::read_to_string(&mut o, &mut out);
-                }
-                return (st.code(), out, self.seen.join("\n"));
-            }
-            while let Ok(l) = self.lines.try_recv() {
-                self.seen.push(l);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "drill apply did not finish within {within:?}:\n{}",
-                    self.seen.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-async fn fixture() -> Server {
-    Server::start(Behaviour {
-        delay: Duration::from_millis(2),
-        ..Behaviour::default()
-    })
-    .await
-    .expect("fixture")
-}
-
-/// The report of the newest run in the store that has one (a refused run has none).
-async fn last_report(w: &Work) -> serde_json::Value {
-    let store = w.store().await;
-    for run in store.runs(10).await.expect("runs") {
-        if let Some(text) = store.report(&run.id, "json").await.expect("report") {
-            return serde_json::from_str(&text).expect("json");
-        }
-    }
-    panic!("no stored report");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -865,14 +674,6 @@ async fn a_second_run_on_a_held_target_is_refused_and_sigint_reverts_and_exits_3
     assert_eq!(dry.status.code(), Some(0));
     assert!(!stdout(&dry).contains("is held by run"), "{}", stdout(&dry));
     cleanup(&names);
-}
-
-fn nix_kill(pid: u32, sig: &str) {
-    assert!(
-        run("kill", &[&format!("-{sig}"), &pid.to_string()])
-            .status
-            .success()
-    );
 }
 
 const SEED: &str = r#"apiVersion: drill/v1

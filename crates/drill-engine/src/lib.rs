@@ -8,13 +8,17 @@
 //!   and every probe read before the first mutation (fail closed).
 //! - `drill` — one drill's state machine: start, baseline, inject, hold, revert, recovery,
 //!   checks. `guards` — the guards, at least every second. `live` — every mutation of the
-//!   run through the ledger (inject, revert, sweep) and its steps and actions.
-//! - `context` — the state a run's tasks share (clock, [`Abort`], recorder, live ledger).
+//!   run through the ledger (inject, revert, sweep) and its steps and actions, each fenced:
+//!   made only after the store confirmed, in the write that records it, that this process
+//!   still holds the run's lease at its epoch.
+//! - `context` — the state a run's tasks share (clock, [`Abort`], the lease and whether it
+//!   was lost, recorder, live ledger).
 //! - [`outcome`] — the typed result (per drill, check, fault) the CLI, reports and daemon
 //!   read; [`status`] — the live status; [`report`] — JSON, Markdown, JUnit from the outcome.
-//! - [`store`] — run history, write-ahead fault ledger, target locks, leases (SQLite or
-//!   PostgreSQL); [`recover`] — the reconciler that reverts what runs without a live owner
-//!   left changed (`drill recover`, and every start-up); [`owner`] — who owns a run.
+//! - [`store`] — run history, write-ahead fault ledger, target locks, leases on the store's
+//!   clock and the fence (SQLite or PostgreSQL); [`recover`] — the reconciler that claims
+//!   runs without a live owner and settles what they left, reading the targets first
+//!   (`drill recover`, and every start-up); [`owner`] — who owns a run.
 //! - [`checks`] — a check's measured value against its limit.
 //!
 //! What it is not: it parses nothing (`drill-spec` does), sends no request itself

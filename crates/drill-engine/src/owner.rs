@@ -45,10 +45,7 @@ impl Owner {
             }
             _ => {
                 let mut it = s.rsplitn(3, '/');
-                (
-                    String::new(),
-                    [it.next()?, it.next()?, it.next()?],
-                )
+                (String::new(), [it.next()?, it.next()?, it.next()?])
             }
         };
         Some(Owner {

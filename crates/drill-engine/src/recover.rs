@@ -59,7 +59,9 @@ pub enum RevertError {
     #[error(transparent)]
     Lost(LostLease),
     /// The store could not confirm the lease, so nothing was touched.
-    #[error("the store cannot confirm this process still owns the run, so the fault was not touched")]
+    #[error(
+        "the store cannot confirm this process still owns the run, so the fault was not touched"
+    )]
     Unfenced(#[source] StoreError),
     /// The ledger says the fault is settled already: left alone.
     #[error("the ledger says it is settled already")]
@@ -277,7 +279,10 @@ pub async fn settle_row(
             return Err(e);
         }
     };
-    let done = store.steps_done(&f.id).await.map_err(RevertError::Unfenced)?;
+    let done = store
+        .steps_done(&f.id)
+        .await
+        .map_err(RevertError::Unfenced)?;
     settle_with_retry(
         store,
         lease,

@@ -151,13 +151,7 @@ pub(crate) async fn run(
             "target {} is held by run {} (playbook {}, {}, owner {}); wait for it to finish, or run `drill recover` if it is gone",
             held.target, held.run.id, held.run.playbook, held.run.status, held.run.owner
         );
-        finish(
-            store,
-            &own,
-            "aborted",
-            Some(&format!("refused: {reason}")),
-        )
-        .await?;
+        finish(store, &own, "aborted", Some(&format!("refused: {reason}"))).await?;
         status.send_modify(|s| s.stage = RunStage::Done);
         return Ok(Outcome::bare(Some(run_id), Status::Aborted, Some(reason)));
     }
@@ -209,8 +203,13 @@ async fn heartbeat(store: Store, own: Arc<Ownership>, stop: Abort, log: Log, lea
                 }
             }
         }
-        match recover::reconcile(&store, Some(&own.lease.run_id), Duration::from_secs(5), &log)
-            .await
+        match recover::reconcile(
+            &store,
+            Some(&own.lease.run_id),
+            Duration::from_secs(5),
+            &log,
+        )
+        .await
         {
             Ok(r) => report_recovered(&r, &log),
             Err(e) => log(&format!("warning: reconcile: {}", chain(&e))),

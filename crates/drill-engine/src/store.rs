@@ -44,7 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "runs, fault ledger and target locks",
-    "CREATE TABLE drill_runs (
+        "CREATE TABLE drill_runs (
         id TEXT PRIMARY KEY,
         playbook TEXT NOT NULL,
         file TEXT NOT NULL,
@@ -462,7 +462,9 @@ impl Store {
             .await
             .map_err(self.err("cannot start a transaction"))?;
         self.fence(&mut tx, lease).await?;
-        tx.commit().await.map_err(self.err("cannot renew the lease"))?;
+        tx.commit()
+            .await
+            .map_err(self.err("cannot renew the lease"))?;
         Ok(())
     }
 
@@ -546,9 +548,9 @@ impl Store {
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let rows = sqlx::query(self.run_select("ORDER BY started_ms DESC, id DESC LIMIT $1"))
             .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot list runs"))?;
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("cannot list runs"))?;
         rows.iter()
             .map(|r| run_row(r).map_err(self.err("cannot read a run")))
             .collect()
@@ -558,10 +560,10 @@ impl Store {
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         let rows = sqlx::query(self.run_select("WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2"))
             .bind(id)
-        .bind(format!("{}%", id.replace(['%', '_'], "")))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot read the run"))?;
+            .bind(format!("{}%", id.replace(['%', '_'], "")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("cannot read the run"))?;
         match rows.as_slice() {
             [one] => Ok(Some(run_row(one).map_err(self.err("cannot read the run"))?)),
             [a, _] if a.try_get::<String, _>("id").ok().as_deref() == Some(id) => {
@@ -633,12 +635,12 @@ impl Store {
             .bind(now)
             .bind(error)
             .bind(id),
-            FaultState::RevertFailed => sqlx::query(
-                "UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3",
-            )
-            .bind(st)
-            .bind(error)
-            .bind(id),
+            FaultState::RevertFailed => {
+                sqlx::query("UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3")
+                    .bind(st)
+                    .bind(error)
+                    .bind(id)
+            }
             FaultState::Intent => {
                 sqlx::query("UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3")
                     .bind(st)
@@ -707,7 +709,10 @@ impl Store {
         .await
         .map_err(self.err("cannot read the fault's steps"))?;
         rows.iter()
-            .map(|r| r.try_get("step").map_err(self.err("cannot read the fault's steps")))
+            .map(|r| {
+                r.try_get("step")
+                    .map_err(self.err("cannot read the fault's steps"))
+            })
             .collect()
     }
 
@@ -745,9 +750,7 @@ impl Store {
         .await
         .map_err(self.err("cannot read the calls"))?;
         rows.iter()
-            .map(|r| {
-                Ok((r.try_get("epoch")?, r.try_get("kind")?, r.try_get("label")?))
-            })
+            .map(|r| Ok((r.try_get("epoch")?, r.try_get("kind")?, r.try_get("label")?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(self.err("cannot read the calls"))
     }

@@ -343,7 +343,10 @@ async fn a_lease_is_judged_on_the_stores_clock_whatever_the_pid_says() {
         let fresh = run_row(&format!("{kind}-fresh"), &remote(1), LEASE);
         let stale = run_row(&format!("{kind}-stale"), &remote(2), 200);
         let mut leases = Vec::new();
-        for (i, r) in [&live_me, &frozen_me, &fresh, &stale].into_iter().enumerate() {
+        for (i, r) in [&live_me, &frozen_me, &fresh, &stale]
+            .into_iter()
+            .enumerate()
+        {
             let l = store.create_run(r).await.expect("create");
             store
                 .fault_intent(&l, &fault_row(&r.id, i as i64, &rec))
@@ -362,7 +365,10 @@ async fn a_lease_is_judged_on_the_stores_clock_whatever_the_pid_says() {
         want.sort_unstable();
         assert_eq!(touched, want, "{kind}: only the expired leases: {out:?}");
         for (_, reason) in &out.runs {
-            assert!(reason.contains("stopped renewing its lease"), "{kind}: {reason}");
+            assert!(
+                reason.contains("stopped renewing its lease"),
+                "{kind}: {reason}"
+            );
         }
         assert!(
             out.runs
@@ -381,7 +387,11 @@ async fn a_lease_is_judged_on_the_stores_clock_whatever_the_pid_says() {
             Err(FenceError::Lost(l)) => l,
             other => panic!("{kind}: the frozen lease still renews: {other:?}"),
         };
-        assert_eq!((lost.epoch, lost.owner.as_str()), (1, me.as_str()), "{kind}");
+        assert_eq!(
+            (lost.epoch, lost.owner.as_str()),
+            (1, me.as_str()),
+            "{kind}"
+        );
         assert_eq!(lost.status, "aborted", "{kind}");
         assert!(
             matches!(
@@ -407,7 +417,10 @@ async fn a_lease_is_judged_on_the_stores_clock_whatever_the_pid_says() {
             "{kind}"
         );
         let after = store.run(&frozen_me.id).await.expect("run").expect("run");
-        assert_eq!(after.status, "aborted", "{kind}: its status is never overwritten");
+        assert_eq!(
+            after.status, "aborted",
+            "{kind}: its status is never overwritten"
+        );
         assert_eq!(
             store.faults(&frozen_me.id).await.expect("faults").len(),
             1,
@@ -434,7 +447,11 @@ async fn a_run_is_claimed_once_and_only_when_its_lease_expired() {
             .expect("create");
         let row = store.run(&id).await.expect("run").expect("run");
         assert!(
-            store.claim(&row, "a", false).await.expect("claim").is_none(),
+            store
+                .claim(&row, "a", false)
+                .await
+                .expect("claim")
+                .is_none(),
             "{kind}: not before the lease ran out"
         );
         past(300).await;

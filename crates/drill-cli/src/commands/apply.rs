@@ -36,8 +36,10 @@ pub struct ApplyArgs {
     /// How long a failing revert is retried before the run gives up with exit 4.
     #[arg(long, value_name = "DURATION", default_value = "2m")]
     pub revert_timeout: String,
-    /// How long the run's lease lasts without a heartbeat (another host's `drill recover`
-    /// waits this long before taking over).
+    /// How long the run's lease lasts without a renewal, on the store's clock (renewed every
+    /// third of it). Past it, any other `drill recover` or `drill apply` takes the run over,
+    /// even if this process still exists (a frozen one); this process then changes nothing
+    /// more and exits 3.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub lease: String,
     #[command(flatten)]

@@ -34,13 +34,13 @@ pub fn run(args: RecoverArgs) -> Result<ExitCode> {
         println!("run {run}: {reason}");
     }
     for (run, f, what) in &rec.reverted {
-        println!("restored: run {run}: {f}: {what}");
+        println!("run {run}: {f}: {what}");
     }
     for (run, f, what) in &rec.not_applied {
-        println!("nothing changed: run {run}: {f}: {what}");
+        println!("run {run}: {f}: {what}");
     }
     for (run, f, what) in &rec.permanent {
-        println!("changed for good: run {run}: {f}: {what}");
+        println!("run {run}: {f}: {what}");
     }
     for (run, f, e, how) in &rec.failed {
         eprintln!("STILL CHANGED: run {run}: {f}: {e}\n  to fix by hand: {how}");
