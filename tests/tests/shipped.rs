@@ -78,22 +78,75 @@ fn the_seed_playbook_plans_nine_minutes_and_47400_requests() {
     assert_eq!(fast.drills[0].fault.start, Dur::from_secs(6));
 }
 
+/// A playbook that uses each seed drill with only its required parameters.
+const DEFAULTS: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: defaults}
+target:
+  base_url: http://127.0.0.1:9
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["w"]}
+    redis: ["redis://127.0.0.1:6379"]
+    sql: ["postgres://127.0.0.1:5434"]
+traffic:
+  requests: [{name: r, path: /}]
+  profile: [{rate: 1/s, hold: 30m}]
+drills:
+  - uses: queue-outage
+    at: 1m
+    with: {workers: {docker: {name: w}}, redis: "redis://127.0.0.1:6379"}
+  - uses: db-failover
+    after: recovered
+    with: {replica: "postgres://postgres@127.0.0.1:5434/postgres"}
+  - uses: cache-purge
+    after: recovered
+    with: {redis: "redis://127.0.0.1:6379"}
+"#;
+
 #[test]
 fn seed_numbers_are_the_drills_defaults() {
     let files = read_all("drills");
-    let text = |name: &str| {
-        files
-            .iter()
-            .find(|(f, _)| f.ends_with(name))
-            .map(|(_, t)| t.clone())
-            .expect("drill file")
-    };
-    let q = text("queue-outage.yaml");
-    for needle in ["default: 5000", "default: 3m", "default: 5m", "default: 1%"] {
-        assert!(q.contains(needle), "queue-outage lacks {needle}");
+    assert_eq!(files.len(), 3, "the three seed drills: {files:?}");
+    let env = std::collections::BTreeMap::new();
+    let mut loader = drill_spec::Loader::new(&env);
+    loader.add("defaults.yaml", DEFAULTS, true);
+    for (name, text) in &files {
+        loader.add(name, text, false);
     }
-    assert!(text("db-failover.yaml").contains("default: 2"));
-    assert!(text("cache-purge.yaml").contains("default: 200ms"));
+    let out = loader.finish();
+    assert!(!out.has_errors(), "{:?}", out.diags);
+    // What the resolved drills will do, with every default filled in.
+    let drills: Vec<serde_json::Value> = out.playbooks[0]
+        .drills
+        .iter()
+        .map(|d| serde_json::to_value(&d.spec).expect("json"))
+        .collect();
+    let (q, db, cache) = (&drills[0], &drills[1], &drills[2]);
+    let check = |d: &serde_json::Value, name: &str| {
+        d["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name} in {d}"))
+    };
+    // Seed plan: 5,000 jobs, a 3-minute outage, drained within 5 minutes, < 1% errors.
+    assert_eq!(q["actions"][0]["enqueue"]["jobs"], 5000, "{q}");
+    assert_eq!(q["hold"], "3m", "{q}");
+    assert_eq!(check(q, "backlog-drains")["within"], "5m", "{q}");
+    assert_eq!(
+        check(q, "api-errors-during-outage")["slo"]["error_rate"],
+        "1%",
+        "{q}"
+    );
+    // At most 2 transient 5xx during the failover.
+    assert_eq!(check(db, "transient-5xx")["count"]["max"], 2, "{db}");
+    // p95 rises by less than 200 ms after the purge.
+    assert_eq!(
+        check(cache, "p95-increase")["delta"]["max"],
+        "200ms",
+        "{cache}"
+    );
 }
 
 #[test]

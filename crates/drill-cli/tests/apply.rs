@@ -18,9 +18,10 @@ use drill_testkit::{
 };
 
 /// Queue workers: each pops up to 500 jobs from the Redis list every 100 ms (RESP over
-/// busybox nc, on the host's network to reach 127.0.0.1:6379).
+/// busybox nc, on the host's network to reach 127.0.0.1:6379), and adds how many it popped
+/// to `drill:e2e:done`: the target's own count of the jobs worked.
 fn workers(prefix: &str, n: usize) -> Vec<String> {
-    let script = "trap 'exit 0' TERM; while true; do printf 'LPOP queues:notifications 500\\r\\n' | nc -w 1 127.0.0.1 6379 >/dev/null; sleep 0.1; done";
+    let script = "trap 'exit 0' TERM; while true; do n=$(printf 'LPOP queues:notifications 500\\r\\n' | nc -w 1 127.0.0.1 6379 | head -n 1 | tr -d '*\\r'); if [ \"${n:-0}\" -gt 0 ] 2>/dev/null; then printf 'INCRBY drill:e2e:done %s\\r\\n' \"$n\" | nc -w 1 127.0.0.1 6379 >/dev/null; fi; sleep 0.1; done";
     drill_testkit::containers(prefix, n, &["/bin/sh", "-c", script], true)
 }
 
@@ -34,7 +35,10 @@ async fn the_three_seed_drills_pass_end_to_end_against_real_services() {
     }
     let server = fixture().await;
     let names = workers("drill-e2e-workers", 2);
-    redis(&["DEL", "queues:notifications"]);
+    redis(&["DEL", "queues:notifications", "drill:e2e:done"]);
+    // The cache the purge flushes lives in database 1 (FLUSHDB there), so the queue's
+    // database keeps the evidence of the drain.
+    redis(&["-n", "1", "SET", "drill:e2e:cached", "1"]);
     let w = Work::new();
     let pb = w.file(
         "seed.yaml",
@@ -50,9 +54,19 @@ async fn the_three_seed_drills_pass_end_to_end_against_real_services() {
         assert_eq!(state(n), "running", "the workers are back");
     }
     assert_eq!(
+        redis(&["GET", "drill:e2e:done"]),
+        "5000",
+        "the workers worked every job of the backlog (none was flushed)"
+    );
+    assert_eq!(
         redis(&["LLEN", "queues:notifications"]),
         "0",
         "the backlog drained"
+    );
+    assert_eq!(
+        redis(&["-n", "1", "EXISTS", "drill:e2e:cached"]),
+        "0",
+        "the cache purge flushed the cache's database"
     );
     assert_eq!(in_recovery(), "f", "the replica was promoted for real");
 
@@ -264,11 +278,16 @@ async fn crash(point: Point, then: Then, db: Option<String>) {
                 "{name}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(
-                stdout(&out).contains(&format!("run {}", crashed.id)),
-                "{}",
-                stdout(&out)
-            );
+            let said = stdout(&out);
+            assert!(said.contains(&format!("run {}", crashed.id)), "{said}");
+            if matches!(point, Point::Intent) {
+                // The container was never stopped: recovery says so, and claims no revert.
+                assert!(
+                    said.contains("crash/stop-a: intent only, nothing changed"),
+                    "{said}"
+                );
+                assert!(!said.contains("reverted"), "{said}");
+            }
             took
         }
         Then::NextApply => {
@@ -296,6 +315,23 @@ async fn crash(point: Point, then: Then, db: Option<String>) {
     assert_eq!(leftovers, 0, "{name}: nothing outstanding in the ledger");
     let after = store.run(&crashed.id).await.expect("run").expect("run");
     assert_eq!(after.status, "aborted", "{name}");
+    let ledger = store.faults(&crashed.id).await.expect("ledger");
+    if matches!(point, Point::Intent) {
+        assert_eq!(
+            ledger[0].state,
+            FaultState::NotApplied,
+            "{name}: the target was read, not assumed changed"
+        );
+        assert!(
+            after
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("1 fault intent only (nothing changed)"),
+            "{name}: {:?}",
+            after.reason
+        );
+    }
     assert!(
         after
             .reason
@@ -715,5 +751,6 @@ drills:
   - uses: cache-purge
     after: recovered
     with:
-      redis: redis://127.0.0.1:6379
+      redis: redis://127.0.0.1:6379/1
+      scope: db
 "#;

@@ -245,22 +245,33 @@ mod tests {
     }
 
     #[test]
-    fn a_fault_with_neither_target_nor_command_locks_its_own_name() {
-        let f = Fault {
-            name: "x".into(),
-            action: drill_spec::model::FaultAction::Exec,
-            target: None,
-            replicas: None,
-            network: None,
-            pattern: None,
-            client_type: None,
-            scope: None,
-            route_switch: None,
-            exec: None,
-            sql: None,
-            http: None,
-            irreversible: false,
+    fn lock_keys_name_what_a_fault_touches_so_two_spellings_share_one() {
+        let key =
+            |v: serde_json::Value| lock_key(&serde_json::from_value::<Fault>(v).expect("a fault"));
+        let flush = |url: &str| {
+            key(serde_json::json!({"name": "a", "action": "flush", "target": {"redis": url}}))
         };
-        assert_eq!(lock_key(&f), "fault:x");
+        assert_eq!(flush("redis://cache:6379"), "redis:redis://cache:6379");
+        assert_eq!(
+            flush("rediss://:pw@CACHE/2"),
+            flush("redis://cache:6379"),
+            "one server, one lock, however its URL is written"
+        );
+        assert_ne!(flush("redis://cache:6380"), flush("redis://cache:6379"));
+        assert_eq!(
+            key(serde_json::json!({"name": "e", "action": "exec",
+                "exec": {"inject": {"command": ["touch", "x"]}}})),
+            "exec:touch x"
+        );
+        assert_eq!(
+            key(serde_json::json!({"name": "h", "action": "http",
+                "http": {"inject": {"method": "POST", "url": "http://ctl:8080/chaos"}}})),
+            "http:http://ctl:8080"
+        );
+        assert_eq!(
+            key(serde_json::json!({"name": "x", "action": "exec"})),
+            "fault:x",
+            "neither a target nor a command: the fault's own name"
+        );
     }
 }

@@ -261,8 +261,31 @@ mod tests {
         let list = vec!["redis://redis.staging:6379".to_string()];
         assert!(endpoint(&list, "redis://:secret@redis.staging/0", "redis", "redis").is_ok());
         assert!(endpoint(&list, "redis://redis.prod:6379", "redis", "redis").is_err());
+        // A different port, or another engine on the same host and port, is another endpoint.
+        assert!(endpoint(&list, "redis://redis.staging:6380", "redis", "redis").is_err());
+        assert!(endpoint(&list, "postgres://redis.staging:6379/x", "redis", "redis").is_err());
+        // Spellings of one scheme (postgresql/postgres, rediss/redis) and the default port
+        // compare equal; host names compare without case.
         let sql = vec!["postgres://replica.staging:5432".to_string()];
         assert!(endpoint(&sql, "postgresql://app@replica.staging/app", "sql", "sql").is_ok());
+        assert!(
+            endpoint(
+                &sql,
+                "postgres://app@REPLICA.staging:5432/app",
+                "sql",
+                "sql"
+            )
+            .is_ok()
+        );
+        assert!(endpoint(&sql, "mysql://replica.staging:5432/app", "sql", "sql").is_err());
+        assert!(endpoint(&list, "rediss://redis.staging:6379", "redis", "redis").is_ok());
+        let refused = endpoint(&sql, "postgres://primary.staging/app", "sql", "sql")
+            .expect_err("another host");
+        assert!(
+            refused.hint.contains("postgres://primary.staging:5432"),
+            "the hint names what to add: {}",
+            refused.hint
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl Record {
                 was_in_recovery: true,
                 ..
             } => Some(format!(
-                "promoted the replica at {} to primary; the old primary no longer receives writes: rebuild a replica (pg_basebackup from the new primary) to restore redundancy",
+                "promoted the replica at {} to primary, for good: rebuild a replica from it (pg_basebackup from the new primary) to restore redundancy",
                 redact(&self.url)
             )),
             Action::Statements {
