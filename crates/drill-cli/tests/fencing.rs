@@ -294,3 +294,61 @@ async fn a_route_switch_that_cannot_be_rolled_forward_exits_4_naming_the_inconsi
 async fn kill_9_before_the_promotion_is_recovered_as_intent_only_nothing_changed() {
     failover_crash(Kill::BeforePromote).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_stretched_by_a_freeze_is_reported_as_measured() {
+    if !service("docker image drill-test-busybox", docker_ready()) {
+        return;
+    }
+    let names = sleepers("drill-fence", 1);
+    let server = fixture().await;
+    let w = Work::new();
+    let pb = w.file(
+        "hold.yaml",
+        &FENCE
+            .replace("BASE", &server.url(""))
+            .replace("HOLD", "2s")
+            .replace("hold: 2m", "hold: 20s"),
+    );
+    // The lease outlasts the freeze: nobody takes over, the run goes on.
+    let mut r = Running::spawn(w.apply_args(&pb, &["--lease", "1m"]));
+    r.wait_for("outage/stop: applied", Duration::from_secs(30));
+    let pid = r.child.id();
+    nix_kill(pid, "STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    nix_kill(pid, "CONT");
+    let (code, out, err) = r.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("outage: hold over"))
+        .unwrap_or_else(|| panic!("no hold line: {err}"));
+    let measured: f64 = line
+        .split("applied for ")
+        .nth(1)
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no measured time in {line:?}"));
+    assert!(
+        measured >= 4.0,
+        "the freeze is in the measured hold: {line}"
+    );
+    assert!(line.contains("(planned 2.0s)"), "{line}");
+    let store = w.store().await;
+    let run = store.runs(1).await.expect("runs").remove(0);
+    let report: serde_json::Value = serde_json::from_str(
+        &store
+            .report(&run.id, "json")
+            .await
+            .expect("report")
+            .expect("stored"),
+    )
+    .expect("json");
+    let applied_for = report["faults"][0]["applied_for_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        applied_for >= 4.0,
+        "the report's window is measured: {applied_for}"
+    );
+    assert_eq!(state(&names[0]), "running");
+    cleanup(&names);
+}

@@ -119,6 +119,8 @@ pub fn json(i: &Input<'_>) -> Value {
                 "intent_at": iso(f.intent_ms),
                 "applied_at": opt_iso(f.applied_ms),
                 "reverted_at": opt_iso(f.reverted_ms),
+                // Measured: from the instant the apply returned to the one the revert did.
+                "applied_for_s": applied_for(f).map(|ms| ms as f64 / 1000.0),
                 "attempts": f.attempts,
                 "error": f.error,
                 "manual_restore": f.manual_restore,
@@ -308,22 +310,29 @@ pub fn markdown(i: &Input<'_>) -> String {
         let _ = writeln!(s, "\n## Faults (ledger)\n");
         let _ = writeln!(
             s,
-            "| drill | fault | state | applied | reverted | attempts |\n| --- | --- | --- | --- | --- | ---: |"
+            "| drill | fault | state | applied | reverted | applied for | attempts |\n| --- | --- | --- | --- | --- | ---: | ---: |"
         );
         for f in i.ledger {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 f.drill,
                 f.fault,
                 f.state.as_str(),
                 f.applied_ms.map(iso).unwrap_or_else(|| "—".into()),
                 f.reverted_ms.map(iso).unwrap_or_else(|| "—".into()),
+                applied_for(f)
+                    .map_or_else(|| "—".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
                 f.attempts
             );
         }
     }
     s
+}
+
+/// How long a fault was really applied, when both instants are in the ledger.
+fn applied_for(f: &FaultRow) -> Option<i64> {
+    Some(f.reverted_ms? - f.applied_ms?).filter(|d| *d >= 0)
 }
 
 /// XML text escaping.
