@@ -39,6 +39,11 @@ TRIALS = [
     ("STOP", "queue-outage/stop-workers: applied", 0.5),
     ("STOP", "db-failover: injecting", 0.05),
     ("STOP", "cache-purge: injecting", 0.0),
+    ("STOP", "db-failover: injecting", 0.0),
+    ("STOP", "db-failover: injecting", 0.02),
+    ("STOP", "db-failover: injecting", 0.1),
+    ("STOP", "db-failover: injecting", 0.2),
+    ("KILL", "cache-purge/flush-redis: applied", 0.0),
 ]
 
 

@@ -352,3 +352,80 @@ async fn a_hold_stretched_by_a_freeze_is_reported_as_measured() {
     assert_eq!(state(&names[0]), "running");
     cleanup(&names);
 }
+
+/// Whether process `pid` is stopped (state `T` in /proc/PID/stat).
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_frozen_just_before_its_promotion_and_taken_over_never_promotes() {
+    if !service("postgres replica on 127.0.0.1:5434", replica_ready()) {
+        return;
+    }
+    assert_eq!(in_recovery(), "t", "the replica is a replica");
+    let server = fixture().await;
+    let w = Work::new();
+    let route = w.dir.path().join("route-switched");
+    let pb = w.file(
+        "failover.yaml",
+        &FAILOVER
+            .replace("BASE", &server.url(""))
+            .replace("ROUTE", &route.display().to_string()),
+    );
+    // Frozen with the promotion step recorded as begun and pg_promote not called yet: the
+    // worst moment, as the fence it passed for that record is the last the store said, and
+    // no fenced write stands between it and the call.
+    let mut c = w.apply_args(&pb, &["--lease", "2s"]);
+    c.env("DRILL_FREEZE_POINT", "before-promote");
+    let mut r = Running::spawn(c);
+    r.wait_for(
+        "drill: freeze point before-promote",
+        Duration::from_secs(60),
+    );
+    let pid = r.child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stopped(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not freeze"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let rec = w.drill(&["recover", "--revert-timeout", "2s"]);
+    let out = stdout(&rec);
+    let rec_err = String::from_utf8_lossy(&rec.stderr);
+    assert_eq!(rec.status.code(), Some(0), "{out}\n{rec_err}");
+    assert!(out.contains("never promoted"), "{out}");
+    // Wake it: it must find out before the call, not after.
+    nix_kill(pid, "CONT");
+    let (code, out, err) = r.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(
+        err.contains("not sure it still owns run") || err.contains("no longer ours"),
+        "{err}"
+    );
+    assert_eq!(
+        in_recovery(),
+        "t",
+        "the resumed run did not promote the replica behind recovery's back\n{err}"
+    );
+    assert!(!route.exists(), "nor switch the route");
+    let store = w.store().await;
+    let run = store.runs(1).await.expect("runs").remove(0);
+    assert_eq!(run.status, "aborted");
+    assert_eq!(
+        store.faults(&run.id).await.expect("ledger")[0].state,
+        FaultState::NotApplied,
+        "the ledger stays true"
+    );
+    assert!(replica_ready());
+}

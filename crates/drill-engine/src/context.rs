@@ -74,6 +74,8 @@ pub(crate) struct LiveFault {
 pub(crate) struct Ownership {
     pub lease: Lease,
     lost: Mutex<Option<LostLease>>,
+    /// When the newest fenced write that went through was sent.
+    confirmed: Mutex<Instant>,
     abort: Abort,
 }
 
@@ -82,8 +84,36 @@ impl Ownership {
         Ownership {
             lease,
             lost: Mutex::new(None),
+            confirmed: Mutex::new(Instant::now()),
             abort,
         }
+    }
+
+    /// A fenced write sent at `sent` went through: the lease held then.
+    pub fn confirm(&self, sent: Instant) {
+        let mut c = locked(&self.confirmed);
+        if sent > *c {
+            *c = sent;
+        }
+    }
+
+    /// Whether this process may make a mutating call now, asked right before it: the lease
+    /// was not lost, and was confirmed recently enough that no one can have taken it over
+    /// since (a process frozen past its lease finds out here, on waking, before it calls).
+    pub fn sure(&self) -> Result<(), String> {
+        if let Some(l) = self.lost() {
+            return Err(l.to_string());
+        }
+        let age = locked(&self.confirmed).elapsed();
+        if age >= self.lease.trust() {
+            return Err(format!(
+                "this process is not sure it still owns run {}: its lease was last confirmed {:.1} s ago (lease {:.1} s), so it makes no change",
+                self.lease.run_id,
+                age.as_secs_f64(),
+                self.lease.ttl_ms as f64 / 1000.0
+            ));
+        }
+        Ok(())
     }
 
     /// Records that the run was taken over, and aborts it (the first loss is kept).

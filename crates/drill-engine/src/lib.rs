@@ -64,14 +64,27 @@ pub fn quiet() -> Log {
 /// The environment variable that stops the process at a crash point, for the crash-safety
 /// tests: `intent` (the intent is stored, the fault not applied), `applied` (the fault is
 /// applied, the ledger does not say so yet), `reverting` (a revert went through, the ledger
-/// does not say so yet). The process prints `drill: crash point NAME` and waits to be killed.
+/// does not say so yet), `before-STEP` (a composite's step is recorded as begun, its call not
+/// made), `after-STEP` (a composite's step is done, the next not started).
+/// The process prints `drill: crash point NAME` and waits to be killed.
 pub const CRASH_POINT_ENV: &str = "DRILL_CRASH_POINT";
+
+/// The environment variable that freezes the process at one of the same points: it prints
+/// `drill: freeze point NAME` and stops itself (SIGSTOP, every thread at once, as a hung
+/// process would); SIGCONT resumes it right there. For the fencing tests.
+pub const FREEZE_POINT_ENV: &str = "DRILL_FREEZE_POINT";
 
 pub(crate) fn crash_point(name: &str) {
     if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
         eprintln!("drill: crash point {name}");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    if std::env::var(FREEZE_POINT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("drill: freeze point {name}");
+        if let Err(e) = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP) {
+            eprintln!("drill: cannot freeze: {e}");
         }
     }
 }

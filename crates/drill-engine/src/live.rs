@@ -45,6 +45,20 @@ fn note_lost(own: &Ownership, e: &FenceError) {
     }
 }
 
+/// A fenced write: a success confirms the lease as of when it was sent, a loss is recorded.
+async fn fenced<T>(
+    own: &Ownership,
+    write: impl std::future::Future<Output = Result<T, FenceError>>,
+) -> Result<T, FenceError> {
+    let sent = std::time::Instant::now();
+    let r = write.await;
+    match &r {
+        Ok(_) => own.confirm(sent),
+        Err(e) => note_lost(own, e),
+    }
+    r
+}
+
 /// Injects one fault: prepare (fresh state), intent in the ledger, apply, applied.
 pub(crate) async fn inject(
     cx: &Arc<RunContext>,
@@ -79,8 +93,7 @@ pub(crate) async fn inject(
     let lease = &cx.own.lease;
     // Write-ahead and fenced: the record that undoes the fault is durable before the fault
     // happens, and only if this process still holds the run.
-    if let Err(e) = cx.store.fault_intent(lease, &row).await {
-        note_lost(&cx.own, &e);
+    if let Err(e) = fenced(&cx.own, cx.store.fault_intent(lease, &row)).await {
         return Err(InjectError::Intent(e));
     }
     locked(&cx.faults).push(LiveFault {
@@ -96,27 +109,28 @@ pub(crate) async fn inject(
         done: Vec::new(),
     });
     crate::crash_point("intent");
+    // Asked by the backend right before its mutating call.
+    let sure = || cx.own.sure();
     let steps = drill_faults::steps(&prepared.record);
-    if let [_] = steps {
-        drill_faults::apply(&prepared.record)
+    if let [only] = steps {
+        drill_faults::apply_step(&prepared.record, only, &sure)
             .await
             .map_err(InjectError::Apply)?;
     } else {
         // A composite: each step's intent and completion in the ledger, so that recovery
         // knows where a crash stopped it (and rolls it forward).
         for step in steps {
-            if let Err(e) = cx.store.fault_step(lease, &id, step, "intent").await {
-                note_lost(&cx.own, &e);
+            if let Err(e) = fenced(&cx.own, cx.store.fault_step(lease, &id, step, "intent")).await {
                 return Err(InjectError::Step(e));
             }
-            drill_faults::apply_step(&prepared.record, step)
+            crate::crash_point(&format!("before-{step}"));
+            drill_faults::apply_step(&prepared.record, step, &sure)
                 .await
                 .map_err(InjectError::Apply)?;
             if let Some(lf) = locked(&cx.faults).iter_mut().find(|x| x.id == id) {
                 lf.done.push((*step).to_owned());
             }
-            if let Err(e) = cx.store.fault_step(lease, &id, step, "done").await {
-                note_lost(&cx.own, &e);
+            if let Err(e) = fenced(&cx.own, cx.store.fault_step(lease, &id, step, "done")).await {
                 cx.say(&format!(
                     "error: {drill}/{}: step {step} ran, but the ledger refused to record it: {}; {}",
                     f.name,
@@ -130,14 +144,14 @@ pub(crate) async fn inject(
     }
     crate::crash_point("applied");
     cx.set_state(&id, FaultState::Applied, None);
-    match cx
-        .store
-        .fault_state(lease, &id, FaultState::Applied, None)
-        .await
+    match fenced(
+        &cx.own,
+        cx.store.fault_state(lease, &id, FaultState::Applied, None),
+    )
+    .await
     {
         Ok(()) => {}
         Err(e @ FenceError::Lost(_)) => {
-            note_lost(&cx.own, &e);
             cx.say(&format!(
                 "error: {drill}/{} was applied, but {}; {}",
                 f.name,
@@ -240,6 +254,8 @@ pub(crate) async fn sweep(cx: &Arc<RunContext>) -> Vec<StillChanged> {
 pub(crate) enum StepError {
     #[error("not run: the call log refused it")]
     Fence(#[source] FenceError),
+    #[error("not run: {0}")]
+    Unsure(String),
     #[error(transparent)]
     Fault(#[from] FaultError),
 }
@@ -253,25 +269,30 @@ pub(crate) async fn step(
     allow: &Allow,
     label: &str,
 ) -> Result<String, StepError> {
-    if let Err(e) = store.record_call(&own.lease, "step", label).await {
-        note_lost(own, &e);
+    if let Err(e) = fenced(own, store.record_call(&own.lease, "step", label)).await {
         return Err(StepError::Fence(e));
     }
+    own.sure().map_err(StepError::Unsure)?;
     Ok(drill_faults::steps::run_step(s, allow).await?.to_string())
 }
 
 /// Runs a drill's action, recorded (fenced) in the call log first.
 pub(crate) async fn action(cx: &Arc<RunContext>, a: &Action, label: &str) -> ActionResult {
     let at_s = secs(cx.now());
-    let r = match cx.store.record_call(&cx.own.lease, "action", label).await {
-        Ok(()) => drill_faults::steps::run_action(a, &cx.allow)
-            .await
-            .map(|d| d.to_string())
-            .map_err(|e| chain(&e)),
-        Err(e) => {
-            note_lost(&cx.own, &e);
-            Err(format!("not run: the call log refused it: {}", chain(&e)))
-        }
+    let r = match fenced(
+        &cx.own,
+        cx.store.record_call(&cx.own.lease, "action", label),
+    )
+    .await
+    {
+        Ok(()) => match cx.own.sure() {
+            Ok(()) => drill_faults::steps::run_action(a, &cx.allow)
+                .await
+                .map(|d| d.to_string())
+                .map_err(|e| chain(&e)),
+            Err(why) => Err(format!("not run: {why}")),
+        },
+        Err(e) => Err(format!("not run: the call log refused it: {}", chain(&e))),
     };
     match &r {
         Ok(m) => cx.say(&format!("{label}: {m}")),

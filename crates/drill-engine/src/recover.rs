@@ -321,9 +321,24 @@ pub async fn settle_with_retry(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        // The fence: no call to the target unless the store confirms the lease now.
+        // The fence: no call to the target unless the store confirms the lease now, and
+        // the backend asks again right before its mutation whether that confirmation is
+        // still recent enough to rely on (it is not, for a process frozen in between).
+        let sent = Instant::now();
+        let sure = move || {
+            if sent.elapsed() < lease.trust() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "this process is not sure it still owns run {}: its lease was confirmed {:.1} s ago (lease {:.1} s), so it makes no change",
+                    lease.run_id,
+                    sent.elapsed().as_secs_f64(),
+                    lease.ttl_ms as f64 / 1000.0
+                ))
+            }
+        };
         let result = match store.revert_attempt(lease, id).await {
-            Ok(true) => drill_faults::settle(record, done)
+            Ok(true) => drill_faults::settle(record, done, &sure)
                 .await
                 .map_err(RevertError::Fault),
             Ok(false) => return Err(RevertError::Settled),

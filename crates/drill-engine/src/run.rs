@@ -186,7 +186,10 @@ async fn heartbeat(store: Store, own: Arc<Ownership>, stop: Abort, log: Log, lea
         }
         let asked = Instant::now();
         match store.renew(&own.lease).await {
-            Ok(()) => renewed = asked,
+            Ok(()) => {
+                renewed = asked;
+                own.confirm(asked);
+            }
             Err(FenceError::Lost(l)) => {
                 log(&format!("error: {l}"));
                 own.lose(l);

@@ -231,6 +231,17 @@ pub struct Lease {
     pub run_id: String,
     pub owner: String,
     pub epoch: i64,
+    /// How long it lasts without a renewal.
+    pub ttl_ms: i64,
+}
+
+impl Lease {
+    /// How long a confirmation of this lease (a fenced write that went through, timed from
+    /// before it was sent) may be relied on without the store: 90% of its length, a margin
+    /// for clock rates and the write's own latency.
+    pub fn trust(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.ttl_ms).unwrap_or(0) * 9 / 10)
+    }
 }
 
 /// The run was taken over: who holds it now.
@@ -301,6 +312,21 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 2 } else { 4 })
             .acquire_timeout(Duration::from_secs(15))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !sqlite {
+                        // A process frozen inside one of its (two-statement) transactions
+                        // must not hold the run's row locked for ever: the server ends such
+                        // a transaction, and a fenced write waits for a lock at most 10 s.
+                        sqlx::raw_sql(
+                            "SET idle_in_transaction_session_timeout = '5s'; SET lock_timeout = '10s'",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&conn_url)
             .await
             .map_err(err("cannot connect"))?;
@@ -388,6 +414,7 @@ impl Store {
             run_id: r.id.clone(),
             owner: r.owner.clone(),
             epoch: 0,
+            ttl_ms: r.lease_ms,
         })
     }
 
@@ -496,6 +523,7 @@ impl Store {
             run_id: run.id.clone(),
             owner: me.to_owned(),
             epoch: run.epoch + 1,
+            ttl_ms: run.lease_ms,
         }))
     }
 

@@ -463,7 +463,8 @@ async fn a_run_is_claimed_once_and_only_when_its_lease_expired() {
             Some(Lease {
                 run_id: id.clone(),
                 owner: "a".into(),
-                epoch: 1
+                epoch: 1,
+                ttl_ms: 300
             }),
             "{kind}"
         );

@@ -208,11 +208,35 @@ pub fn steps(record: &RevertRecord) -> &'static [&'static str] {
     }
 }
 
-/// Performs one step of [`steps`].
-pub async fn apply_step(record: &RevertRecord, step: &str) -> Result<(), FaultError> {
+/// Asked immediately before each mutating call: `Err` says why the caller may no longer make
+/// it (the engine: this process is not sure it still holds the run's lease). Backends that
+/// read or connect before they mutate ask again right before the mutation.
+pub type Guard<'a> = &'a (dyn Fn() -> Result<(), String> + Send + Sync);
+
+/// A guard that always allows (tests, `drill revert`).
+pub fn unguarded() -> Result<(), String> {
+    Ok(())
+}
+
+pub(crate) fn guarded(guard: Guard<'_>) -> Result<(), FaultError> {
+    guard().map_err(|message| FaultError::Backend {
+        backend: "engine",
+        message,
+    })
+}
+
+/// Performs one step of [`steps`], asking `guard` right before each mutating call.
+pub async fn apply_step(
+    record: &RevertRecord,
+    step: &str,
+    guard: Guard<'_>,
+) -> Result<(), FaultError> {
     match record {
-        RevertRecord::Sql(r) => sql::apply_step(r, step).await,
-        _ if step == "apply" => apply(record).await,
+        RevertRecord::Sql(r) => sql::apply_step(r, step, guard).await,
+        _ if step == "apply" => {
+            guarded(guard)?;
+            apply(record).await
+        }
         _ => Err(FaultError::backend(
             "engine",
             format!("a {} fault has no step {step:?}", record.backend().name()),
@@ -269,10 +293,18 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
 /// runs the steps still missing (*rolls forward*: a promoted replica gets its route switch).
 /// `done` names the steps the ledger says completed. An error means the target is still
 /// changed or inconsistent; its message says what, and how to finish by hand.
-pub async fn settle(record: &RevertRecord, done: &[String]) -> Result<Reverted, FaultError> {
+/// `guard` is asked right before each mutating call.
+pub async fn settle(
+    record: &RevertRecord,
+    done: &[String],
+    guard: Guard<'_>,
+) -> Result<Reverted, FaultError> {
     match record {
-        RevertRecord::Sql(r) => sql::settle(r, done).await,
-        _ => revert(record).await,
+        RevertRecord::Sql(r) => sql::settle(r, done, guard).await,
+        _ => {
+            guarded(guard)?;
+            revert(record).await
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub fn run(args: RevertArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    match rt.block_on(drill_faults::settle(&record, &[])) {
+    match rt.block_on(drill_faults::settle(&record, &[], &drill_faults::unguarded)) {
         Ok(drill_faults::Reverted::Restored(done)) => {
             for d in done {
                 println!("restored: {d}");

@@ -18,7 +18,7 @@ use drill_spec::model::{Allow, Fault, SqlFault, SqlProbe, Step};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::{FaultError, Guard, Prepared, RevertRecord, Reverted, allowed, guarded};
 
 /// What a SQL fault does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,18 +221,27 @@ pub(crate) async fn prepare(
 
 pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
     for step in r.steps() {
-        apply_step(r, step).await?;
+        apply_step(r, step, &crate::unguarded).await?;
     }
     Ok(())
 }
 
-/// Performs one step of [`Record::steps`].
-pub(crate) async fn apply_step(r: &Record, step: &str) -> Result<(), FaultError> {
+/// Performs one step of [`Record::steps`], asking `guard` right before the mutation.
+pub(crate) async fn apply_step(r: &Record, step: &str, guard: Guard<'_>) -> Result<(), FaultError> {
     match (&r.action, step) {
-        (Action::Promote { .. }, "promote") if !is_mysql(&r.url) => promote(&r.url).await,
-        (Action::PromoteMysql { .. }, "promote") if is_mysql(&r.url) => promote_mysql(r).await,
-        (Action::Statements { inject, .. }, "apply") => execute(&r.url, inject).await,
-        (_, "route_switch") => run_route_switch(r).await,
+        (Action::Promote { .. }, "promote") if !is_mysql(&r.url) => promote(&r.url, guard).await,
+        (Action::PromoteMysql { .. }, "promote") if is_mysql(&r.url) => {
+            guarded(guard)?;
+            promote_mysql(r).await
+        }
+        (Action::Statements { inject, .. }, "apply") => {
+            guarded(guard)?;
+            execute(&r.url, inject).await
+        }
+        (_, "route_switch") => {
+            guarded(guard)?;
+            run_route_switch(r).await
+        }
         (Action::Promote { .. }, _) => Err(FaultError::backend(
             "sql",
             "a PostgreSQL promotion on a MySQL URL",
@@ -281,8 +290,13 @@ async fn promoted(r: &Record) -> Result<bool, FaultError> {
 }
 
 /// Settles a fault an interrupted run left (see the module's header for the failover rule).
-pub(crate) async fn settle(r: &Record, done: &[String]) -> Result<Reverted, FaultError> {
+pub(crate) async fn settle(
+    r: &Record,
+    done: &[String],
+    guard: Guard<'_>,
+) -> Result<Reverted, FaultError> {
     if matches!(r.action, Action::Statements { .. }) {
+        guarded(guard)?;
         return revert(r).await;
     }
     let permanent = r.permanent().unwrap_or_default();
@@ -295,6 +309,7 @@ pub(crate) async fn settle(r: &Record, done: &[String]) -> Result<Reverted, Faul
     if r.route_switch().is_none() || done.iter().any(|d| d == "route_switch") {
         return Ok(Reverted::Permanent(permanent));
     }
+    guarded(guard)?;
     match run_route_switch(r).await {
         Ok(()) => Ok(Reverted::Permanent(format!(
             "{permanent}; the route switch had not completed when the run stopped, so it was run now (rolled forward)"
@@ -314,12 +329,15 @@ pub(crate) async fn settle(r: &Record, done: &[String]) -> Result<Reverted, Faul
 /// Promotes a PostgreSQL replica and waits until it is out of recovery. On a hot standby
 /// under write load any query, `pg_promote` included, can be cancelled by a recovery conflict
 /// (SQLSTATE 40001); such failures are retried on a fresh connection for up to 60 s.
-async fn promote(url: &str) -> Result<(), FaultError> {
+async fn promote(url: &str, guard: Guard<'_>) -> Result<(), FaultError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = async {
             let mut con = connect(url).await?;
             if in_recovery(&mut con).await? {
+                // Asked here, after the connection and the read: a process frozen before
+                // this point and taken over meanwhile does not promote.
+                guarded(guard)?;
                 // Not waiting inside the call: a long statement is what a conflict cancels.
                 sqlx::query("select pg_promote(false)")
                     .execute(&mut con)
@@ -340,6 +358,12 @@ async fn promote(url: &str) -> Result<(), FaultError> {
         .await;
         match attempt {
             Ok(()) => return Ok(()),
+            // The guard's refusal is final, never retried.
+            Err(
+                e @ FaultError::Backend {
+                    backend: "engine", ..
+                },
+            ) => return Err(e),
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
