@@ -5,7 +5,7 @@ use std::io::Write;
 use drill_spec::ValidPlaybook;
 use drill_spec::cond::Subject;
 use drill_spec::model::{
-    DockerTarget, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
+    After, DockerTarget, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
 };
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
@@ -100,15 +100,18 @@ impl PlanView {
                 .uses
                 .as_ref()
                 .map_or_else(|| "inline".to_string(), |u| format!("uses {u}"));
+            let once = match d.start {
+                Start::After(After::Recovered, _) => {
+                    "once the previous drill recovered; skipped if its recovery checks fail"
+                }
+                _ => "once the previous drill ended, whatever its checks said",
+            };
             let when = match d.start {
                 Start::At(t) => format!("at {}", t.scaled(scale)),
                 Start::After(..) if dp.start == dp.start_latest => {
-                    format!("at {}, once the previous drill recovered", dp.start)
+                    format!("at {}, {once}", dp.start)
                 }
-                Start::After(..) => format!(
-                    "between {} and {}, once the previous drill recovered",
-                    dp.start, dp.start_latest
-                ),
+                Start::After(..) => format!("between {} and {}, {once}", dp.start, dp.start_latest),
             };
             events.push(Event {
                 kind: "start",

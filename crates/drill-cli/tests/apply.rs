@@ -397,6 +397,125 @@ crash_tests! {
     kill_9_during_the_revert_with_a_postgres_ledger_then_the_next_apply: Reverting, NextApply;
 }
 
+const AFTER: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: after}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["drill-after-*"]}
+    redis: ["redis://127.0.0.1:6379"]
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 10s}]
+drills:
+  - name: stuck
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1s
+      recovery: 2s
+      faults:
+        - {name: pause-0, action: pause, target: {docker: {name: drill-after-0}}}
+      checks:
+        - name: drains
+          probe: {redis: {url: "redis://127.0.0.1:6379", llen: "drill:e2e:stuck"}}
+          until: value < 1
+          within: 2s
+  - name: next
+    after: AFTER
+    drill:
+      baseline: 1s
+      hold: 1s
+      recovery: 1s
+      faults:
+        - {name: stop-1, action: stop, target: {docker: {name: drill-after-1}}}
+"#;
+
+/// When the container last started: a stop and start change it.
+fn started_at(name: &str) -> String {
+    drill_testkit::docker(&["inspect", "-f", "{{.State.StartedAt}}", name])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_after_one_that_did_not_recover_is_skipped_and_its_fault_never_applied() {
+    if !service("docker image drill-test-busybox", docker_ready())
+        || !service("redis on 127.0.0.1:6379", redis_ready())
+    {
+        return;
+    }
+    let names = sleepers("drill-after", 2);
+    let server = fixture().await;
+    for after in ["recovered", "previous"] {
+        // A queue nobody drains: the first drill's recovery check fails.
+        redis(&["DEL", "drill:e2e:stuck"]);
+        redis(&["RPUSH", "drill:e2e:stuck", "job"]);
+        let before = started_at(&names[1]);
+        let w = Work::new();
+        let pb = w.file(
+            "after.yaml",
+            &AFTER
+                .replace("BASE", &server.url(""))
+                .replace("AFTER", after),
+        );
+        let (code, out, err) =
+            Running::spawn(w.apply_args(&pb, &[])).finish(Duration::from_secs(60));
+        assert_eq!(
+            code,
+            Some(1),
+            "{after}: the drain check fails\n{out}\n{err}"
+        );
+        let r = last_report(&w).await;
+        let ledger: Vec<&str> = r["faults"]
+            .as_array()
+            .expect("faults")
+            .iter()
+            .map(|f| f["fault"].as_str().unwrap_or(""))
+            .collect();
+        let next = &r["drills"][1];
+        if after == "recovered" {
+            assert_eq!(next["status"], "skipped", "{next}");
+            let why = next["skipped"].as_str().unwrap_or("");
+            assert!(why.contains("recovery check drains failed"), "{why}");
+            assert!(err.contains("next: skipped"), "{err}");
+            assert_eq!(
+                ledger,
+                ["pause-0"],
+                "the skipped drill's fault was never applied"
+            );
+            assert_eq!(
+                started_at(&names[1]),
+                before,
+                "drill-after-1 was never stopped"
+            );
+            assert!(
+                r["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("1 drill(s) skipped"),
+                "{}",
+                r["reason"]
+            );
+        } else {
+            assert_eq!(
+                next["status"], "completed",
+                "`after: previous` runs it: {next}"
+            );
+            assert_eq!(ledger, ["pause-0", "stop-1"]);
+            assert_ne!(
+                started_at(&names[1]),
+                before,
+                "drill-after-1 was stopped and started"
+            );
+        }
+        assert_eq!(state(&names[0]), "running");
+        assert_eq!(state(&names[1]), "running");
+    }
+    redis(&["DEL", "drill:e2e:stuck"]);
+    cleanup(&names);
+}
+
 const GUARDED: &str = r#"apiVersion: drill/v1
 kind: Playbook
 metadata: {name: guarded}

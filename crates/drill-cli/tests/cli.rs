@@ -272,3 +272,57 @@ fn the_schema_refuses_a_zero_weight_as_validation_does() {
         .expect("a weight property");
     assert_eq!(weight["minimum"], 1, "{weight}");
 }
+
+#[test]
+fn validate_warns_about_an_inert_body_check_and_an_error_class_that_counts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = |expect: &str, errors: &str| {
+        format!(
+            "apiVersion: drill/v1
+kind: Playbook
+metadata: {{name: t}}
+target:
+  base_url: http://127.0.0.1:9
+  allow: {{http: [\"127.0.0.1\"]}}
+traffic:
+  requests:
+    - {{name: a, path: /{expect}}}
+  profile: [{{rate: 1/s, hold: 1s}}]
+  errors: [{errors}]
+"
+        )
+    };
+    std::fs::write(
+        dir.path().join("inert.yaml"),
+        pb(", expect: {pointer: /data, error: false}", "5xx"),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("nothing.yaml"), pb("", "5xx, check")).expect("write");
+    std::fs::write(
+        dir.path().join("counted.yaml"),
+        pb(", expect: {pointer: /data}", "5xx"),
+    )
+    .expect("write");
+    let out = drill(dir.path(), &["validate", "inert.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("inert.yaml:9:")
+            && err.contains("warning: request \"a\": a failed expectation is only reported"),
+        "{err}"
+    );
+    let out = drill(dir.path(), &["validate", "nothing.yaml"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nothing.yaml:11:") && err.contains("`check` counts nothing here"),
+        "{err}"
+    );
+    // The default: an `expect` counts, with no `check` listed, and nothing to warn about.
+    let out = drill(dir.path(), &["validate", "counted.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -280,3 +280,17 @@ async fn no_database_fallback_fails_the_cache_purge_drill() {
     )
     .await;
 }
+
+/// An API that hides its failure behind `200 {"error": …}`: the shipped playbook's body check
+/// (`expect: {pointer: /data}`) counts it as an error, as it is, with no `check` in
+/// `traffic.errors`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_behind_a_200_fail_the_cache_purge_drill_with_the_shipped_playbook() {
+    broken(
+        "error-body",
+        "cache-purge",
+        "api-errors-after-flush",
+        "error_rate",
+    )
+    .await;
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use drill_load::metrics::Stats;
 use drill_spec::ResolvedDrill;
-use drill_spec::model::{Action, Check, Moment, Phase};
+use drill_spec::model::{Action, After, Check, Moment, Phase};
 use drill_spec::timeline::{self, Start};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,8 +26,18 @@ use crate::live;
 use crate::outcome::{ActionResult, DrillResult, DrillStatus, PhaseStats, secs};
 use crate::status::Stage;
 
-/// When the previous drill recovered (an offset from the run's start), for `after:`.
-pub(crate) type Recovered = watch::Receiver<Option<Duration>>;
+/// How a drill ended, for the next one's `after:`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    /// When (an offset from the run's start).
+    pub at: Duration,
+    /// Why it did not recover, if it did not: its hold was cut short, or a recovery check
+    /// failed.
+    pub not_recovered: Option<String>,
+}
+
+/// When and how the previous drill ended, for `after:`.
+pub(crate) type Recovered = watch::Receiver<Option<Ended>>;
 
 fn span_name(drill: &str, phase: &str) -> String {
     format!("{drill}/{phase}")
@@ -39,11 +49,23 @@ pub(crate) async fn run(
     cx: Arc<RunContext>,
     d: ResolvedDrill,
     prev: Option<Recovered>,
-    recovered: watch::Sender<Option<Duration>>,
+    recovered: watch::Sender<Option<Ended>>,
 ) -> DrillResult {
     let mut res = DrillResult::new(&d);
-    let Some(start) = start_time(&cx, &d, prev).await else {
-        return res;
+    let start = match start_time(&cx, &d, prev).await {
+        Begin::At(t) => t,
+        Begin::Never => return res,
+        Begin::Skip(why) => {
+            cx.say(&format!("{}: skipped: {why}", d.name));
+            res.status = DrillStatus::Skipped;
+            res.skipped = Some(why.clone());
+            cx.stage(&d.name, Stage::Done);
+            let _ = recovered.send(Some(Ended {
+                at: cx.now(),
+                not_recovered: Some(format!("it was skipped ({why})")),
+            }));
+            return res;
+        }
     };
     if !cx.sleep_until(start).await {
         return res;
@@ -152,7 +174,25 @@ pub(crate) async fn run(
     for n in ["recovery", "drill"] {
         cx.recorder.close_span(&span_name(&d.name, n), rec);
     }
-    let _ = recovered.send(Some(rec));
+    let not_recovered = if !held {
+        Some("its hold was cut short".to_owned())
+    } else {
+        probe_results
+            .iter()
+            .filter(|(_, phase, _)| *phase != Phase::Fault)
+            .map(|(c, phase, o)| checks::probe(c, *phase, o))
+            .find(|r| !r.passed)
+            .map(|r| {
+                format!(
+                    "its recovery check {} failed: {} (limit {})",
+                    r.name, r.measured, r.limit
+                )
+            })
+    };
+    let _ = recovered.send(Some(Ended {
+        at: rec,
+        not_recovered,
+    }));
     unregister_guards(&cx, &d.name);
     res.actions = inject_actions.await.unwrap_or_default();
     res.actions.extend(revert_actions.await.unwrap_or_default());
@@ -182,22 +222,36 @@ pub(crate) async fn run(
     res
 }
 
-/// When to inject, or `None` when the run ended first.
-async fn start_time(
-    cx: &RunContext,
-    d: &ResolvedDrill,
-    prev: Option<Recovered>,
-) -> Option<Duration> {
+/// When a drill begins.
+enum Begin {
+    At(Duration),
+    /// The run ended first.
+    Never,
+    /// `after: recovered`, and the previous drill did not recover: why.
+    Skip(String),
+}
+
+/// When to inject: at `at`, or once the previous drill ended (`after:`).
+async fn start_time(cx: &RunContext, d: &ResolvedDrill, prev: Option<Recovered>) -> Begin {
     match (d.start, prev) {
-        (Start::At(t), _) => Some(cx.scaled(t)),
-        (Start::After(_, delay), Some(mut rx)) => {
-            let done = tokio::select! {
-                r = rx.wait_for(Option::is_some) => r.ok().and_then(|v| *v),
+        (Start::At(t), _) => Begin::At(cx.scaled(t)),
+        (Start::After(after, delay), Some(mut rx)) => {
+            let ended = tokio::select! {
+                r = rx.wait_for(Option::is_some) => r.ok().and_then(|v| v.clone()),
                 () = cx.abort.triggered() => None,
             };
-            done.map(|t| t + cx.scaled(delay))
+            match ended {
+                None => Begin::Never,
+                Some(Ended {
+                    not_recovered: Some(why),
+                    ..
+                }) if after == After::Recovered => Begin::Skip(format!(
+                    "it runs `after: recovered`, and the previous drill did not recover: {why} (write `after: previous` to run it anyway)"
+                )),
+                Some(e) => Begin::At(e.at + cx.scaled(delay)),
+            }
         }
-        (Start::After(_, delay), None) => Some(cx.scaled(delay)),
+        (Start::After(_, delay), None) => Begin::At(cx.scaled(delay)),
     }
 }
 

@@ -123,6 +123,9 @@ pub enum DrillStatus {
     Aborted,
     /// Baseline, fault, revert and recovery all ran.
     Completed,
+    /// Never started: it runs `after: recovered` and the previous drill did not recover
+    /// (the reason says why); its faults were never applied.
+    Skipped,
 }
 
 impl DrillStatus {
@@ -131,6 +134,7 @@ impl DrillStatus {
             DrillStatus::NotStarted => "not_started",
             DrillStatus::Aborted => "aborted",
             DrillStatus::Completed => "completed",
+            DrillStatus::Skipped => "skipped",
         }
     }
 }
@@ -148,6 +152,9 @@ pub struct DrillResult {
     pub phases: BTreeMap<String, PhaseStats>,
     pub checks: Vec<CheckResult>,
     pub actions: Vec<ActionResult>,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl DrillResult {
@@ -162,6 +169,7 @@ impl DrillResult {
             phases: BTreeMap::new(),
             checks: Vec::new(),
             actions: Vec::new(),
+            skipped: None,
         }
     }
 }

@@ -455,12 +455,16 @@ async fn execute(
         .filter(|c| !c.passed)
         .count();
     let slo_failed = traffic_report.as_ref().is_some_and(|r| !r.passed());
+    let skipped = drills
+        .iter()
+        .filter(|d| d.status == crate::outcome::DrillStatus::Skipped)
+        .count();
     let aborted = abort.reason();
     let status = if !still_changed.is_empty() {
         Status::RevertFailed
     } else if aborted.is_some() {
         Status::Aborted
-    } else if checks_failed > 0 || slo_failed {
+    } else if checks_failed > 0 || slo_failed || skipped > 0 {
         Status::Failed
     } else {
         Status::Passed
@@ -473,11 +477,16 @@ async fn execute(
         )),
         Status::Aborted => aborted,
         Status::Failed => Some(format!(
-            "{checks_failed} check(s) failed{}",
+            "{checks_failed} check(s) failed{}{}",
             if slo_failed {
                 ", and the run-wide SLO"
             } else {
                 ""
+            },
+            if skipped > 0 {
+                format!("; {skipped} drill(s) skipped, as the drill before did not recover")
+            } else {
+                String::new()
             }
         )),
         _ => None,

@@ -48,13 +48,13 @@ impl Stop {
 fn outcome(load: &Load, i: usize, res: &Result<client::Response, Failure>) -> Outcome {
     match res {
         Ok(r) => {
-            let check = load.mix.requests[i]
-                .expect
-                .as_ref()
-                .map(|c| r.status < 400 && request::check_body(c, &r.body));
+            let expect = load.mix.requests[i].expect.as_ref();
+            let check = expect.map(|c| r.status < 400 && request::check_body(c, &r.body));
             Outcome {
                 status: Some(r.status),
-                failure: (check == Some(false)).then_some(Failure::Check),
+                // A failed expectation is a failed request unless it says `error: false`.
+                failure: (check == Some(false) && expect.is_some_and(|c| c.error))
+                    .then_some(Failure::Check),
                 request_id: r.request_id.clone(),
                 check,
             }

@@ -78,7 +78,12 @@ impl ErrorSet {
         ])
     }
 
+    /// Whether an outcome is a failed request. A failed `expect` (marked `Failure::Check`
+    /// only when its `error` is on) always is, listed or not.
     pub fn counts(&self, o: &Outcome) -> bool {
+        if o.failure == Some(Failure::Check) {
+            return true;
+        }
         self.0.iter().any(|c| match (c, o.failure, o.status) {
             (ErrorClass::Timeout, Some(Failure::Timeout), _)
             | (ErrorClass::Connect, Some(Failure::Connect), _)

@@ -411,6 +411,7 @@ mod tests {
             pointer: "/data".into(),
             exists: true,
             equals: None,
+            error: true,
         };
         assert!(check_body(&c, br#"{"data": []}"#));
         assert!(!check_body(&c, b"not json"));

@@ -284,3 +284,69 @@ async fn the_summary_export_matches_k6s_documented_layout_and_the_servers_counts
     assert!(min <= avg && avg <= max, "{d}");
     assert!(num(&m["drill_service_duration"]["min"]) >= ms);
 }
+
+/// A playbook whose one request expects `/missing` (which the fixture never sends), with
+/// `traffic.errors` listed without `check`, and the expectation's `error` as given.
+fn expecting_missing(url: &str, error: &str) -> drill_spec::model::Playbook {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let yaml = format!(
+        r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {{name: t}}
+target:
+  base_url: {url}
+  allow: {{http: ["{host}"]}}
+traffic:
+  requests:
+    - name: a
+      path: /api/v1/communities/1/members/1/activity
+      expect: {{pointer: /missing{error}}}
+  profile:
+    - {{rate: 50/s, hold: 1s}}
+  errors: [5xx, 429, timeout, connect, reset]
+"#
+    );
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let mut loader = drill_spec::Loader::new(&env);
+    loader.add("t.yaml", &yaml, true);
+    let out = loader.finish();
+    assert!(!out.has_errors(), "{:?}", out.diags);
+    out.playbooks[0].playbook.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_expectation_is_an_error_unless_it_says_error_false() {
+    let server = Server::start(Behaviour {
+        pages: 1,
+        ..Behaviour::default()
+    })
+    .await
+    .expect("server");
+    let dir = tempdir();
+    let counted = Run::from_playbook(&expecting_missing(&server.url("/"), ""), &dir, 1.0)
+        .expect("run")
+        .execute(Stop::default())
+        .await;
+    let k6 = counted.k6_summary();
+    let reqs = k6["metrics"]["http_reqs"]["count"].as_u64().unwrap_or(0);
+    assert!(reqs >= 40, "{reqs}");
+    assert_eq!(
+        k6["metrics"]["http_req_failed"]["passes"], reqs,
+        "every 200 without /missing is a failed request, though `check` is not listed"
+    );
+    assert_eq!(k6["metrics"]["checks"]["fails"], reqs);
+    let reported = Run::from_playbook(
+        &expecting_missing(&server.url("/"), ", error: false"),
+        &dir,
+        1.0,
+    )
+    .expect("run")
+    .execute(Stop::default())
+    .await;
+    let k6 = reported.k6_summary();
+    assert_eq!(
+        k6["metrics"]["http_req_failed"]["passes"], 0,
+        "`error: false`: reported among the checks only"
+    );
+    assert!(k6["metrics"]["checks"]["fails"].as_u64().unwrap_or(0) >= 40);
+}

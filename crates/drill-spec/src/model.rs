@@ -247,7 +247,8 @@ pub struct Traffic {
     #[serde(default = "default_request_timeout")]
     pub timeout: Dur,
     /// What counts as a failed request: `5xx`, `4xx`, `429` (or any status code), `timeout`,
-    /// `connect`, `reset`, `check` (a request's `expect` failed).
+    /// `connect`, `reset`. A request's failed `expect` counts too, always, unless that
+    /// `expect` says `error: false` (`check` may be listed; it changes nothing).
     #[serde(default = "default_errors")]
     pub errors: Vec<ErrorClass>,
     /// HTTP version: `auto` (ALPN), `http1` or `http2`.
@@ -364,6 +365,11 @@ pub struct BodyCheck {
     /// The value must equal this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<serde_json::Value>,
+    /// A failed expectation counts as a failed request (the default: a `200` whose body says
+    /// `{"error": …}` is an application error, as the seed plan counts them), whatever
+    /// `traffic.errors` lists; `false` only reports it among the checks.
+    #[serde(default = "default_true")]
+    pub error: bool,
 }
 
 fn default_true() -> bool {
@@ -594,7 +600,9 @@ pub struct DrillRef {
     /// Start at this offset from the start of the traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Dur>,
-    /// `recovered`: start once the previous drill has recovered.
+    /// `recovered`: start once the previous drill has recovered — and be skipped if its
+    /// recovery checks failed; `previous`: start once the previous drill has ended, whatever
+    /// its checks said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<After>,
     /// Extra wait after `after` is met.
@@ -606,8 +614,11 @@ pub struct DrillRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum After {
-    /// The previous drill's recovery checks passed.
+    /// The previous drill's recovery checks passed; when they failed (or it did not run to
+    /// its end), this drill is skipped: its faults are never applied.
     Recovered,
+    /// The previous drill ended, whether or not its recovery checks passed.
+    Previous,
 }
 
 /// A reusable fault scenario (`kind: Drill`), with parameters.

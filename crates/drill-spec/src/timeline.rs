@@ -160,7 +160,7 @@ pub fn place_drill(
 ) -> DrillPlan {
     let (s_early, s_late) = match (start, prev) {
         (Start::At(t), _) => (t.scaled(scale), t.scaled(scale)),
-        (Start::After(After::Recovered, delay), Some(p)) => {
+        (Start::After(After::Recovered | After::Previous, delay), Some(p)) => {
             // Earliest: the previous drill recovers the moment it reverts. Latest: it uses its
             // whole recovery window, having itself started as late as it could.
             let late_shift = p.start_latest - p.start;

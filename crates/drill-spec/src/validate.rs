@@ -292,6 +292,30 @@ fn is_method(m: &str) -> bool {
 }
 
 pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
+    // A combination that makes a body check inert, or an error class that counts nothing.
+    let counted = tr
+        .requests
+        .iter()
+        .any(|r| r.expect.as_ref().is_some_and(|e| e.error));
+    if let Some(i) = tr.errors.iter().position(|c| *c == ErrorClass::Check)
+        && !counted
+    {
+        cx.warning(
+            &format!("traffic.errors[{i}]"),
+            "`check` counts nothing here: no request has an `expect` that counts as an error",
+        );
+    }
+    for (i, r) in tr.requests.iter().enumerate() {
+        if r.expect.as_ref().is_some_and(|e| !e.error) {
+            cx.warning(
+                &format!("traffic.requests[{i}].expect.error"),
+                format!(
+                    "request \"{}\": a failed expectation is only reported, never counted as an error (`error: false`); no SLO, guard or check judges it",
+                    r.name
+                ),
+            );
+        }
+    }
     if tr.requests.is_empty() {
         cx.error_hint(
             "traffic.requests",

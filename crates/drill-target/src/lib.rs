@@ -37,4 +37,7 @@ pub enum Broken {
     NoRetry,
     /// Cache misses rebuild the projection without the lock: a stampede on the database.
     NoStampedeLock,
+    /// The flag middleware has no database fallback and hides it: a flushed cache means
+    /// `200 {"error": "cache miss"}` (an application error behind a success status).
+    ErrorBody,
 }

@@ -185,6 +185,9 @@ impl App {
         match self.flag().await {
             Ok(true) => {}
             Ok(false) => return error(StatusCode::NOT_FOUND, "not found"),
+            Err(_) if self.broken == Some(Broken::ErrorBody) => {
+                return json_resp(StatusCode::OK, &json!({"error": "cache miss"}));
+            }
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
         }
         // 3. The activity projection, cached per community.
@@ -225,7 +228,7 @@ impl App {
         if let Ok(Some(v)) = cached {
             return Ok(v == "1");
         }
-        if self.broken == Some(Broken::NoDbFallback) {
+        if matches!(self.broken, Some(Broken::NoDbFallback | Broken::ErrorBody)) {
             return Err("feature flags unavailable (no cache entry and no fallback)".into());
         }
         self.stats.flag_fallbacks.fetch_add(1, Ordering::Relaxed);

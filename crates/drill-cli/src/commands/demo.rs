@@ -20,8 +20,9 @@ pub struct DemoArgs {
     #[arg(long)]
     pub keep: bool,
     /// Run against a broken variant of the reference target: no-db-fallback,
-    /// no-worker-restart, no-retry or no-stampede-lock.
-    #[arg(long, value_name = "VARIANT", value_parser = ["no-db-fallback", "no-worker-restart", "no-retry", "no-stampede-lock"])]
+    /// no-worker-restart, no-retry, no-stampede-lock or error-body (a 200 whose body is an
+    /// error).
+    #[arg(long, value_name = "VARIANT", value_parser = ["no-db-fallback", "no-worker-restart", "no-retry", "no-stampede-lock", "error-body"])]
     pub broken: Option<String>,
     /// Where the queue workers run: docker (two containers, playbooks/local.yaml) or
     /// processes (one local process, playbooks/local-processes.yaml); default: docker when
