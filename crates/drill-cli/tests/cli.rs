@@ -29,7 +29,16 @@ fn text(b: &[u8]) -> String {
 fn validate_accepts_the_shipped_documents_with_exit_0() {
     let out = drill(&repo(), &["validate", "drills", "playbooks"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "ok: 3 playbooks, 3 drills valid");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "ok: 3 playbooks (9 drills resolved), 3 drill documents valid"
+    );
+    let one = drill(&repo(), &["validate", "playbooks/local.yaml"]);
+    assert_eq!(
+        text(&one.stdout).trim(),
+        "ok: 1 playbook (3 drills resolved) valid",
+        "a playbook with drills does not say 0 drills"
+    );
 }
 
 #[test]

@@ -46,28 +46,50 @@ async fn redis_faults_actions_and_probes() {
     let a = allow(json!({"redis": [url]}));
 
     // FLUSHALL: changes the real state, says it is permanent, reverting is a no-op.
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut c)
+        .await
+        .expect("clean");
     set(&mut c, "drill:test:a", "1").await;
     set(&mut c, "cache:x", "2").await;
+    // A queue shares the Redis: the flush must say it erases it, with the count.
+    let _: () = redis::cmd("RPUSH")
+        .arg("queues:drill-test")
+        .arg(&["j1", "j2", "j3"])
+        .query_async(&mut c)
+        .await
+        .expect("rpush");
     let f = fault(
         json!({"name": "flush", "action": "flush", "target": {"redis": url}, "irreversible": true}),
     );
     let p = prepare(&f, &a, Duration::from_secs(1))
         .await
         .expect("prepare");
-    assert!(dbsize(&mut c).await >= 2, "preflight changes nothing");
+    assert_eq!(dbsize(&mut c).await, 3, "preflight changes nothing");
     assert!(p.changes[0].starts_with("FLUSHALL"), "{:?}", p.changes);
+    assert!(
+        p.changes[0].contains("db0: 3 keys")
+            && p.changes[0].contains("erases 3 queued jobs (queues:drill-test: 3)"),
+        "the warning is measured: {:?}",
+        p.changes
+    );
     apply(&p.record).await.expect("flush");
     assert_eq!(dbsize(&mut c).await, 0);
     let record = roundtrip(&p.record);
+    let perm = record.permanent().unwrap_or_default();
     assert!(
-        record
-            .permanent()
-            .is_some_and(|s| s.contains("flushed every database"))
+        perm.contains("flushed every database (before: db0: 3 keys)"),
+        "{perm}"
     );
-    assert!(matches!(
-        revert(&record).await.expect("revert"),
-        Reverted::Permanent(_)
-    ));
+    assert!(
+        !perm.contains("refills"),
+        "no promise about the application: {perm}"
+    );
+    set(&mut c, "cache:refilled", "1").await;
+    match revert(&record).await.expect("revert") {
+        Reverted::Permanent(s) => assert!(s.ends_with("now db0: 1 keys"), "measured now: {s}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         revert(&record).await.expect("again"),
         Reverted::Permanent(_)

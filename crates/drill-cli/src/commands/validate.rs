@@ -39,12 +39,23 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         Output::Text => {
             print_diags(&outcome);
             if errors == 0 {
+                // The drills the playbooks run (resolved, parameters filled), and the drill
+                // documents named on the command line, checked on their own.
+                let used: usize = outcome.playbooks.iter().map(|p| p.drills.len()).sum();
+                let docs = if outcome.drills_checked > 0 {
+                    format!(
+                        ", {} drill document{}",
+                        outcome.drills_checked,
+                        plural(outcome.drills_checked)
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "ok: {} playbook{}, {} drill{} valid",
+                    "ok: {} playbook{} ({used} drill{} resolved){docs} valid",
                     outcome.playbooks.len(),
                     plural(outcome.playbooks.len()),
-                    outcome.drills_checked,
-                    plural(outcome.drills_checked)
+                    plural(used),
                 );
             } else {
                 eprintln!(
@@ -73,6 +84,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
                 "errors": errors,
                 "playbooks": outcome.playbooks.iter().map(|p| &p.playbook.metadata.name).collect::<Vec<_>>(),
                 "drills_checked": outcome.drills_checked,
+                "drills_resolved": outcome.playbooks.iter().map(|p| p.drills.len()).sum::<usize>(),
                 "diagnostics": diags,
             });
             println!("{}", serde_json::to_string_pretty(&report)?);

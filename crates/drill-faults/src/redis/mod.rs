@@ -32,18 +32,59 @@ pub struct Record {
     pub action: Action,
     /// DBSIZE before the fault.
     pub keys_before: u64,
+    /// Keys per database before the fault (`INFO keyspace`: `db0` → count).
+    #[serde(default)]
+    pub keyspace_before: std::collections::BTreeMap<String, u64>,
+    /// Job queues found in what the fault erases, with their lengths before it (lists under
+    /// the well-known prefixes: Laravel's `queues:`, RQ's `rq:queue:`, Celery's default
+    /// `celery` list).
+    #[serde(default)]
+    pub queues_before: std::collections::BTreeMap<String, u64>,
+}
+
+/// Where job queues live in Redis, by the libraries that write them.
+const QUEUE_PATTERNS: &[&str] = &["queues:*", "rq:queue:*", "celery"];
+
+/// `db0: 6116 keys, db1: 3 keys`.
+fn keyspace_words(k: &std::collections::BTreeMap<String, u64>) -> String {
+    if k.is_empty() {
+        return "no keys".into();
+    }
+    k.iter()
+        .map(|(db, n)| format!("{db}: {n} keys"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `6000 queued jobs (queues:notifications: 6000)`, or nothing.
+fn queue_words(q: &std::collections::BTreeMap<String, u64>) -> Option<String> {
+    let total: u64 = q.values().sum();
+    (total > 0).then(|| {
+        let each: Vec<String> = q
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        format!("{total} queued jobs ({})", each.join(", "))
+    })
 }
 
 impl Record {
     pub(crate) fn permanent(&self) -> Option<String> {
         match &self.action {
             Action::FlushAll => Some(format!(
-                "flushed every database ({} keys in the selected one); the application refills its cache",
-                self.keys_before
+                "flushed every database (before: {}){}",
+                keyspace_words(&self.keyspace_before),
+                queue_words(&self.queues_before)
+                    .map(|q| format!(", erasing {q}"))
+                    .unwrap_or_default()
             )),
             Action::FlushDb => Some(format!(
-                "flushed the database ({} keys); the application refills its cache",
-                self.keys_before
+                "flushed the database ({} keys before){}",
+                self.keys_before,
+                queue_words(&self.queues_before)
+                    .map(|q| format!(", erasing {q}"))
+                    .unwrap_or_default()
             )),
             Action::DeleteKeys { pattern } => Some(format!("deleted the keys matching {pattern}")),
             Action::ClientKill { client_type } => Some(format!(
@@ -111,11 +152,20 @@ pub(crate) async fn prepare(
     };
     let mut con = connect(url).await?;
     let keys_before: u64 = query(&mut con, &redis::cmd("DBSIZE")).await?;
+    let keyspace_before = keyspace(&mut con).await?;
+    let queues_before = match &action {
+        Action::FlushAll | Action::FlushDb => queues(&mut con).await?,
+        _ => Default::default(),
+    };
+    let erasing = queue_words(&queues_before)
+        .map(|q| format!("; it also erases {q}"))
+        .unwrap_or_default();
     let change = match &action {
-        Action::FlushAll => {
-            format!("FLUSHALL on {url} ({keys_before} keys in the selected database), for good")
-        }
-        Action::FlushDb => format!("FLUSHDB on {url} ({keys_before} keys), for good"),
+        Action::FlushAll => format!(
+            "FLUSHALL on {url} (now {}), for good{erasing}",
+            keyspace_words(&keyspace_before)
+        ),
+        Action::FlushDb => format!("FLUSHDB on {url} ({keys_before} keys), for good{erasing}"),
         Action::ClientPause { millis } => format!(
             "CLIENT PAUSE {millis} WRITE on {url} (writes wait, reads go on), then CLIENT UNPAUSE"
         ),
@@ -129,9 +179,63 @@ pub(crate) async fn prepare(
             url: url.to_owned(),
             action,
             keys_before,
+            keyspace_before,
+            queues_before,
         }),
         changes: vec![change],
     })
+}
+
+/// Keys per database (`INFO keyspace`: `db0:keys=6116,expires=0,avg_ttl=0`).
+async fn keyspace(
+    con: &mut redis::aio::MultiplexedConnection,
+) -> Result<std::collections::BTreeMap<String, u64>, FaultError> {
+    let info: String = query(con, redis::cmd("INFO").arg("keyspace")).await?;
+    Ok(info
+        .lines()
+        .filter_map(|l| {
+            let (db, rest) = l.trim().split_once(':')?;
+            let keys = rest.split(',').find_map(|kv| kv.strip_prefix("keys="))?;
+            Some((db.to_owned(), keys.parse().ok()?))
+        })
+        .collect())
+}
+
+/// The job queues in the selected database, with their lengths (at most 10,000 keys are
+/// looked at, so a large cache is not walked whole).
+async fn queues(
+    con: &mut redis::aio::MultiplexedConnection,
+) -> Result<std::collections::BTreeMap<String, u64>, FaultError> {
+    let mut out = std::collections::BTreeMap::new();
+    for pattern in QUEUE_PATTERNS {
+        let mut cursor: u64 = 0;
+        let mut seen = 0usize;
+        loop {
+            let (next, keys): (u64, Vec<String>) = query(
+                con,
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(*pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await?;
+            for k in keys {
+                let kind: String = query(con, redis::cmd("TYPE").arg(&k)).await?;
+                if kind == "list" {
+                    let n: u64 = query(con, redis::cmd("LLEN").arg(&k)).await?;
+                    out.insert(k, n);
+                }
+            }
+            seen += 1000;
+            if next == 0 || seen >= 10_000 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes keys matching `pattern` in batches, so the server keeps serving. Returns how many.
@@ -200,6 +304,16 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
                 "CLIENT UNPAUSE on {}",
                 r.url
             )]))
+        }
+        Action::FlushAll | Action::FlushDb => {
+            // Said as measured: what it held before, and what it holds now.
+            let mut con = connect(&r.url).await?;
+            let now = keyspace(&mut con).await?;
+            Ok(Reverted::Permanent(format!(
+                "{}; now {}",
+                r.permanent().unwrap_or_default(),
+                keyspace_words(&now)
+            )))
         }
         _ => Ok(Reverted::Permanent(r.permanent().unwrap_or_default())),
     }
