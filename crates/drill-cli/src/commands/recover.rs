@@ -22,10 +22,20 @@ pub struct RecoverArgs {
 pub fn run(args: RecoverArgs) -> Result<ExitCode> {
     let budget = dur(&args.revert_timeout, "revert-timeout")?;
     let log = log_to(None);
-    let rec = runtime()?.block_on(async {
+    let rec = match runtime()?.block_on(async {
         let store = args.db.open().await?;
         anyhow::Ok(drill_engine::recover::reconcile(&store, None, budget, &log).await?)
-    })?;
+    }) {
+        Ok(r) => r,
+        Err(e) if format!("{e:#}").contains("database is locked") => {
+            eprintln!("drill: error: {e:#}");
+            eprintln!(
+                "  another process holds the history store's write lock and does not let go: a drill frozen (SIGSTOP, a hung host) in the middle of a write. Nothing was changed. Find it (`drill runs` names each run's owner: host/pid/…), resume or kill it, then run `drill recover` again"
+            );
+            return Ok(exit::code(exit::INVALID));
+        }
+        Err(e) => return Err(e),
+    };
     if rec.is_empty() {
         println!("nothing to recover: no run without a live owner has anything changed");
         return Ok(exit::code(exit::OK));
