@@ -17,6 +17,16 @@ use drill_testkit::{
     service, sleepers, stdout,
 };
 
+/// Removes containers when dropped, so a failing test leaves no worker popping the queue
+/// another test measures.
+struct Removed(Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        cleanup(&self.0);
+    }
+}
+
 /// Queue workers: each pops up to 500 jobs from the Redis list every 100 ms (RESP over
 /// busybox nc, on the host's network to reach 127.0.0.1:6379), and adds how many it popped
 /// to `drill:e2e:done`: the target's own count of the jobs worked.
@@ -35,6 +45,7 @@ async fn the_three_seed_drills_pass_end_to_end_against_real_services() {
     }
     let server = fixture().await;
     let names = workers("drill-e2e-workers", 2);
+    let _removed = Removed(names.clone());
     redis(&["DEL", "queues:notifications", "drill:e2e:done"]);
     // The cache the purge flushes lives in database 1 (FLUSHDB there), so the queue's
     // database keeps the evidence of the drain.
@@ -693,6 +704,7 @@ async fn dry_run_resolves_and_reads_everything_and_changes_nothing() {
     }
     let server = fixture().await;
     let names = workers("drill-dry-workers", 2);
+    let _removed = Removed(names.clone());
     redis(&["SET", "drill:e2e:dry", "kept"]);
     redis(&["DEL", "queues:notifications"]);
     let before = (
@@ -725,7 +737,7 @@ async fn dry_run_resolves_and_reads_everything_and_changes_nothing() {
         "{text}"
     );
     assert!(
-        text.contains("cache-purge/flush-redis: would FLUSHALL"),
+        text.contains("cache-purge/flush-redis: would FLUSHDB on redis://127.0.0.1:6379/1"),
         "{text}"
     );
     assert!(text.contains("backlog-drains: reads 0"), "{text}");
