@@ -102,8 +102,10 @@ async fn templates_rotate_tokens_and_follow_cursors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_threshold_fails_the_verdict_and_is_written_as_k6_writes_it() {
+    // One page of `/data` per request: the body check passes, so only latency fails.
     let server = Server::start(Behaviour {
         delay: Duration::from_millis(30),
+        pages: 1,
         ..Behaviour::default()
     })
     .await
