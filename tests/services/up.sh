@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379, a
+# Installs and starts what the backend tests need, idempotently: Redis on 127.0.0.1:6379, RQ,
+# Celery (PyPI, in a virtualenv) and Sidekiq (Debian) for the job formats, a
 # PostgreSQL primary (5433) with a streaming replica (5434), a MariaDB primary (3307) with a
 # replica (3308), and a local Docker image
 # (drill-test-busybox) built from Debian's busybox-static, since no registry can be reached.
@@ -7,7 +8,7 @@
 set -euo pipefail
 
 missing=()
-for pkg in redis-server busybox-static; do
+for pkg in redis-server busybox-static ruby-sidekiq; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,6 +25,15 @@ fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "error: Redis did not start on 127.0.0.1:6379 (see /tmp/drill-redis.log)" >&2
   exit 1
+fi
+
+# Real job systems for the job-format tests (crates/drill-cli/tests/queues.rs): RQ and Celery
+# from PyPI in a virtualenv, Sidekiq from Debian's ruby-sidekiq (above).
+py=${DRILL_TEST_PY:-/var/lib/drill-test/py}
+if ! "$py/bin/python" -c 'import rq, celery, redis' >/dev/null 2>&1; then
+  echo "+ installing RQ and Celery into $py"
+  python3 -m venv "$py"
+  "$py/bin/pip" install -q 'rq>=2,<4' 'celery[redis]>=5.3,<6'
 fi
 
 bash "$(dirname "$0")/postgres.sh"

@@ -187,12 +187,11 @@ impl PlanView {
                 let (detail, target) = if let Some(e) = &a.enqueue {
                     (
                         format!(
-                            "enqueue {} jobs into {} ({:?})",
+                            "enqueue {} {} jobs into {}",
                             group(u64::from(e.jobs)),
-                            e.key,
-                            e.into
-                        )
-                        .to_lowercase(),
+                            e.format.name(),
+                            e.queue_ref().key(),
+                        ),
                         Some(e.redis.clone()),
                     )
                 } else if let Some(e) = &a.exec {

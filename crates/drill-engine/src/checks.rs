@@ -249,6 +249,9 @@ fn probe_name(c: &Check) -> String {
         Some(P::Redis(r)) if r.llen.is_some() || r.xlen.is_some() || r.zcard.is_some() => {
             "backlog".into()
         }
+        Some(P::Redis(r)) if let Some(q) = &r.pending => {
+            format!("{} pending", q.key())
+        }
         Some(p) => format!("{} value", p.backend()),
         None => "value".into(),
     }

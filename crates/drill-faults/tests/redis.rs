@@ -165,6 +165,24 @@ async fn redis_faults_actions_and_probes() {
             .expect("llen"),
         1234.0
     );
+    // Laravel counts pending jobs as its RedisQueue::size does: the list, the delayed and
+    // the reserved sets.
+    let _: () = redis::cmd("ZADD")
+        .arg("queues:drill:reserved")
+        .arg(1)
+        .arg("a job a worker holds")
+        .query_async(&mut c)
+        .await
+        .expect("zadd");
+    assert_eq!(
+        probe(
+            &p(json!({"url": url, "pending": {"format": "laravel", "queue": "drill"}})),
+            &a
+        )
+        .await
+        .expect("pending"),
+        1235.0
+    );
     set(&mut c, "flag:count", "42").await;
     assert_eq!(
         probe(&p(json!({"url": url, "get": "flag:count"})), &a)
@@ -191,7 +209,7 @@ async fn redis_faults_actions_and_probes() {
             >= 1.0
     );
     let e2: drill_spec::model::Enqueue = serde_json::from_value(
-        json!({"redis": url, "key": "jobs:stream", "jobs": 10, "into": "stream"}),
+        json!({"redis": url, "format": "raw", "key": "jobs:stream", "jobs": 10, "into": "stream", "payload": "{\"n\": {n}}"}),
     )
     .expect("enqueue");
     assert_eq!(
@@ -207,7 +225,7 @@ async fn redis_faults_actions_and_probes() {
 
     // ZSET queues and ZCARD.
     let e3: drill_spec::model::Enqueue = serde_json::from_value(
-        json!({"redis": url, "key": "jobs:delayed", "jobs": 7, "into": "zset"}),
+        json!({"redis": url, "format": "raw", "key": "jobs:delayed", "jobs": 7, "into": "zset", "payload": "job-{n}"}),
     )
     .expect("enqueue");
     assert_eq!(
@@ -220,6 +238,18 @@ async fn redis_faults_actions_and_probes() {
             .expect("zcard"),
         7.0
     );
+    for (key, n) in [("jobs:delayed", 7.0), ("jobs:stream", 10.0), ("nothing:here", 0.0)] {
+        assert_eq!(
+            probe(
+                &p(json!({"url": url, "pending": {"format": "raw", "key": key}})),
+                &a
+            )
+            .await
+            .expect("pending"),
+            n,
+            "{key}"
+        );
+    }
 
     // FLUSHDB empties the selected database only.
     let db2 = format!("{}/2", url.trim_end_matches('/'));

@@ -955,23 +955,130 @@ pub enum Moment {
     Revert,
 }
 
-/// Push jobs into a Redis queue.
+/// Push jobs into a queue on Redis, written the way the queue's own library writes them, so
+/// its workers run them: `laravel` (default), `rq`, `celery`, `sidekiq`, or `raw` (your
+/// payload into the key as is).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Enqueue {
     /// The Redis endpoint.
     pub redis: String,
-    /// The key, e.g. `queues:notifications` (Laravel's list for queue `notifications`).
-    pub key: String,
+    /// The job format.
+    #[serde(default)]
+    pub format: JobFormat,
+    /// The queue's name; the Redis keys follow from the format (see [`JobFormat`]). Default:
+    /// the format's default queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The Redis key itself: required for `raw`; for `laravel`, when the application sets a
+    /// Redis prefix (e.g. `laravel_database_queues:default`); it then wins over `queue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// How many jobs.
     pub jobs: u32,
-    /// `list` (RPUSH, default), `stream` (XADD) or `zset` (ZADD with the current time).
-    #[serde(default)]
-    pub into: QueueKind,
-    /// The payload template; `{n}` is the job number and `{uuid}` a fresh id. Default: a
-    /// Laravel/Horizon job payload.
+    /// What the job runs: RQ's function (`app.tasks.notify`), Celery's task name, Sidekiq's
+    /// worker class (all three required), Laravel's `displayName` (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The job's positional arguments; in strings, `{n}` is the job number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<serde_json::Value>,
+    /// `raw` only: `list` (RPUSH, default), `stream` (XADD) or `zset` (ZADD with the current
+    /// time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<QueueKind>,
+    /// `raw` only: the payload template; `{n}` is the job number, `{uuid}` a fresh id and
+    /// `{now}` the Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+}
+
+impl Enqueue {
+    /// The queue this writes to.
+    pub fn queue_ref(&self) -> QueueRef {
+        QueueRef {
+            format: self.format,
+            queue: self.queue.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// A job system's format on Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobFormat {
+    /// Laravel's Redis queue: JSON payloads RPUSHed to `queues:NAME` (default queue
+    /// `default`); pending = the list + `:delayed` + `:reserved`, as Laravel's `size()`.
+    #[default]
+    Laravel,
+    /// RQ: a hash `rq:job:ID` per job (pickled call, zlib) and its id RPUSHed to
+    /// `rq:queue:NAME` (default `default`); pending = the list's length, as `Queue.count`.
+    Rq,
+    /// Celery (kombu's Redis transport, message protocol 2, JSON): LPUSHed to the list NAME
+    /// (default `celery`); pending = the list and its priority lists, as kombu's `_size`.
+    Celery,
+    /// Sidekiq: JSON jobs LPUSHed to `queue:NAME` (default `default`), the name added to
+    /// `queues`; pending = the list's length, as `Sidekiq::Queue#size`.
+    Sidekiq,
+    /// Your payload, into `key` as is; pending = the key's length for its type.
+    Raw,
+}
+
+impl JobFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobFormat::Laravel => "laravel",
+            JobFormat::Rq => "rq",
+            JobFormat::Celery => "celery",
+            JobFormat::Sidekiq => "sidekiq",
+            JobFormat::Raw => "raw",
+        }
+    }
+
+    /// The queue a job goes to when none is named.
+    pub fn default_queue(self) -> &'static str {
+        match self {
+            JobFormat::Celery => "celery",
+            _ => "default",
+        }
+    }
+}
+
+/// A queue on Redis: its format and its name (or, for `laravel` with a prefix and `raw`, its
+/// key).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRef {
+    #[serde(default)]
+    pub format: JobFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl QueueRef {
+    /// The queue's name (the format's default when none is set).
+    pub fn name(&self) -> &str {
+        self.queue
+            .as_deref()
+            .unwrap_or_else(|| self.format.default_queue())
+    }
+
+    /// The Redis key that holds the queue's pending jobs (ids, for RQ).
+    pub fn key(&self) -> String {
+        if let Some(k) = &self.key {
+            return k.clone();
+        }
+        let name = self.name();
+        match self.format {
+            JobFormat::Laravel => format!("queues:{name}"),
+            JobFormat::Rq => format!("rq:queue:{name}"),
+            JobFormat::Celery | JobFormat::Raw => name.to_owned(),
+            JobFormat::Sidekiq => format!("queue:{name}"),
+        }
+    }
 }
 
 /// The Redis structure a queue lives in.
@@ -1087,6 +1194,10 @@ pub struct RedisProbe {
     /// An INFO field, e.g. `connected_clients`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<String>,
+    /// The jobs pending in a queue, counted the way its job system counts them, e.g.
+    /// `{format: rq, queue: default}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<QueueRef>,
 }
 
 /// A SQL scalar query.

@@ -549,6 +549,96 @@ pub(crate) fn guard(cx: &mut Ctx<'_>, path: &str, g: &Guard, t: &Target) {
     }
 }
 
+/// A queue's name or key, as its format has them.
+fn queue_ref(cx: &mut Ctx<'_>, p: &str, q: &QueueRef) {
+    let f = q.format.name();
+    match (q.format, &q.queue, &q.key) {
+        (JobFormat::Raw, Some(_), _) => cx.error_hint(
+            &format!("{p}.queue"),
+            "the raw format has no queue names",
+            "set key: the Redis key the jobs go into",
+        ),
+        (JobFormat::Raw, None, None) => cx.error_hint(
+            p,
+            "the raw format needs key",
+            "set key: the Redis key the jobs go into",
+        ),
+        (JobFormat::Rq | JobFormat::Celery | JobFormat::Sidekiq, _, Some(k)) => {
+            let example = QueueRef {
+                format: q.format,
+                queue: Some("NAME".into()),
+                key: None,
+            };
+            cx.error_hint(
+                &format!("{p}.key"),
+                format!("{f} keeps its queues under keys of its own, not \"{k}\""),
+                format!("set queue: NAME ({f} keeps queue NAME in the key {})", example.key()),
+            );
+        }
+        (_, Some(n), _) if n.trim().is_empty() => {
+            cx.error(&format!("{p}.queue"), "the queue name is empty");
+        }
+        _ => {}
+    }
+}
+
+fn enqueue(cx: &mut Ctx<'_>, p: &str, e: &Enqueue) {
+    queue_ref(cx, p, &e.queue_ref());
+    let f = e.format.name();
+    if e.format == JobFormat::Raw {
+        if e.payload.is_none() {
+            cx.error_hint(
+                p,
+                "the raw format needs payload",
+                "set payload: the job as its workers read it ({n} is the job number, {uuid} a fresh id)",
+            );
+        }
+        if !e.args.is_empty() {
+            cx.error_hint(
+                &format!("{p}.args"),
+                "args are for a job format; raw writes payload as is",
+                "put the arguments in payload, or set format",
+            );
+        }
+        return;
+    }
+    for (field, set) in [("into", e.into.is_some()), ("payload", e.payload.is_some())] {
+        if set {
+            cx.error_hint(
+                &format!("{p}.{field}"),
+                format!("{field} is for the raw format; {f} writes its jobs its own way"),
+                format!("set format: raw to write your own payload, or leave {field} out"),
+            );
+        }
+    }
+    if e.format == JobFormat::Laravel && !e.args.is_empty() {
+        cx.error_hint(
+            &format!("{p}.args"),
+            "a Laravel job carries a serialized PHP command, not arguments",
+            "leave args out (task sets the job's displayName), or use format: raw with your payload",
+        );
+    }
+    let what = match e.format {
+        JobFormat::Rq => Some("the function its workers import and call, like app.tasks.notify"),
+        JobFormat::Celery => Some("the registered task name, like app.tasks.notify"),
+        JobFormat::Sidekiq => Some("the worker class, like NotifyWorker"),
+        _ => None,
+    };
+    match (&e.task, what) {
+        (None, Some(what)) => cx.error_hint(
+            p,
+            format!("the {f} format needs task"),
+            format!("set task: {what}"),
+        ),
+        (Some(t), _) if e.format == JobFormat::Rq && !t.contains('.') => cx.error_hint(
+            &format!("{p}.task"),
+            format!("RQ imports the function by its dotted path; \"{t}\" has no module"),
+            "write module.function, like app.tasks.notify",
+        ),
+        _ => {}
+    }
+}
+
 pub(crate) fn probe(cx: &mut Ctx<'_>, path: &str, p: &Probe, t: &Target) {
     match p {
         Probe::Redis(r) => {
@@ -565,8 +655,12 @@ pub(crate) fn probe(cx: &mut Ctx<'_>, path: &str, p: &Probe, t: &Target) {
                     ("exists", r.exists.is_some()),
                     ("dbsize", r.dbsize),
                     ("info", r.info.is_some()),
+                    ("pending", r.pending.is_some()),
                 ],
             );
+            if let Some(q) = &r.pending {
+                queue_ref(cx, &format!("{p}.pending"), q);
+            }
             cx.refused(
                 &format!("{p}.url"),
                 allow::endpoint(&t.allow.redis, &r.url, "redis", "redis"),
@@ -685,6 +779,7 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
             if e.jobs == 0 {
                 cx.error(&format!("{p}.enqueue.jobs"), "jobs must be at least 1");
             }
+            enqueue(cx, &format!("{p}.enqueue"), e);
             cx.refused(
                 &format!("{p}.enqueue.redis"),
                 allow::endpoint(&t.allow.redis, &e.redis, "redis", "redis"),

@@ -1,6 +1,8 @@
 //! Redis: FLUSHALL / FLUSHDB, CLIENT PAUSE of writes (with its built-in timeout, undone early
 //! by CLIENT UNPAUSE), CLIENT KILL by type, deleting keys by pattern without blocking the server (SCAN +
-//! UNLINK in batches); enqueueing jobs into a list, stream or sorted set; probes.
+//! UNLINK in batches); enqueueing jobs in the formats of Laravel, RQ, Celery and Sidekiq, or
+//! raw into a list, stream or sorted set (`jobs`); probes, pending jobs counted as each job
+//! system counts them.
 //!
 //! Topology: a single Redis server, or a primary addressed directly. Cluster and Sentinel are
 //! not supported yet: point
@@ -9,10 +11,12 @@
 use std::time::Duration;
 
 use drill_spec::fault::RedisAction;
-use drill_spec::model::{Allow, Enqueue, FlushScope, QueueKind, RedisProbe};
+use drill_spec::model::{Allow, Enqueue, FlushScope, RedisProbe};
 use serde::{Deserialize, Serialize};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+
+mod jobs;
 
 /// What a Redis fault does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,14 +40,14 @@ pub struct Record {
     #[serde(default)]
     pub keyspace_before: std::collections::BTreeMap<String, u64>,
     /// Job queues found in what the fault erases, with their lengths before it (lists under
-    /// the well-known prefixes: Laravel's `queues:`, RQ's `rq:queue:`, Celery's default
-    /// `celery` list).
+    /// the well-known prefixes: Laravel's `queues:`, RQ's `rq:queue:`, Sidekiq's `queue:`,
+    /// Celery's default `celery` list).
     #[serde(default)]
     pub queues_before: std::collections::BTreeMap<String, u64>,
 }
 
 /// Where job queues live in Redis, by the libraries that write them.
-const QUEUE_PATTERNS: &[&str] = &["queues:*", "rq:queue:*", "celery"];
+const QUEUE_PATTERNS: &[&str] = &["queues:*", "rq:queue:*", "queue:*", "celery"];
 
 /// `db0: 6116 keys, db1: 3 keys`.
 fn keyspace_words(k: &std::collections::BTreeMap<String, u64>) -> String {
@@ -322,21 +326,8 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
 /// A Laravel/Horizon-style queued job; `{n}` is the job number, `{uuid}` a fresh id.
 pub const LARAVEL_JOB: &str = r#"{"uuid":"{uuid}","displayName":"App\\Notifications\\DrillNotification","job":"Illuminate\\Queue\\CallQueuedHandler@call","maxTries":null,"maxExceptions":null,"failOnTimeout":false,"backoff":null,"timeout":null,"retryUntil":null,"data":{"commandName":"Illuminate\\Notifications\\SendQueuedNotifications","command":"drill-job-{n}"},"id":"{uuid}","attempts":0,"pushedAt":"{now}"}"#;
 
-fn uuid_for(n: u64, salt: u128) -> String {
-    // Unique per job and run, formatted like a UUID; not random, and it need not be.
-    let x = salt ^ (u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
-    let h = format!("{x:032x}");
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-/// Pushes `e.jobs` jobs into the queue; returns the queue's length afterwards.
+/// Pushes `e.jobs` jobs into the queue in its format; returns the jobs pending in it
+/// afterwards, counted as its library counts them.
 pub async fn enqueue(e: &Enqueue, allow: &Allow) -> Result<u64, FaultError> {
     allowed(drill_spec::allow::endpoint(
         &allow.redis,
@@ -345,49 +336,22 @@ pub async fn enqueue(e: &Enqueue, allow: &Allow) -> Result<u64, FaultError> {
         "redis",
     ))?;
     let mut con = connect(&e.redis).await?;
-    let template = e.payload.as_deref().unwrap_or(LARAVEL_JOB);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let salt = now.as_nanos();
-    let now_s = format!("{:.4}", now.as_secs_f64());
+    let w = jobs::Writer::new(e);
+    let mut pipe = redis::pipe();
+    w.register(&mut pipe);
     let mut n: u64 = 0;
     while n < u64::from(e.jobs) {
         let batch = (u64::from(e.jobs) - n).min(500);
-        let mut pipe = redis::pipe();
         for i in n..n + batch {
-            let payload = template
-                .replace("{n}", &i.to_string())
-                .replace("{uuid}", &uuid_for(i, salt))
-                .replace("{now}", &now_s);
-            match e.into {
-                QueueKind::List => pipe.cmd("RPUSH").arg(&e.key).arg(payload).ignore(),
-                QueueKind::Stream => pipe
-                    .cmd("XADD")
-                    .arg(&e.key)
-                    .arg("*")
-                    .arg("payload")
-                    .arg(payload)
-                    .ignore(),
-                QueueKind::Zset => pipe
-                    .cmd("ZADD")
-                    .arg(&e.key)
-                    .arg(now.as_secs_f64())
-                    .arg(payload)
-                    .ignore(),
-            };
+            w.job(&mut pipe, i)?;
         }
         pipe.query_async::<()>(&mut con)
             .await
             .map_err(|err| FaultError::client("redis", err))?;
+        pipe = redis::pipe();
         n += batch;
     }
-    let len_cmd = match e.into {
-        QueueKind::List => "LLEN",
-        QueueKind::Stream => "XLEN",
-        QueueKind::Zset => "ZCARD",
-    };
-    query(&mut con, redis::cmd(len_cmd).arg(&e.key)).await
+    jobs::pending(&mut con, &e.queue_ref()).await
 }
 
 /// Reads a Redis probe: a length, a numeric value, 0/1 for EXISTS, DBSIZE, or an INFO field.
@@ -430,6 +394,9 @@ pub(crate) async fn probe(p: &RedisProbe, allow: &Allow) -> Result<f64, FaultErr
         return query::<u64>(&mut con, redis::cmd("EXISTS").arg(k))
             .await
             .map(|n| n as f64);
+    }
+    if let Some(q) = &p.pending {
+        return jobs::pending(&mut con, q).await.map(|n| n as f64);
     }
     if let Some(field) = &p.info {
         let info: String = query(&mut con, &redis::cmd("INFO")).await?;

@@ -25,8 +25,14 @@ pub enum Done {
         url: String,
         status: u16,
     },
-    /// Jobs written into a queue, and the queue's length after.
-    Enqueued { jobs: u32, key: String, length: u64 },
+    /// Jobs written into a queue, and the jobs pending in it after (counted as its job
+    /// system counts them).
+    Enqueued {
+        jobs: u32,
+        format: &'static str,
+        key: String,
+        pending: u64,
+    },
     /// A step with nothing in it (validation refuses those; kept total for callers).
     Nothing,
 }
@@ -46,9 +52,15 @@ impl fmt::Display for Done {
                 url,
                 status,
             } => write!(f, "{method} {url} → {status}"),
-            Done::Enqueued { jobs, key, length } => {
-                write!(f, "enqueued {jobs} jobs into {key} (length now {length})")
-            }
+            Done::Enqueued {
+                jobs,
+                format,
+                key,
+                pending,
+            } => write!(
+                f,
+                "enqueued {jobs} {format} jobs into {key} ({pending} pending now)"
+            ),
             Done::Nothing => f.write_str("nothing to do"),
         }
     }
@@ -84,11 +96,12 @@ pub async fn run_step(s: &Step, allow: &Allow) -> Result<Done, FaultError> {
 /// Runs a drill's action: an enqueue, a command or a call.
 pub async fn run_action(a: &Action, allow: &Allow) -> Result<Done, FaultError> {
     if let Some(e) = &a.enqueue {
-        let length = crate::redis::enqueue(e, allow).await?;
+        let pending = crate::redis::enqueue(e, allow).await?;
         return Ok(Done::Enqueued {
             jobs: e.jobs,
-            key: e.key.clone(),
-            length,
+            format: e.format.name(),
+            key: e.queue_ref().key(),
+            pending,
         });
     }
     run_step(
