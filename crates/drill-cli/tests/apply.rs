@@ -741,6 +741,41 @@ async fn dry_run_resolves_and_reads_everything_and_changes_nothing() {
         "{text}"
     );
     assert!(text.contains("backlog-drains: reads 0"), "{text}");
+    assert!(
+        !text.contains("warning:"),
+        "the cache lives in database 1, the queue in 0: nothing to warn about\n{text}"
+    );
+    // The same purge on the queue's database: preflight warns, on a line of its own.
+    let shared = w.file(
+        "shared.yaml",
+        &std::fs::read_to_string(&pb).expect("seed").replace(
+            "redis: redis://127.0.0.1:6379/1",
+            "redis: redis://127.0.0.1:6379",
+        ),
+    );
+    let out = w
+        .apply_args(&shared, &["--dry-run"])
+        .output()
+        .expect("drill");
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning is not an error\n{text}"
+    );
+    let warning = text
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("warning: cache-purge/flush-redis:")
+        })
+        .unwrap_or_else(|| panic!("a warning line:\n{text}"));
+    assert!(
+        warning.contains("also holds the queue queues:notifications")
+            && warning.contains("0 pending now")
+            && warning.contains("FLUSHDB erases"),
+        "{warning}"
+    );
     let after = (
         names.iter().map(|n| state(n)).collect::<Vec<_>>(),
         redis(&["DBSIZE"]),

@@ -152,7 +152,12 @@ async fn outage(w: &Worker, job_ms: u32) -> (Option<i32>, serde_json::Value, Str
         .expect("the drain check");
     let done = redis(&["-n", "3", "GET", &format!("drill:q:done:{}", w.format)]);
     let log = std::fs::read_to_string(&log).unwrap_or_default();
-    (code, check, done, format!("{out}\n{err}\nworker log:\n{log}"))
+    (
+        code,
+        check,
+        done,
+        format!("{out}\n{err}\nworker log:\n{log}"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +166,10 @@ async fn each_job_format_is_worked_by_its_real_workers_and_the_drain_is_measured
         return;
     }
     for w in &WORKERS {
-        if !service(&format!("{} worker (tests/services/up.sh)", w.format), installed(w.format)) {
+        if !service(
+            &format!("{} worker (tests/services/up.sh)", w.format),
+            installed(w.format),
+        ) {
             continue;
         }
         // Fast: 100 jobs drain in well under the 6 s window, and every one was run.

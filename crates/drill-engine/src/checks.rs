@@ -69,30 +69,16 @@ pub fn fmt_metric(m: Metric, v: f64) -> String {
 pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult {
     let ts = drill_load::summary::evaluate(phase.to_string().as_str(), limits, s);
     let passed = ts.iter().all(|t| t.ok);
-    let show = |t: &drill_load::summary::Threshold, v: f64| {
-        if t.unit == "ratio" {
-            fmt_pct(v)
-        } else {
-            fmt_dur(Duration::from_secs_f64(v.max(0.0) / 1000.0))
-        }
-    };
-    let stat = |t: &drill_load::summary::Threshold| {
-        if t.unit == "ratio" {
-            "error_rate".to_owned()
-        } else {
-            t.stat.replace("p(", "p").replace(')', "")
-        }
-    };
     let measured = ts
         .iter()
-        .map(|t| format!("{} {}", stat(t), show(t, t.measured)))
+        .map(|t| format!("{} {}", t.what(), t.show(t.measured)))
         .collect::<Vec<_>>()
         .join(", ");
     let limit = ts
         .iter()
         .map(|t| {
             let op = if t.unit == "ratio" { "<" } else { "<=" };
-            format!("{} {op} {}", stat(t), show(t, t.limit))
+            format!("{} {op} {}", t.what(), t.show(t.limit))
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -6,7 +6,11 @@
 use std::time::Duration;
 
 use drill_spec::ValidPlaybook;
-use drill_spec::model::{DrillSpec, Fault, Guard, HttpCall, Probe, Step, TargetRef};
+use drill_spec::fault::{Kind, RedisAction};
+use drill_spec::model::{
+    DrillSpec, Fault, FlushScope, Guard, HttpCall, JobFormat, Probe, QueueRef, RedisProbe, Step,
+    TargetRef,
+};
 use drill_spec::url::BaseUrl;
 
 use crate::checks;
@@ -151,13 +155,116 @@ pub(crate) fn guard_name(g: &Guard, i: usize) -> String {
     g.name.clone().unwrap_or_else(|| format!("guard {}", i + 1))
 }
 
-/// Preflight: every fault prepared (allow-list, resolution, current state; no mutation),
-/// every probe read once, the traffic target reachable. Returns what would change, and the
-/// failures.
-pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> (Vec<String>, Vec<PreflightError>) {
+/// What preflight found: what would change, what deserves a warning, what failed.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    pub preview: Vec<String>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<PreflightError>,
+}
+
+/// A job queue the playbook names (an enqueue, or a probe that reads it): where it lives.
+struct NamedQueue {
+    by: String,
+    url: String,
+    queue: QueueRef,
+}
+
+/// The queues the playbook's enqueues and probes name.
+fn named_queues(vp: &ValidPlaybook) -> Vec<NamedQueue> {
+    let raw = |key: &str| QueueRef {
+        format: JobFormat::Raw,
+        queue: None,
+        key: Some(key.to_owned()),
+    };
+    let mut out = Vec::new();
+    for d in &vp.drills {
+        for (i, a) in d.spec.actions.iter().enumerate() {
+            if let Some(e) = &a.enqueue {
+                let name = a
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("action {}", i + 1));
+                out.push(NamedQueue {
+                    by: format!("{}/{name}", d.name),
+                    url: e.redis.clone(),
+                    queue: e.queue_ref(),
+                });
+            }
+        }
+    }
+    for (label, p) in all_probes(vp) {
+        if let Probe::Redis(r) = p {
+            let q = match (&r.pending, &r.llen, &r.xlen, &r.zcard) {
+                (Some(q), ..) => q.clone(),
+                (_, Some(k), ..) | (_, _, Some(k), _) | (.., Some(k)) => raw(k),
+                _ => continue,
+            };
+            out.push(NamedQueue {
+                by: label,
+                url: r.url.clone(),
+                queue: q,
+            });
+        }
+    }
+    out
+}
+
+/// A flush that would erase a queue the playbook names: the warning, with the queue's
+/// pending jobs read now.
+async fn flush_warnings(vp: &ValidPlaybook, found: &mut Found) {
     let allow = &vp.playbook.target.allow;
-    let mut preview = Vec::new();
-    let mut errors = Vec::new();
+    let queues = named_queues(vp);
+    for d in &vp.drills {
+        for f in &d.spec.faults {
+            let Ok(Kind::Redis(ep, RedisAction::Flush(scope))) = f.kind() else {
+                continue;
+            };
+            let server = drill_spec::allow::endpoint_key(&ep.url);
+            let mut seen = std::collections::BTreeSet::new();
+            for q in &queues {
+                let same_server = drill_spec::allow::endpoint_key(&q.url) == server;
+                let erased = same_server
+                    && (scope == FlushScope::All
+                        || drill_spec::allow::redis_db(&q.url)
+                            == drill_spec::allow::redis_db(&ep.url));
+                let key = q.queue.key();
+                if !erased || !seen.insert((drill_spec::allow::redis_db(&q.url), key.clone())) {
+                    continue;
+                }
+                let probe = Probe::Redis(RedisProbe {
+                    url: q.url.clone(),
+                    pending: Some(q.queue.clone()),
+                    ..RedisProbe::default()
+                });
+                let now = match drill_faults::probe(&probe, allow).await {
+                    Ok(n) => format!("{} pending now", checks::fmt_num(n)),
+                    Err(e) => format!("its length unread: {e}"),
+                };
+                let what = match scope {
+                    FlushScope::All => "FLUSHALL",
+                    FlushScope::Db => "FLUSHDB",
+                };
+                found.warnings.push(format!(
+                    "{}/{}: {} also holds the queue {key} that {} names ({now}); the {what} erases \
+                     whatever it holds then. Put the cache and the queue in different databases \
+                     and flush with scope: db, or order the drills so the queue has drained",
+                    d.name, f.name, q.url, q.by
+                ));
+            }
+        }
+    }
+}
+
+/// Preflight: every fault prepared (allow-list, resolution, current state; no mutation),
+/// every probe read once, the traffic target reachable. Returns what would change, the
+/// warnings, and the failures.
+pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> Found {
+    let allow = &vp.playbook.target.allow;
+    let mut found = Found::default();
+    flush_warnings(vp, &mut found).await;
+    let preview = &mut found.preview;
+    let errors = &mut found.errors;
     for d in &vp.drills {
         let hold = d.spec.hold.scaled(scale).0;
         for f in &d.spec.faults {
@@ -193,7 +300,7 @@ pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> (Vec<String>, Vec<P
             cause,
         }),
     }
-    (preview, errors)
+    found
 }
 
 /// Whether the traffic target accepts TCP connections.

@@ -203,25 +203,12 @@ pub fn markdown(i: &Input<'_>) -> String {
                 "\n| SLO (whole run) | measured | limit | |\n| --- | --- | --- | --- |"
             );
             for th in &t.thresholds {
-                let (m, l) = if th.unit == "ratio" {
-                    (
-                        format!("{:.2}%", th.measured * 100.0),
-                        format!("< {:.2}%", th.limit * 100.0),
-                    )
-                } else {
-                    (
-                        format!("{:.1} ms", th.measured),
-                        format!("≤ {:.1} ms", th.limit),
-                    )
-                };
+                let op = if th.unit == "ratio" { "<" } else { "≤" };
+                let (m, l) = (th.show(th.measured), format!("{op} {}", th.show(th.limit)));
                 let _ = writeln!(
                     s,
                     "| {} | {m} | {l} | {} |",
-                    if th.unit == "ratio" {
-                        "error rate"
-                    } else {
-                        &th.stat
-                    },
+                    th.what(),
                     if th.ok { "pass" } else { "**FAIL**" }
                 );
             }
@@ -367,7 +354,7 @@ pub fn junit(i: &Input<'_>) -> String {
                 .iter()
                 .map(|th| Case {
                     name: format!("{} {}", th.scope, th.k6),
-                    failure: (!th.ok).then(|| format!("measured {} {}", th.measured, th.unit)),
+                    failure: (!th.ok).then(|| th.sentence()),
                 })
                 .collect(),
         ));

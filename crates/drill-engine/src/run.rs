@@ -262,7 +262,9 @@ async fn dry_run(
     vp: &ValidPlaybook,
     opts: &Options,
 ) -> Result<Outcome, EngineError> {
-    let (mut preview, errors) = preflight::check(vp, opts.time_scale).await;
+    let found = preflight::check(vp, opts.time_scale).await;
+    let (mut preview, errors) = (found.preview, found.errors);
+    preview.extend(found.warnings.iter().map(|w| format!("warning: {w}")));
     for k in preflight::lock_keys(vp) {
         if let Some(h) = store.holder(&k).await? {
             preview.push(format!("lock: {k} is held by run {h}"));
@@ -306,7 +308,11 @@ async fn execute(
     let started_ms = now_ms();
 
     // Preflight: fail closed before anything changes.
-    let (_preview, errors) = preflight::check(vp, scale).await;
+    let found = preflight::check(vp, scale).await;
+    for w in &found.warnings {
+        log(&format!("warning: {w}"));
+    }
+    let errors = found.errors;
     if errors.is_empty() {
         log("preflight: every target and probe answered");
     } else {

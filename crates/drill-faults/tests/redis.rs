@@ -238,7 +238,11 @@ async fn redis_faults_actions_and_probes() {
             .expect("zcard"),
         7.0
     );
-    for (key, n) in [("jobs:delayed", 7.0), ("jobs:stream", 10.0), ("nothing:here", 0.0)] {
+    for (key, n) in [
+        ("jobs:delayed", 7.0),
+        ("jobs:stream", 10.0),
+        ("nothing:here", 0.0),
+    ] {
         assert_eq!(
             probe(
                 &p(json!({"url": url, "pending": {"format": "raw", "key": key}})),

@@ -26,6 +26,45 @@ pub struct Threshold {
     pub ok: bool,
 }
 
+impl Threshold {
+    /// The statistic as playbooks name it: `p95`, `max`, `error_rate`.
+    pub fn what(&self) -> String {
+        if self.unit == "ratio" {
+            "error_rate".to_owned()
+        } else {
+            self.stat.replace("p(", "p").replace(')', "")
+        }
+    }
+
+    /// A value in the threshold's own unit, as a limit is written: `3.85%`, `812ms`, `1.2s`.
+    pub fn show(&self, v: f64) -> String {
+        if self.unit == "ratio" {
+            format!("{:.2}%", v * 100.0)
+        } else if v < 1000.0 {
+            format!("{:.0}ms", v.max(0.0))
+        } else {
+            format!("{:.2}s", v / 1000.0)
+        }
+    }
+
+    /// `error_rate 3.85% > 1.00%`, `p95 812ms <= 800ms`: measured against the limit, in the
+    /// same units, with the comparison that held or failed.
+    pub fn sentence(&self) -> String {
+        let op = match (self.unit == "ratio", self.ok) {
+            (true, true) => "<",
+            (true, false) => ">=",
+            (false, true) => "<=",
+            (false, false) => ">",
+        };
+        format!(
+            "{} {} {op} {}",
+            self.what(),
+            self.show(self.measured),
+            self.show(self.limit)
+        )
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -302,4 +341,41 @@ pub fn markdown(
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(unit: &'static str, stat: &str, measured: f64, limit: f64, ok: bool) -> Threshold {
+        Threshold {
+            scope: "fault".into(),
+            stat: stat.into(),
+            k6: String::new(),
+            limit,
+            measured,
+            unit,
+            ok,
+        }
+    }
+
+    #[test]
+    fn a_threshold_says_measured_and_limit_in_the_same_units() {
+        assert_eq!(
+            t("ratio", "rate", 0.074_058_784_676_354_03, 0.01, false).sentence(),
+            "error_rate 7.41% >= 1.00%"
+        );
+        assert_eq!(
+            t("ratio", "rate", 0.0, 0.01, true).sentence(),
+            "error_rate 0.00% < 1.00%"
+        );
+        assert_eq!(
+            t("ms", "p(95)", 812.4, 800.0, false).sentence(),
+            "p95 812ms > 800ms"
+        );
+        assert_eq!(
+            t("ms", "max", 2400.0, 2000.0, false).sentence(),
+            "max 2.40s > 2.00s"
+        );
+    }
 }

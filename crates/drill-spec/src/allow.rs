@@ -63,6 +63,14 @@ pub fn endpoint_key(url: &str) -> Option<String> {
     })
 }
 
+/// The database a Redis URL selects (`redis://host/3`), 0 when it names none.
+pub fn redis_db(url: &str) -> u32 {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path().trim_start_matches('/').parse().ok())
+        .unwrap_or(0)
+}
+
 /// Checks a Redis or SQL URL against a list of allowed endpoints.
 pub fn endpoint(list: &[String], url: &str, what: &str, field: &str) -> Result<(), Refusal> {
     let Some(key) = endpoint_key(url) else {

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cond::Condition;
-use crate::units::{Dur, Percent, Rate};
+use crate::units::{Dur, Percent, Rate, Statuses};
 
 /// The only `apiVersion` this drill understands.
 pub const API_VERSION: &str = "drill/v1";
@@ -210,9 +210,9 @@ pub struct HttpCall {
     /// A JSON body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
-    /// Status codes that count as success (default: any 2xx).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect_status: Vec<u16>,
+    /// Status codes that count as success: `200` or `[200, 204]` (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Statuses::is_empty")]
+    pub expect_status: Statuses,
     #[serde(default = "default_http_timeout")]
     pub timeout: Dur,
 }
@@ -1214,9 +1214,10 @@ pub struct SqlProbe {
 #[serde(deny_unknown_fields)]
 pub struct HttpProbe {
     pub url: String,
-    /// The status the response must have, else the probe reads as failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_status: Option<u16>,
+    /// The status the response must have, else the probe reads as failed: `200` or
+    /// `[200, 204]` (default: any status).
+    #[serde(default, skip_serializing_if = "Statuses::is_empty")]
+    pub expect_status: Statuses,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
 }

@@ -296,6 +296,101 @@ impl<T: FromStr<Err = UnitError>> Visitor<'_> for UnitVisitor<T> {
     }
 }
 
+/// HTTP status codes that count as success, written as one code (`200`) or a list
+/// (`[200, 204]`); the same shape in steps, faults and probes. Empty means any 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Statuses(pub Vec<u16>);
+
+impl Statuses {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `status` counts as success: listed, or any 2xx when none is listed.
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.0.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.0.contains(&status)
+        }
+    }
+}
+
+impl fmt::Display for Statuses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => f.write_str("2xx"),
+            [one] => write!(f, "{one}"),
+            many => {
+                let all: Vec<String> = many.iter().map(u16::to_string).collect();
+                write!(f, "one of {}", all.join(", "))
+            }
+        }
+    }
+}
+
+struct StatusesVisitor;
+
+const STATUSES: &str = "a status code or a list of them, like 200 or [200, 204]";
+
+fn status<E: de::Error>(v: u64) -> Result<u16, E> {
+    u16::try_from(v)
+        .ok()
+        .filter(|s| (100..600).contains(s))
+        .ok_or_else(|| E::custom(format!("{v} is not an HTTP status code (100 to 599)")))
+}
+
+impl<'de> Visitor<'de> for StatusesVisitor {
+    type Value = Statuses;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(STATUSES)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Statuses, E> {
+        Ok(Statuses(vec![status(v)?]))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Statuses, E> {
+        let v =
+            u64::try_from(v).map_err(|_| E::custom(format!("{v} is not an HTTP status code")))?;
+        self.visit_u64(v)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Statuses, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<u64>()? {
+            out.push(status(v)?);
+        }
+        Ok(Statuses(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for Statuses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StatusesVisitor)
+    }
+}
+
+impl Serialize for Statuses {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl JsonSchema for Statuses {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Statuses")
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": STATUSES,
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "array", "items": {"type": "integer", "minimum": 100, "maximum": 599}},
+            ],
+            "examples": [200, [200, 204]],
+        })
+    }
+}
+
 macro_rules! unit_serde {
     ($t:ty, $expect:literal, $pattern:literal, $example:literal) => {
         impl<'de> Deserialize<'de> for $t {
@@ -345,6 +440,18 @@ unit_serde!(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_status_is_one_code_or_a_list_in_every_place() {
+        let one: Statuses = serde_json::from_str("200").expect("one");
+        let many: Statuses = serde_json::from_str("[200, 204]").expect("many");
+        assert_eq!(one, Statuses(vec![200]));
+        assert!(many.accepts(204) && !many.accepts(201));
+        assert!(Statuses::default().accepts(201) && !Statuses::default().accepts(500));
+        assert_eq!(many.to_string(), "one of 200, 204");
+        assert!(serde_json::from_str::<Statuses>("99").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -572,7 +572,10 @@ fn queue_ref(cx: &mut Ctx<'_>, p: &str, q: &QueueRef) {
             cx.error_hint(
                 &format!("{p}.key"),
                 format!("{f} keeps its queues under keys of its own, not \"{k}\""),
-                format!("set queue: NAME ({f} keeps queue NAME in the key {})", example.key()),
+                format!(
+                    "set queue: NAME ({f} keeps queue NAME in the key {})",
+                    example.key()
+                ),
             );
         }
         (_, Some(n), _) if n.trim().is_empty() => {

@@ -240,8 +240,10 @@ fn print_summary(out: &drill_engine::Outcome) {
     for t in out.thresholds.iter().filter(|t| !t.ok) {
         let _ = writeln!(
             o,
-            "  run-wide SLO {} FAILED: measured {} {}, limit {}",
-            t.k6, t.measured, t.unit, t.limit
+            "  run-wide SLO {} FAILED: {} ({})",
+            t.scope,
+            t.sentence(),
+            t.k6
         );
     }
     if !out.written.is_empty() {

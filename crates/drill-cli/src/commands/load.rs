@@ -296,16 +296,12 @@ fn print_report(r: &Report) {
         );
     }
     for t in &r.thresholds {
-        let measured = if t.unit == "ms" {
-            format!("{}ms", t.measured)
-        } else {
-            format!("{:.4}", t.measured)
-        };
         println!(
-            "  {} {} {} (measured {measured})",
+            "  {} {} {}: {}",
             if t.ok { "✓" } else { "✗" },
             t.scope,
-            t.k6
+            t.k6,
+            t.sentence()
         );
     }
 }

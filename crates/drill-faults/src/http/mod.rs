@@ -64,15 +64,13 @@ pub async fn call(c: &HttpCall, allow: &Allow) -> Result<u16, FaultError> {
         .await
         .map_err(|e| FaultError::backend("http", format!("{} {}: {e}", c.method, c.url)))?;
     let status = resp.status().as_u16();
-    let ok = if c.expect_status.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        c.expect_status.contains(&status)
-    };
-    if !ok {
+    if !c.expect_status.accepts(status) {
         return Err(FaultError::backend(
             "http",
-            format!("{} {} answered {status}", c.method, c.url),
+            format!(
+                "{} {} answered {status}, expected {}",
+                c.method, c.url, c.expect_status
+            ),
         ));
     }
     Ok(status)
@@ -158,12 +156,13 @@ pub(crate) async fn probe(p: &HttpProbe, allow: &Allow) -> Result<f64, FaultErro
         .await
         .map_err(|e| FaultError::client("http", e))?;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Some(want) = p.expect_status
-        && want != status
-    {
+    if !p.expect_status.is_empty() && !p.expect_status.accepts(status) {
         return Err(FaultError::backend(
             "http",
-            format!("GET {} answered {status}, expected {want}", p.url),
+            format!(
+                "GET {} answered {status}, expected {}",
+                p.url, p.expect_status
+            ),
         ));
     }
     let Some(pointer) = &p.pointer else {

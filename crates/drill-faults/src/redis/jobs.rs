@@ -73,10 +73,7 @@ impl<'a> Writer<'a> {
                 if let Some(t) = &self.e.task {
                     // displayName, JSON-escaped.
                     let name = Value::String(t.clone()).to_string();
-                    payload = payload.replace(
-                        r#""App\\Notifications\\DrillNotification""#,
-                        &name,
-                    );
+                    payload = payload.replace(r#""App\\Notifications\\DrillNotification""#, &name);
                 }
                 pipe.cmd("RPUSH").arg(&self.key).arg(payload).ignore();
             }
@@ -147,15 +144,13 @@ impl<'a> Writer<'a> {
                     "args": args, "jid": jid,
                     "created_at": self.now, "enqueued_at": self.now,
                 });
-                pipe.cmd("LPUSH").arg(&self.key).arg(job.to_string()).ignore();
+                pipe.cmd("LPUSH")
+                    .arg(&self.key)
+                    .arg(job.to_string())
+                    .ignore();
             }
             JobFormat::Raw => {
-                let payload = fill(
-                    self.e.payload.as_deref().unwrap_or("{n}"),
-                    n,
-                    &id,
-                    self.now,
-                );
+                let payload = fill(self.e.payload.as_deref().unwrap_or("{n}"), n, &id, self.now);
                 match self.e.into.unwrap_or_default() {
                     QueueKind::List => pipe.cmd("RPUSH").arg(&self.key).arg(payload).ignore(),
                     QueueKind::Stream => pipe
@@ -247,11 +242,9 @@ fn numbered(v: &Value, n: u64) -> Value {
             }
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| numbered(x, n)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| (k.clone(), numbered(x, n)))
-                .collect(),
-        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, x)| (k.clone(), numbered(x, n))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -306,13 +299,20 @@ mod tests {
     }
 
     #[test]
-    fn an_rq_call_pickles_as_the_tuple_rq_unpacks() {
-        let call = ("app.tasks.notify", (), &vec![json!(1)], serde_json::Map::new());
+    fn an_rq_call_pickles_as_the_four_values_rq_unpacks() {
+        let call = (
+            "app.tasks.notify",
+            (),
+            &vec![json!(1)],
+            serde_json::Map::new(),
+        );
         let bytes = serde_pickle::to_vec(&call, serde_pickle::SerOptions::new()).expect("pickle");
         let back: serde_pickle::Value =
             serde_pickle::from_slice(&bytes, serde_pickle::DeOptions::new()).expect("unpickle");
-        let serde_pickle::Value::Tuple(t) = back else {
-            panic!("a tuple: {back:?}")
+        // RQ unpacks it as `func, instance, args, kwargs = loads(data)` (the real RQ worker
+        // runs it in tests/queues).
+        let (serde_pickle::Value::Tuple(t) | serde_pickle::Value::List(t)) = back else {
+            panic!("a sequence: {back:?}")
         };
         assert_eq!(t.len(), 4);
         assert_eq!(t[0], serde_pickle::Value::String("app.tasks.notify".into()));
