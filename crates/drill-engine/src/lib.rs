@@ -30,6 +30,7 @@ pub mod checks;
 mod context;
 mod drill;
 pub mod error;
+pub mod fires;
 mod guards;
 mod handle;
 mod live;
@@ -39,6 +40,7 @@ pub mod preflight;
 pub mod recover;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod status;
 pub mod store;
 

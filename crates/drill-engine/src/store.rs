@@ -106,6 +106,30 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     CREATE INDEX drill_calls_run ON drill_calls (run_id);",
     ),
+    (
+        3,
+        "the daemon: fires of schedules, schedules seen, halt",
+        "CREATE TABLE drill_fires (
+        playbook TEXT NOT NULL,
+        nominal_ms BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        run_id TEXT,
+        owner TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (playbook, nominal_ms)
+    );
+    CREATE TABLE drill_schedules (
+        playbook TEXT PRIMARY KEY,
+        since_ms BIGINT NOT NULL
+    );
+    CREATE TABLE drill_halt (
+        id BIGINT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        since_ms BIGINT NOT NULL
+    );",
+    ),
 ];
 
 /// Where the history lives when neither `--db` nor `DATABASE_URL` says: the user's data
@@ -275,7 +299,7 @@ pub struct Held {
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     url: String,
     sqlite: bool,
 }
@@ -366,7 +390,7 @@ impl Store {
         &self.url
     }
 
-    fn err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         move |source| StoreError {
             url: self.url.clone(),
             what,
@@ -375,7 +399,7 @@ impl Store {
     }
 
     /// The store's clock, in milliseconds since the epoch, as SQL.
-    fn now_sql(&self) -> &'static str {
+    pub(crate) fn now_sql(&self) -> &'static str {
         if self.sqlite {
             "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)"
         } else {
@@ -383,7 +407,7 @@ impl Store {
         }
     }
 
-    fn run_select(&self, rest: &str) -> sqlx::AssertSqlSafe<String> {
+    pub(crate) fn run_select(&self, rest: &str) -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS}, {} - heartbeat_ms AS age_ms FROM drill_runs {rest}",
             self.now_sql()
@@ -935,7 +959,7 @@ fn fault_select(rest: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!("SELECT {FAULT_COLUMNS} FROM drill_faults {rest}"))
 }
 
-fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
+pub(crate) fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
     Ok(RunRow {
         id: r.try_get("id")?,
         playbook: r.try_get("playbook")?,

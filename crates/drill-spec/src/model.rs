@@ -78,9 +78,20 @@ pub struct Schedule {
     /// `allow` (run both) or `replace` (abort the old one, revert it, start the new one).
     #[serde(default)]
     pub concurrency: Concurrency,
-    /// Keep the schedule but do not start runs.
+    /// Keep the schedule but do not start runs (each nominal time is recorded as missed,
+    /// reason `suspended`).
     #[serde(default)]
     pub suspend: bool,
+    /// How late a run may still start after its nominal time (Kubernetes'
+    /// `startingDeadlineSeconds`). After downtime the daemon starts at most one catch-up run,
+    /// for the most recent missed time, and only within this deadline; every other missed
+    /// time is recorded as missed. Unset: the most recent missed time is always caught up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_deadline: Option<Dur>,
+    /// Start each run up to this long after its nominal time, at random, so that many
+    /// schedules on one minute do not start together. Runs stay keyed by the nominal time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
 }
 
 /// What to do when a scheduled run is due while the previous one still runs.

@@ -178,6 +178,15 @@ fn crontab_dow(field: &str) -> String {
 }
 
 pub(crate) fn schedule(cx: &mut Ctx<'_>, s: &Schedule) -> Option<cron::Schedule> {
+    if let (Some(j), Some(d)) = (s.jitter, s.starting_deadline)
+        && j >= d
+    {
+        cx.error_hint(
+            "schedule.jitter",
+            format!("jitter {j} is not shorter than starting_deadline {d}: a jittered start would miss its deadline"),
+            "make jitter shorter than starting_deadline",
+        );
+    }
     match parse_cron(&s.cron) {
         Ok(sched) => {
             let epoch = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
