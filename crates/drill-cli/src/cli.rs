@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{apply, demo, load, plan, recover, report, revert, runs, schema, validate};
+use crate::commands::{
+    apply, daemon, demo, load, plan, recover, report, revert, runs, schema, validate,
+};
 use crate::exit;
 
 /// drill: chaos drills from YAML playbooks, with load, checks and a guaranteed revert.
@@ -52,6 +54,15 @@ enum Command {
     /// Print the JSON Schema of playbooks and drills (for editors); the same file is
     /// committed as schema/drill.schema.json.
     Schema(schema::SchemaArgs),
+    /// Run the playbooks of a directory on their `schedule:` (Kubernetes CronJob semantics:
+    /// each nominal time ends as one run or one missed record), recover at start-up and
+    /// periodically, obey a halt within 2 s.
+    Daemon(Box<daemon::DaemonArgs>),
+    /// Halt every daemon on the store: runs are aborted and their faults reverted within
+    /// 2 s, and nothing fires (recorded as missed, reason `halted`) until `drill resume`.
+    Halt(daemon::HaltArgs),
+    /// Lift a halt: the daemons fire their schedules again.
+    Resume(daemon::ResumeArgs),
 }
 
 /// Parses arguments and runs the command.
@@ -79,5 +90,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Recover(args) => recover::run(args),
         Command::Revert(args) => revert::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Daemon(args) => daemon::run(*args),
+        Command::Halt(args) => daemon::halt(args),
+        Command::Resume(args) => daemon::resume(args),
     }
 }

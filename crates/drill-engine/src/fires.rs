@@ -178,11 +178,7 @@ impl Store {
     }
 
     /// The newest fires, runs and missed, of one playbook or all.
-    pub async fn fires(
-        &self,
-        playbook: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Fire>, StoreError> {
+    pub async fn fires(&self, playbook: Option<&str>, limit: i64) -> Result<Vec<Fire>, StoreError> {
         const COLUMNS: &str =
             "SELECT playbook, nominal_ms, outcome, reason, run_id, owner, at_ms FROM drill_fires";
         let rows = match playbook {

@@ -143,9 +143,7 @@ impl Scheduler {
                 None
             };
             if let Some(r) = reason {
-                store
-                    .missed(&e.playbook, &[ms(t)], r, &self.owner)
-                    .await?;
+                store.missed(&e.playbook, &[ms(t)], r, &self.owner).await?;
                 continue;
             }
             if !store.claim_fire(&e.playbook, ms(t), &self.owner).await? {
@@ -261,7 +259,12 @@ mod tests {
             late.latest,
             Some((at("2026-01-01T03:22:00Z"), Some(MissReason::Deadline)))
         );
-        let none = due(&c, at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:59Z"), None);
+        let none = due(
+            &c,
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:59Z"),
+            None,
+        );
         assert_eq!(
             none,
             Due {
@@ -274,7 +277,12 @@ mod tests {
     #[test]
     fn a_very_long_downtime_is_bounded() {
         let c: cron::Schedule = "* * * * * *".parse().expect("cron");
-        let d = due(&c, at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"), None);
+        let d = due(
+            &c,
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-02T00:00:00Z"),
+            None,
+        );
         assert_eq!(d.down.len(), MAX_MISSED);
         assert_eq!(d.latest.map(|l| l.0), Some(at("2026-01-02T00:00:00Z")));
     }

@@ -213,7 +213,8 @@ async fn two_daemons_on_one_store_fire_a_nominal_time_once() {
     let (_d, store, path) = store().await;
     let other = Store::open(&path).await.expect("second daemon's store");
     let e = [entry(Concurrency::Allow, None)];
-    me(1).tick(&store, &e, at("2026-03-01T00:00:30Z"))
+    me(1)
+        .tick(&store, &e, at("2026-03-01T00:00:30Z"))
         .await
         .expect("tick");
     let now = at("2026-03-01T00:01:00Z");

@@ -2,6 +2,7 @@
 //! exit code from [`crate::exit`].
 
 pub mod apply;
+pub mod daemon;
 pub mod demo;
 pub mod load;
 pub mod plan;
