@@ -63,6 +63,8 @@ enum Command {
     Halt(daemon::HaltArgs),
     /// Lift a halt: the daemons fire their schedules again.
     Resume(daemon::ResumeArgs),
+    /// Manage the daemon's API tokens.
+    Token(daemon::tokens::TokenArgs),
 }
 
 /// Parses arguments and runs the command.
@@ -93,5 +95,6 @@ pub fn run() -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(*args),
         Command::Halt(args) => daemon::halt(args),
         Command::Resume(args) => daemon::resume(args),
+        Command::Token(args) => daemon::tokens::run(args),
     }
 }

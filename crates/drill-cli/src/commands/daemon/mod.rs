@@ -10,8 +10,11 @@
 //! `halted`), and on SIGTERM/SIGINT stops firing, aborts its runs and waits for their
 //! reverts (a second signal exits at once; `drill recover` finishes later).
 //!
-//! What it is not yet: the HTTP API, its authentication and `/metrics` (issue #14 lists
-//! them); runs are driven from the schedule and halted from the store.
+//! With `--listen`, it serves the HTTP API of [`api`] (bearer tokens from `--tokens`, see
+//! [`tokens`]): list playbooks, runs and fires, trigger and abort runs, halt and resume.
+//!
+//! What it is not yet: `/metrics`, the event stream, `drill apply --server` (issue #14
+//! lists them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,8 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use drill_engine::schedule::{Clock, Entry, Scheduler, Start};
-use drill_engine::{Abort, Options, Store};
+use drill_engine::{Abort, LiveStatus, Log, Options, Store};
 use drill_spec::ValidPlaybook;
+use tokio::sync::{Notify, watch};
+
+pub mod api;
+pub mod tokens;
 
 use crate::exit;
 use crate::support::{DbArg, dur, load, log_to, parse_scale, runtime};
@@ -52,6 +59,12 @@ pub struct DaemonArgs {
     /// How often `drill recover` runs over the store (the watchdog).
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     pub watchdog: String,
+    /// Serve the HTTP API on this address, like 127.0.0.1:8090 (needs --tokens).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The API's token file (`drill token add` writes it); required with --listen.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -71,11 +84,37 @@ pub struct ResumeArgs {
     pub db: DbArg,
 }
 
-/// The playbooks of the directory, as last loaded with success, by file.
+/// The playbooks of the directory, as last loaded with success, by file, and the errors of
+/// the files whose newest version is invalid.
 #[derive(Default)]
-struct Loaded {
+pub struct Loaded {
     fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
-    good: BTreeMap<PathBuf, ValidPlaybook>,
+    pub good: BTreeMap<PathBuf, ValidPlaybook>,
+    pub errors: BTreeMap<PathBuf, Vec<String>>,
+}
+
+/// One run of this daemon: its abort signal and its live status.
+pub struct RunEntry {
+    pub abort: Abort,
+    pub status: watch::Receiver<LiveStatus>,
+}
+
+/// What the scheduler loop and the API share.
+pub struct Shared {
+    pub store: Store,
+    pub loaded: Mutex<Loaded>,
+    pub runs: Mutex<HashMap<String, RunEntry>>,
+    pub tokens: tokens::Tokens,
+    pub opts: Options,
+    pub log: Log,
+    /// Wakes the loop at once after a halt or resume through the API.
+    pub halt_now: Notify,
+}
+
+/// Where a playbook's relative paths start.
+pub fn dir_of(file: &Path) -> PathBuf {
+    file.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
@@ -104,7 +143,7 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 impl Loaded {
     /// Reads the directory again when it changed; each file on its own, so one invalid file
     /// keeps its last good version and does not hold the others back.
-    fn refresh(&mut self, dir: &Path, drills: &[PathBuf], log: &drill_engine::Log) {
+    fn refresh(&mut self, dir: &Path, drills: &[PathBuf], log: &Log) {
         let now = fingerprint(dir);
         if now == self.fingerprint {
             return;
@@ -126,6 +165,7 @@ impl Loaded {
                         file.display()
                     ));
                     self.good.insert(file.clone(), vp);
+                    self.errors.remove(file);
                 }
                 Ok((outcome, _)) => {
                     let kept = if self.good.contains_key(file) {
@@ -134,14 +174,24 @@ impl Loaded {
                         "not loaded"
                     };
                     log(&format!("daemon: {} is invalid, {kept}:", file.display()));
-                    for d in &outcome.diags {
-                        log(&format!("  {}", outcome.sources.render(d)));
+                    let errs: Vec<String> = outcome
+                        .diags
+                        .iter()
+                        .map(|d| outcome.sources.render(d))
+                        .collect();
+                    for e in &errs {
+                        log(&format!("  {e}"));
                     }
+                    self.errors.insert(file.clone(), errs);
                 }
-                Err(e) => log(&format!("daemon: cannot read {}: {e:#}", file.display())),
+                Err(e) => {
+                    log(&format!("daemon: cannot read {}: {e:#}", file.display()));
+                    self.errors.insert(file.clone(), vec![format!("{e:#}")]);
+                }
             }
         }
         self.good.retain(|f, _| seen.contains(f));
+        self.errors.retain(|f, _| seen.contains(f));
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -157,16 +207,13 @@ impl Loaded {
             .collect()
     }
 
-    fn get(&self, playbook: &str) -> Option<(PathBuf, ValidPlaybook)> {
+    pub fn get(&self, playbook: &str) -> Option<(PathBuf, ValidPlaybook)> {
         self.good
             .iter()
             .find(|(_, vp)| vp.playbook.metadata.name == playbook)
             .map(|(f, vp)| (f.clone(), vp.clone()))
     }
 }
-
-/// This daemon's runs: their abort signals, by run id.
-type Runs = Arc<Mutex<HashMap<String, Abort>>>;
 
 pub fn run(args: DaemonArgs) -> Result<ExitCode> {
     if !args.playbooks.is_dir() {
@@ -176,6 +223,22 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         );
         return Ok(exit::code(exit::INVALID));
     }
+    let tokens = match (&args.listen, &args.tokens) {
+        (Some(_), None) => {
+            eprintln!(
+                "drill daemon: --listen needs --tokens FILE: the API has no default credentials. Make one with\n  drill token add --tokens /etc/drill/tokens --role admin --subject $USER"
+            );
+            return Ok(exit::code(exit::INVALID));
+        }
+        (Some(_), Some(f)) => match tokens::Tokens::load(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("drill daemon: {e:#}");
+                return Ok(exit::code(exit::INVALID));
+            }
+        },
+        (None, _) => tokens::Tokens::default(),
+    };
     let budget = dur(&args.revert_timeout, "revert-timeout")?;
     let lease = dur(&args.lease, "lease")?;
     let watchdog = dur(&args.watchdog, "watchdog")?;
@@ -190,24 +253,48 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         }
         let mut loaded = Loaded::default();
         loaded.refresh(&args.playbooks, &args.drills, &log);
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            loaded: Mutex::new(loaded),
+            runs: Mutex::default(),
+            tokens,
+            opts: Options {
+                time_scale: args.time_scale,
+                dry_run: false,
+                report_dir: Some(args.report_dir.clone()),
+                lease,
+                revert_budget: budget,
+                log: log.clone(),
+            },
+            log: log.clone(),
+            halt_now: Notify::new(),
+        });
+        if let Some(addr) = &args.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            log(&format!("daemon: API on http://{}/api/v1/", listener.local_addr()?));
+            let app = api::router(shared.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    eprintln!("daemon: the API stopped: {e}");
+                }
+            });
+        }
         let sched = Scheduler { owner: me.clone() };
         let clock = Clock::System;
-        let runs: Runs = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         let mut last_watchdog = Instant::now();
         let mut halt_seen: Option<String> = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let opts = Options {
-            time_scale: args.time_scale,
-            dry_run: false,
-            report_dir: Some(args.report_dir.clone()),
-            lease,
-            revert_budget: budget,
-            log: log.clone(),
-        };
         let signal = loop {
-            loaded.refresh(&args.playbooks, &args.drills, &log);
-            let entries = loaded.entries();
+            let entries = match shared.loaded.lock() {
+                Ok(mut l) => {
+                    l.refresh(&args.playbooks, &args.drills, &log);
+                    l.entries()
+                }
+                Err(_) => Vec::new(),
+            };
             // The halt first: a halt stops runs before any new one would start.
             match store.halted().await {
                 Ok(Some(h)) => {
@@ -216,7 +303,7 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
                         log(&format!("daemon: {why}; aborting every run, firing nothing"));
                         halt_seen = Some(why.clone());
                     }
-                    for a in runs.lock().map(|r| r.values().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                    for a in aborts(&shared) {
                         a.trigger(why.clone());
                     }
                 }
@@ -230,8 +317,7 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             match sched.tick(&store, &entries, clock.now()).await {
                 Ok(starts) => {
                     for s in starts {
-                        let Some((file, vp)) = loaded.get(&s.playbook) else { continue };
-                        tasks.spawn(start(store.clone(), file, vp, opts.clone(), s, runs.clone()));
+                        tasks.spawn(scheduled(shared.clone(), s));
                     }
                 }
                 Err(e) => log(&format!("daemon: the scheduler cannot read the store: {e}")),
@@ -244,14 +330,15 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             }
             while tasks.try_join_next().is_some() {}
             let next = Scheduler::next(&entries, clock.now())
-                .unwrap_or_else(|| clock.now() + chrono::Duration::seconds(2));
+                .unwrap_or_else(|| clock.now() + chrono::Duration::seconds(1));
             tokio::select! {
                 () = clock.sleep_until(next, Duration::from_secs(1)) => {}
+                () = shared.halt_now.notified() => {}
                 _ = term.recv() => break "SIGTERM",
                 _ = tokio::signal::ctrl_c() => break "SIGINT",
             }
         };
-        let mine: Vec<Abort> = runs.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
+        let mine = aborts(&shared);
         log(&format!(
             "daemon: {signal}: firing nothing more; aborting {} run(s) and reverting their faults (again to exit at once; `drill recover` then finishes the revert)",
             mine.len()
@@ -259,8 +346,15 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         for a in &mine {
             a.trigger(format!("the daemon is stopping ({signal})"));
         }
+        let api_runs = || shared.runs.lock().map(|r| r.len()).unwrap_or(0);
         tokio::select! {
-            () = async { while tasks.join_next().await.is_some() {} } => {}
+            () = async {
+                while tasks.join_next().await.is_some() {}
+                // Runs started through the API are not in `tasks`.
+                while api_runs() > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            } => {}
             _ = term.recv() => std::process::exit(i32::from(exit::ABORTED)),
             _ = tokio::signal::ctrl_c() => std::process::exit(i32::from(exit::ABORTED)),
         }
@@ -270,28 +364,33 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
     Ok(exit::code(exit::OK))
 }
 
-/// Starts one scheduled run: after its jitter, after the runs it replaces have ended, and
-/// names it on its fire.
-async fn start(
-    store: Store,
-    file: PathBuf,
-    vp: ValidPlaybook,
-    opts: Options,
-    s: Start,
-    runs: Runs,
-) {
-    let log = opts.log.clone();
+fn aborts(shared: &Shared) -> Vec<Abort> {
+    shared
+        .runs
+        .lock()
+        .map(|r| r.values().map(|e| e.abort.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A scheduled run: after its jitter, after the runs it replaces have ended, named on its
+/// fire.
+async fn scheduled(shared: Arc<Shared>, s: Start) {
+    let log = shared.log.clone();
+    let opts = shared.opts.clone();
     tokio::time::sleep(s.delay).await;
     if !s.replace.is_empty() {
-        for id in &s.replace {
-            if let Some(a) = runs.lock().ok().and_then(|r| r.get(id).cloned()) {
-                a.trigger(format!("replaced by the run of {}", s.nominal));
+        if let Ok(r) = shared.runs.lock() {
+            for id in &s.replace {
+                if let Some(e) = r.get(id) {
+                    e.abort
+                        .trigger(format!("replaced by the run of {}", s.nominal));
+                }
             }
         }
         // Until the old runs are over (their faults reverted), whoever owned them.
         let until = Instant::now() + opts.revert_budget + opts.lease * 2;
         while Instant::now() < until {
-            match store.running(&s.playbook).await {
+            match shared.store.running(&s.playbook).await {
                 Ok(r) if r.iter().all(|r| !s.replace.contains(&r.id)) => break,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
                 Err(e) => {
@@ -304,10 +403,32 @@ async fn start(
             }
         }
     }
-    let dir = file
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let handle = drill_engine::start(store.clone(), vp, dir, opts);
+    let Some((file, vp)) = shared.loaded.lock().ok().and_then(|l| l.get(&s.playbook)) else {
+        log(&format!(
+            "daemon: {} is no longer loaded; its fire {} starts nothing",
+            s.playbook, s.nominal
+        ));
+        return;
+    };
+    let (_, task) = launch(shared, file, vp, opts, Some(s)).await;
+    task.await;
+}
+
+/// Starts a run with the engine and registers it; returns its id (once the run is recorded)
+/// and the future that waits for its end, logs the verdict and unregisters it.
+pub async fn launch(
+    shared: Arc<Shared>,
+    file: PathBuf,
+    vp: ValidPlaybook,
+    opts: Options,
+    fire: Option<Start>,
+) -> (
+    Option<String>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let log = shared.log.clone();
+    let playbook = vp.playbook.metadata.name.clone();
+    let handle = drill_engine::start(shared.store.clone(), vp, dir_of(&file), opts);
     let mut status = handle.status();
     let id = loop {
         if let Some(id) = status.borrow().run_id.clone() {
@@ -317,40 +438,48 @@ async fn start(
             break None;
         }
     };
+    let what = match &fire {
+        Some(s) => format!("{playbook} (nominal {})", s.nominal),
+        None => format!("{playbook} (through the API)"),
+    };
     if let Some(id) = &id {
-        if let Ok(mut r) = runs.lock() {
-            r.insert(id.clone(), handle.aborter());
+        if let Ok(mut r) = shared.runs.lock() {
+            r.insert(
+                id.clone(),
+                RunEntry {
+                    abort: handle.aborter(),
+                    status: handle.status(),
+                },
+            );
         }
-        if let Err(e) = store
-            .fire_run(&s.playbook, s.nominal.timestamp_millis(), id)
-            .await
+        if let Some(s) = &fire
+            && let Err(e) = shared
+                .store
+                .fire_run(&s.playbook, s.nominal.timestamp_millis(), id)
+                .await
         {
             log(&format!(
                 "daemon: run {id}: cannot record it on its fire: {e}"
             ));
         }
-        log(&format!(
-            "daemon: run {id}: {} (nominal {}) started",
-            s.playbook, s.nominal
-        ));
+        log(&format!("daemon: run {id}: {what} started"));
     }
-    match handle.wait().await {
-        Ok(out) => log(&format!(
-            "daemon: run {}: {} (nominal {}) {}{}",
-            out.run_id.as_deref().unwrap_or("-"),
-            s.playbook,
-            s.nominal,
-            out.status.verdict(),
-            out.reason.map(|r| format!(": {r}")).unwrap_or_default()
-        )),
-        Err(e) => log(&format!(
-            "daemon: {} (nominal {}): {e}",
-            s.playbook, s.nominal
-        )),
-    }
-    if let (Some(id), Ok(mut r)) = (id, runs.lock()) {
-        r.remove(&id);
-    }
+    let run_id = id.clone();
+    let done = async move {
+        match handle.wait().await {
+            Ok(out) => log(&format!(
+                "daemon: run {}: {what} {}{}",
+                out.run_id.as_deref().unwrap_or("-"),
+                out.status.verdict(),
+                out.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            Err(e) => log(&format!("daemon: {what}: {e}")),
+        }
+        if let (Some(id), Ok(mut r)) = (run_id, shared.runs.lock()) {
+            r.remove(&id);
+        }
+    };
+    (id, done)
 }
 
 pub fn halt(args: HaltArgs) -> Result<ExitCode> {

@@ -1,0 +1,377 @@
+//! The daemon's HTTP API (axum, JSON, under `/api/v1/`), every route behind a bearer token
+//! but `/healthz` and `/readyz`. The role a route needs follows from its method: `GET` needs
+//! `viewer`, `POST` `operator`, and `POST /halt` and `/resume` `admin`. 401 without a
+//! valid token, 403 without the role. Bodies are limited to 64 KiB; a malformed one is a
+//! 400 that says what is wrong, and changes nothing. `docs/api.md` lists the routes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Shared;
+use super::tokens::Role;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": msg.into()}))).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/playbooks", get(playbooks))
+        .route("/runs", get(runs).post(trigger))
+        .route("/runs/{id}", get(one_run))
+        .route("/runs/{id}/report", get(report))
+        .route("/runs/{id}/abort", post(abort))
+        .route("/fires", get(fires))
+        .route("/halt", get(halt_state).post(halt))
+        .route("/resume", post(resume))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see docs/api.md") });
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+/// The role a request needs.
+fn needs(method: &Method, path: &str) -> Role {
+    if *method == Method::GET || *method == Method::HEAD {
+        Role::Viewer
+    } else if path.ends_with("/halt") || path.ends_with("/resume") {
+        Role::Admin
+    } else {
+        Role::Operator
+    }
+}
+
+async fn auth(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(who) = bearer.and_then(|t| s.tokens.check(t.trim())).cloned() else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer TOKEN; `drill token add` makes one)",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    };
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
+    let need = needs(req.method(), &path);
+    if who.role < need {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is {}; {} {} needs {}",
+                who.subject,
+                who.role.as_str(),
+                req.method(),
+                path,
+                need.as_str()
+            ),
+        );
+    }
+    if *req.method() != Method::GET {
+        (s.log)(&format!(
+            "daemon: api: {} ({}) {} {}",
+            who.subject,
+            who.role.as_str(),
+            req.method(),
+            path
+        ));
+    }
+    next.run(req).await
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    match s.store.halted().await {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store does not answer: {e}"),
+        ),
+    }
+}
+
+async fn playbooks(State(s): State<Arc<Shared>>) -> Response {
+    let (good, bad) = match s.loaded.lock() {
+        Ok(l) => (l.good.clone(), l.errors.clone()),
+        Err(_) => return internal("the playbook list is poisoned"),
+    };
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    for (file, vp) in &good {
+        let name = &vp.playbook.metadata.name;
+        let last = s
+            .store
+            .fires(Some(name), 1)
+            .await
+            .ok()
+            .and_then(|f| f.into_iter().next());
+        out.push(json!({
+            "name": name,
+            "file": file,
+            "schedule": vp.playbook.schedule,
+            "next_fire": vp.schedule.as_ref().and_then(|c| c.after(&now).next()).map(|t| t.to_rfc3339()),
+            "last_fire": last,
+            "errors": bad.get(file).cloned().unwrap_or_default(),
+        }));
+    }
+    for (file, errs) in bad.iter().filter(|(f, _)| !good.contains_key(*f)) {
+        out.push(json!({"name": null, "file": file, "errors": errs}));
+    }
+    axum::Json(json!({"playbooks": out})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<i64>,
+    playbook: Option<String>,
+}
+
+async fn runs(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Response {
+    match s.store.runs(q.limit.unwrap_or(50).clamp(1, 1000)).await {
+        Ok(r) => axum::Json(json!({"runs": r})).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn fires(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Response {
+    match s
+        .store
+        .fires(
+            q.playbook.as_deref(),
+            q.limit.unwrap_or(100).clamp(1, 10_000),
+        )
+        .await
+    {
+        Ok(f) => axum::Json(json!({"fires": f})).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn one_run(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let row = match s.store.run(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Err(e) => return internal(e),
+    };
+    let live = s
+        .runs
+        .lock()
+        .ok()
+        .and_then(|r| {
+            r.get(&row.id)
+                .map(|x| serde_json::to_value(&*x.status.borrow()).ok())
+        })
+        .flatten();
+    axum::Json(json!({"run": row, "live": live})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Format {
+    format: Option<String>,
+}
+
+async fn report(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(f): Query<Format>,
+) -> Response {
+    let format = f.format.unwrap_or_else(|| "json".into());
+    let kind = match format.as_str() {
+        "json" => "application/json",
+        "md" => "text/markdown; charset=utf-8",
+        "junit" => "application/xml",
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("format \"{other}\" is not one of json, md, junit"),
+            );
+        }
+    };
+    match s.store.report(&id, &format).await {
+        Ok(Some(text)) => ([(header::CONTENT_TYPE, kind)], text).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("run {id} has no {format} report"),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trigger {
+    playbook: String,
+    #[serde(default)]
+    time_scale: Option<f64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let t: Trigger = match serde_json::from_slice(&body) {
+        Ok(t) => t,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body is not a run request: {e}; send {{\"playbook\": NAME, \"time_scale\": F, \"dry_run\": BOOL}}"
+                ),
+            );
+        }
+    };
+    let scale = t.time_scale.unwrap_or(s.opts.time_scale);
+    if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("time_scale must be above 0 and at most 100, found {scale}"),
+        );
+    }
+    match s.store.halted().await {
+        Ok(Some(h)) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "halted by {}: {}; POST /api/v1/resume first",
+                    h.by, h.reason
+                ),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return internal(e),
+    }
+    let found = s.loaded.lock().ok().and_then(|l| l.get(&t.playbook));
+    let Some((file, vp)) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no valid playbook named {} is loaded (GET /api/v1/playbooks lists them)",
+                t.playbook
+            ),
+        );
+    };
+    let mut opts = s.opts.clone();
+    opts.time_scale = scale;
+    opts.dry_run = t.dry_run;
+    if t.dry_run {
+        let dir = super::dir_of(&file);
+        let out = drill_engine::start(s.store.clone(), vp, dir, opts)
+            .wait()
+            .await;
+        return match out {
+            Ok(o) => axum::Json(
+                json!({"dry_run": true, "status": o.status.as_str(), "report": o.report}),
+            )
+            .into_response(),
+            Err(e) => internal(drill_engine::chain(&e)),
+        };
+    }
+    let (id, task) = super::launch(s.clone(), file, vp, opts, None).await;
+    tokio::spawn(task);
+    match id {
+        Some(id) => (StatusCode::ACCEPTED, axum::Json(json!({"run": id}))).into_response(),
+        None => internal("the run ended before it was recorded; see the daemon's log"),
+    }
+}
+
+async fn abort(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let a = s
+        .runs
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&id).map(|x| x.abort.clone()));
+    match a {
+        Some(a) => {
+            a.trigger("aborted through the API");
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"run": id, "aborting": true})),
+            )
+                .into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("run {id} is not running in this daemon"),
+        ),
+    }
+}
+
+async fn halt_state(State(s): State<Arc<Shared>>) -> Response {
+    match s.store.halted().await {
+        Ok(h) => axum::Json(json!({"halt": h})).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HaltBody {
+    reason: String,
+}
+
+async fn halt(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let h = match serde_json::from_slice::<HaltBody>(&body) {
+        Ok(h) if !h.reason.trim().is_empty() => h,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "reason must say why"),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a halt: {e}; send {{\"reason\": TEXT}}"),
+            );
+        }
+    };
+    let by = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| s.tokens.check(t.trim()))
+        .map_or_else(|| "api".to_owned(), |w| w.subject.clone());
+    match s.store.halt(&h.reason, &by).await {
+        Ok(h) => {
+            s.halt_now.notify_one();
+            axum::Json(json!({"halt": h})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn resume(State(s): State<Arc<Shared>>) -> Response {
+    match s.store.resume().await {
+        Ok(was) => {
+            s.halt_now.notify_one();
+            axum::Json(json!({"resumed": was})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,202 @@
+//! The daemon's API tokens: a file of `ROLE SUBJECT SHA256` lines (the hash of each token,
+//! never the token), written by `drill token add`, which prints the token once.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::exit;
+
+/// What a token may do: `viewer` reads, `operator` also triggers and aborts runs, `admin`
+/// also halts and resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub subject: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    by_hash: Vec<(String, Holder)>,
+}
+
+fn sha256_hex(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Tokens {
+    /// Reads a token file; a line that is not `ROLE SUBJECT SHA256` is an error naming it.
+    pub fn load(path: &Path) -> Result<Tokens> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let mut by_hash = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let ok =
+                f.len() == 3 && f[2].len() == 64 && f[2].bytes().all(|b| b.is_ascii_hexdigit());
+            let role = f.first().and_then(|r| Role::parse(r));
+            match (ok, role) {
+                (true, Some(role)) => by_hash.push((
+                    f[2].to_ascii_lowercase(),
+                    Holder {
+                        subject: f[1].to_owned(),
+                        role,
+                    },
+                )),
+                _ => bail!(
+                    "{}:{}: expected `ROLE SUBJECT SHA256` (role viewer, operator or admin; the token's SHA-256 in hex); `drill token add` writes such lines",
+                    path.display(),
+                    i + 1
+                ),
+            }
+        }
+        if by_hash.is_empty() {
+            bail!(
+                "{} holds no token; add one with `drill token add --tokens {} --role admin --subject NAME`",
+                path.display(),
+                path.display()
+            );
+        }
+        Ok(Tokens { by_hash })
+    }
+
+    /// The holder of a bearer token, if it is one of the file's.
+    pub fn check(&self, token: &str) -> Option<&Holder> {
+        let h = sha256_hex(token);
+        self.by_hash
+            .iter()
+            .find(|(x, _)| *x == h)
+            .map(|(_, who)| who)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a random token: its hash is appended to FILE, the token printed once on
+    /// standard output (it is not kept anywhere).
+    Add {
+        /// The token file the daemon reads (`--tokens`); created when missing (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        tokens: PathBuf,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Who holds it (shown in the daemon's log and audit).
+        #[arg(long, value_name = "NAME")]
+        subject: String,
+    },
+}
+
+pub fn run(args: TokenArgs) -> Result<ExitCode> {
+    let TokenCommand::Add {
+        tokens,
+        role,
+        subject,
+    } = args.command;
+    if subject.is_empty() || subject.contains(char::is_whitespace) {
+        eprintln!("drill token add: --subject must be one word, like alice or ci-bot");
+        return Ok(exit::code(exit::INVALID));
+    }
+    let mut raw = [0u8; 32];
+    getrandom::getrandom(&mut raw).map_err(|e| anyhow::anyhow!("cannot read random bytes: {e}"))?;
+    let token: String = std::iter::once("drill_".to_owned())
+        .chain(raw.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&tokens)
+            .with_context(|| format!("cannot open {}", tokens.display()))?
+    };
+    writeln!(f, "{} {subject} {}", role.as_str(), sha256_hex(&token))
+        .with_context(|| format!("cannot write {}", tokens.display()))?;
+    println!("{token}");
+    eprintln!(
+        "drill: the {} token of {subject} is printed above, once; {} keeps only its hash",
+        role.as_str(),
+        tokens.display()
+    );
+    Ok(exit::code(exit::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_known_by_its_hash_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("tokens");
+        std::fs::write(
+            &p,
+            format!("# comment\nadmin alice {}\n", sha256_hex("secret")),
+        )
+        .expect("write");
+        let t = Tokens::load(&p).expect("load");
+        assert_eq!(
+            t.check("secret"),
+            Some(&Holder {
+                subject: "alice".into(),
+                role: Role::Admin
+            })
+        );
+        assert_eq!(t.check("other"), None);
+        assert!(
+            !std::fs::read_to_string(&p)
+                .expect("read")
+                .contains("secret\n")
+        );
+        std::fs::write(&p, "root alice abc\n").expect("write");
+        let e = Tokens::load(&p).expect_err("bad line");
+        assert!(
+            format!("{e:#}").contains(":1: expected `ROLE SUBJECT SHA256`"),
+            "{e:#}"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The daemon's HTTP API: every route × {no token, a bad token, viewer, operator, admin}
+//! gives its documented status; malformed and oversized bodies are refused; a run
+//! triggered through the API runs for real and its report is served.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, Work, fixture};
+use drill_testkit::stdout;
+
+const PLAYBOOK: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: api-short}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    exec: ["true"]
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 10/s, hold: 4s}]
+drills:
+  - name: noop
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 1s
+      recovery: 1s
+      faults:
+        - name: hook
+          action: exec
+          exec: {inject: {command: ["true"]}, revert: {command: ["true"]}}
+"#;
+
+/// `curl`: the status and the body.
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if body.is_some() {
+        c.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    if let Some(b) = body {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b)
+            .expect("body");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn token(w: &Work, file: &std::path::Path, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_drill"))
+        .current_dir(w.dir.path())
+        .args([
+            "token",
+            "add",
+            "--tokens",
+            &file.display().to_string(),
+            "--role",
+            role,
+            "--subject",
+            &format!("{role}-1"),
+        ])
+        .output()
+        .expect("drill token add");
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() {
+    let server = fixture().await;
+    let w = Work::new();
+    let dir = w.dir.path().join("playbooks");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("short.yaml"),
+        PLAYBOOK.replace("BASE", &server.url("")),
+    )
+    .expect("playbook");
+    let dir_s = dir.display().to_string();
+
+    // No token file, no API.
+    let refused = w.drill(&["daemon", "--playbooks", &dir_s, "--listen", "127.0.0.1:0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("drill token add"));
+
+    let file = w.dir.path().join("tokens");
+    let viewer = token(&w, &file, "viewer");
+    let operator = token(&w, &file, "operator");
+    let admin = token(&w, &file, "admin");
+    let kept = std::fs::read_to_string(&file).expect("tokens");
+    assert!(!kept.contains(&admin), "the file keeps hashes only");
+
+    let mut d = Running::spawn(w.cmd(&[
+        "daemon",
+        "--playbooks",
+        &dir_s,
+        "--listen",
+        "127.0.0.1:0",
+        "--tokens",
+        &file.display().to_string(),
+        "--report-dir",
+        &w.dir.path().join("reports").display().to_string(),
+    ]));
+    d.wait_for("API on http://", Duration::from_secs(20));
+    let line = d.seen.last().cloned().unwrap_or_default();
+    let base = line
+        .split("API on ")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .trim_end_matches('/')
+        .trim_end_matches("/api/v1")
+        .to_owned();
+    let url = |p: &str| format!("{base}{p}");
+
+    assert_eq!(call("GET", &url("/healthz"), None, None).0, 200);
+    assert_eq!(call("GET", &url("/readyz"), None, None).0, 200);
+
+    // (method, path, body, the least role, its status)
+    type Route<'a> = (&'a str, &'a str, Option<&'a [u8]>, usize, u16);
+    let dry = br#"{"playbook": "api-short", "dry_run": true}"#.as_slice();
+    let routes: [Route<'_>; 10] = [
+        ("GET", "/api/v1/playbooks", None, 0, 200),
+        ("GET", "/api/v1/runs", None, 0, 200),
+        ("GET", "/api/v1/fires", None, 0, 200),
+        ("GET", "/api/v1/halt", None, 0, 200),
+        ("GET", "/api/v1/runs/nope", None, 0, 404),
+        ("GET", "/api/v1/runs/nope/report", None, 0, 404),
+        ("POST", "/api/v1/runs/nope/abort", None, 1, 404),
+        ("POST", "/api/v1/runs", Some(dry), 1, 200),
+        (
+            "POST",
+            "/api/v1/halt",
+            Some(br#"{"reason": "matrix"}"#),
+            2,
+            200,
+        ),
+        ("POST", "/api/v1/resume", None, 2, 200),
+    ];
+    let roles = [&viewer, &operator, &admin];
+    for (method, path, body, least, ok) in routes {
+        let (s, b) = call(method, &url(path), None, body);
+        assert_eq!(s, 401, "{method} {path} without a token: {b}");
+        let (s, _) = call(method, &url(path), Some("drill_not-a-token"), body);
+        assert_eq!(s, 401, "{method} {path} with a bad token");
+        for (i, t) in roles.iter().enumerate() {
+            let (s, b) = call(method, &url(path), Some(t), body);
+            let want = if i >= least { ok } else { 403 };
+            assert_eq!(s, want, "{method} {path} as role {i}: {b}");
+        }
+    }
+
+    // Malformed and oversized bodies change nothing.
+    let (s, b) = call(
+        "POST",
+        &url("/api/v1/runs"),
+        Some(&operator),
+        Some(br#"{"playbook": 3}"#),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("not a run request"), "{b}");
+    let big = vec![b' '; 70 * 1024];
+    assert_eq!(
+        call("POST", &url("/api/v1/runs"), Some(&operator), Some(&big)).0,
+        413
+    );
+    let (s, b) = call(
+        "POST",
+        &url("/api/v1/runs"),
+        Some(&operator),
+        Some(br#"{"playbook": "nope"}"#),
+    );
+    assert_eq!(s, 404, "{b}");
+    let store = w.store().await;
+    assert!(
+        store.runs(10).await.expect("runs").is_empty(),
+        "nothing ran yet"
+    );
+
+    // A real run through the API.
+    let (s, b) = call(
+        "POST",
+        &url("/api/v1/runs"),
+        Some(&operator),
+        Some(br#"{"playbook": "api-short"}"#),
+    );
+    assert_eq!(s, 202, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+    let id = v["run"].as_str().expect("run id").to_owned();
+    let (s, b) = call(
+        "GET",
+        &url(&format!("/api/v1/runs/{id}")),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, b) = call(
+            "GET",
+            &url(&format!("/api/v1/runs/{id}")),
+            Some(&viewer),
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        if v["run"]["status"] != "running" {
+            assert_eq!(v["run"]["status"], "passed", "{v}");
+            break;
+        }
+        assert!(Instant::now() < until, "the run did not end: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (s, b) = call(
+        "GET",
+        &url(&format!("/api/v1/runs/{id}/report?format=json")),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(s, 200);
+    let r: serde_json::Value = serde_json::from_str(&b).expect("report");
+    assert_eq!(r["verdict"], "PASS", "{r}");
+    common::nix_kill(d.child.id(), "TERM");
+    let (code, _, err) = d.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("operator-1 (operator) POST /api/v1/runs"),
+        "{err}"
+    );
+}
