@@ -20,6 +20,9 @@
 //!   runs without a live owner and settles what they left, reading the targets first
 //!   (`drill recover`, and every start-up); [`owner`] — who owns a run.
 //! - [`checks`] — a check's measured value against its limit.
+//! - [`schedule`] — the scheduler (CronJob semantics) that decides which nominal times run
+//!   and records the rest as missed; [`fires`] — its records and the halt, in the store.
+//!   It starts nothing: the daemon (`drill-cli`) starts what it returns.
 //!
 //! What it is not: it parses nothing (`drill-spec` does), sends no request itself
 //! (`drill-load` does) and touches no target itself (`drill-faults` does). No CLI.
