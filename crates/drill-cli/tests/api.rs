@@ -244,6 +244,24 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     assert_eq!(s, 200);
     let r: serde_json::Value = serde_json::from_str(&b).expect("report");
     assert_eq!(r["verdict"], "PASS", "{r}");
+    // Metrics: behind a token too (the daemon was not started with --metrics-open).
+    assert_eq!(call("GET", &url("/metrics"), None, None).0, 401);
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, m) = call("GET", &url("/metrics"), Some(&viewer), None);
+        assert_eq!(s, 200);
+        if m.contains(r#"drill_runs_total{playbook="api-short",outcome="passed"} 1"#) {
+            assert!(m.contains("drill_halt_active 0"), "{m}");
+            assert!(m.contains("drill_run_duration_seconds_bucket"), "{m}");
+            assert!(
+                m.contains(r#"drill_faults_active{backend="exec"} 0"#),
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     common::nix_kill(d.child.id(), "TERM");
     let (code, _, err) = d.finish(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{err}");

@@ -109,8 +109,20 @@ impl Scheduler {
         entries: &[Entry],
         now: DateTime<Utc>,
     ) -> Result<Vec<Start>, StoreError> {
+        Ok(self.tick_counted(store, entries, now).await?.0)
+    }
+
+    /// [`Scheduler::tick`], also returning what it recorded as missed (playbook, reason,
+    /// how many), for the daemon's metrics.
+    pub async fn tick_counted(
+        &self,
+        store: &Store,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Start>, Vec<(String, MissReason, u64)>), StoreError> {
         let halted = store.halted().await?.is_some();
         let mut starts = Vec::new();
+        let mut counted = Vec::new();
         for e in entries {
             let since = store.schedule_since(&e.playbook, ms(now)).await?;
             let after = store
@@ -125,9 +137,10 @@ impl Scheduler {
             );
             if !d.down.is_empty() {
                 let times: Vec<i64> = d.down.iter().map(|t| ms(*t)).collect();
-                store
+                let n = store
                     .missed(&e.playbook, &times, MissReason::DaemonDown, &self.owner)
                     .await?;
+                counted.push((e.playbook.clone(), MissReason::DaemonDown, n));
             }
             let Some((t, late)) = d.latest else { continue };
             let running = store.running(&e.playbook).await?;
@@ -143,7 +156,8 @@ impl Scheduler {
                 None
             };
             if let Some(r) = reason {
-                store.missed(&e.playbook, &[ms(t)], r, &self.owner).await?;
+                let n = store.missed(&e.playbook, &[ms(t)], r, &self.owner).await?;
+                counted.push((e.playbook.clone(), r, n));
                 continue;
             }
             if !store.claim_fire(&e.playbook, ms(t), &self.owner).await? {
@@ -161,7 +175,7 @@ impl Scheduler {
                 replace,
             });
         }
-        Ok(starts)
+        Ok((starts, counted))
     }
 
     /// The next nominal time of any entry after `now`.

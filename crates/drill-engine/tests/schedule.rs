@@ -259,3 +259,43 @@ async fn the_scheduler_wakes_at_the_nominal_instants() {
         ]
     );
 }
+
+/// The same records on PostgreSQL (the store several daemons share): one fire for two
+/// daemons, missed times, the halt.
+#[tokio::test]
+async fn on_postgresql_a_time_fires_once_and_the_halt_is_shared() {
+    let name = format!("drill_sched_{}", std::process::id());
+    let Some(url) = drill_testkit::postgres_db(&name) else {
+        // Fails the test unless DRILL_TEST_SKIP_MISSING=1 says to skip it.
+        drill_testkit::service("postgres on 127.0.0.1:5433", false);
+        return;
+    };
+    let a = Store::open(&url).await.expect("store a");
+    let b = Store::open(&url).await.expect("store b");
+    let e = [entry(Concurrency::Forbid, Some(60))];
+    me(1)
+        .tick(&a, &e, at("2026-03-01T00:00:00Z"))
+        .await
+        .expect("tick");
+    let now = at("2026-03-01T00:10:30Z");
+    let x = me(1).tick(&a, &e, now).await.expect("tick a");
+    let y = me(2).tick(&b, &e, now).await.expect("tick b");
+    assert_eq!(x.len() + y.len(), 1);
+    let r = reasons(&a).await;
+    assert_eq!(r.len(), 10);
+    assert_eq!(
+        r.iter()
+            .filter(|x| x.1.as_deref() == Some("daemon-down"))
+            .count(),
+        9
+    );
+    b.halt("pg halt", "ops").await.expect("halt");
+    assert_eq!(
+        a.halted().await.expect("halted").map(|h| h.by),
+        Some("ops".into())
+    );
+    assert!(a.resume().await.expect("resume").is_some());
+    assert!(b.halted().await.expect("halted").is_none());
+    drop((a, b));
+    drill_testkit::drop_postgres_db(&name);
+}

@@ -42,9 +42,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/resume", post(resume))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see docs/api.md") });
+    let mut metrics = Router::new().route("/metrics", get(metrics));
+    if !shared.metrics_open {
+        metrics = metrics.route_layer(middleware::from_fn_with_state(shared.clone(), auth));
+    }
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(metrics)
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
@@ -110,6 +115,17 @@ async fn auth(
         ));
     }
     next.run(req).await
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {

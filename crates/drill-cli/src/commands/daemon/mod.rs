@@ -29,6 +29,7 @@ use drill_spec::ValidPlaybook;
 use tokio::sync::{Notify, watch};
 
 pub mod api;
+pub mod metrics;
 pub mod tokens;
 
 use crate::exit;
@@ -65,6 +66,10 @@ pub struct DaemonArgs {
     /// The API's token file (`drill token add` writes it); required with --listen.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
+    /// Serve /metrics without a token (for a Prometheus scraper inside the cluster); by
+    /// default it needs a viewer token like every other route.
+    #[arg(long)]
+    pub metrics_open: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -109,6 +114,8 @@ pub struct Shared {
     pub log: Log,
     /// Wakes the loop at once after a halt or resume through the API.
     pub halt_now: Notify,
+    pub metrics: metrics::Metrics,
+    pub metrics_open: bool,
 }
 
 /// Where a playbook's relative paths start.
@@ -268,6 +275,8 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             },
             log: log.clone(),
             halt_now: Notify::new(),
+            metrics: metrics::Metrics::default(),
+            metrics_open: args.metrics_open,
         });
         if let Some(addr) = &args.listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -296,7 +305,12 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
                 Err(_) => Vec::new(),
             };
             // The halt first: a halt stops runs before any new one would start.
-            match store.halted().await {
+            let halted = store.halted().await;
+            shared
+                .metrics
+                .halt_active
+                .set(i64::from(matches!(halted, Ok(Some(_)))));
+            match halted {
                 Ok(Some(h)) => {
                     let why = format!("halted by {}: {}", h.by, h.reason);
                     if halt_seen.as_deref() != Some(why.as_str()) {
@@ -314,8 +328,18 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
                 }
                 Err(e) => log(&format!("daemon: cannot read the halt: {e}")),
             }
-            match sched.tick(&store, &entries, clock.now()).await {
-                Ok(starts) => {
+            match sched.tick_counted(&store, &entries, clock.now()).await {
+                Ok((starts, missed)) => {
+                    for (playbook, reason, n) in missed {
+                        shared
+                            .metrics
+                            .missed
+                            .get_or_create(&metrics::MissLabels {
+                                playbook,
+                                reason: reason.as_str().into(),
+                            })
+                            .inc_by(n);
+                    }
                     for s in starts {
                         tasks.spawn(scheduled(shared.clone(), s));
                     }
@@ -329,6 +353,7 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
                 }
             }
             while tasks.try_join_next().is_some() {}
+            sample(&shared, &entries, clock.now());
             let next = Scheduler::next(&entries, clock.now())
                 .unwrap_or_else(|| clock.now() + chrono::Duration::seconds(1));
             tokio::select! {
@@ -362,6 +387,50 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(exit::code(exit::OK))
+}
+
+/// The gauges read off the schedules and the running runs' live status.
+fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>) {
+    let m = &shared.metrics;
+    for e in entries {
+        if let Some(t) = e.cron.after(&now).next() {
+            m.next_fire
+                .get_or_create(&metrics::Playbook {
+                    playbook: e.playbook.clone(),
+                })
+                .set(t.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+    let mut active: BTreeMap<&'static str, i64> = [
+        "docker",
+        "kubernetes",
+        "process",
+        "exec",
+        "redis",
+        "sql",
+        "http",
+    ]
+    .into_iter()
+    .map(|b| (b, 0))
+    .collect();
+    if let Ok(runs) = shared.runs.lock() {
+        for r in runs.values() {
+            let st = r.status.borrow();
+            for f in &st.active_faults {
+                *active.entry(f.backend).or_default() += 1;
+            }
+            let pb = metrics::Playbook {
+                playbook: st.playbook.clone(),
+            };
+            m.target_rate.get_or_create(&pb).set(st.target_rate);
+            m.achieved_rate.get_or_create(&pb).set(st.achieved_rate);
+        }
+    }
+    for (b, n) in active {
+        m.faults_active
+            .get_or_create(&metrics::Backend { backend: b.into() })
+            .set(n);
+    }
 }
 
 fn aborts(shared: &Shared) -> Vec<Abort> {
@@ -410,6 +479,10 @@ async fn scheduled(shared: Arc<Shared>, s: Start) {
         ));
         return;
     };
+    let skew = (chrono::Utc::now() - s.nominal)
+        .to_std()
+        .unwrap_or_default();
+    shared.metrics.start_skew.observe(skew.as_secs_f64());
     let (_, task) = launch(shared, file, vp, opts, Some(s)).await;
     task.await;
 }
@@ -465,8 +538,30 @@ pub async fn launch(
         log(&format!("daemon: run {id}: {what} started"));
     }
     let run_id = id.clone();
+    let started = Instant::now();
     let done = async move {
-        match handle.wait().await {
+        let out = handle.wait().await;
+        let m = &shared.metrics;
+        m.run_duration.observe(started.elapsed().as_secs_f64());
+        let pb = metrics::Playbook {
+            playbook: playbook.clone(),
+        };
+        m.target_rate.get_or_create(&pb).set(0.0);
+        m.achieved_rate.get_or_create(&pb).set(0.0);
+        let outcome = match &out {
+            Ok(o) => o.status.as_str(),
+            Err(_) => "error",
+        };
+        if outcome == "revert_failed" {
+            m.revert_failures.inc();
+        }
+        m.runs
+            .get_or_create(&metrics::RunLabels {
+                playbook: playbook.clone(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        match out {
             Ok(out) => log(&format!(
                 "daemon: run {}: {what} {}{}",
                 out.run_id.as_deref().unwrap_or("-"),

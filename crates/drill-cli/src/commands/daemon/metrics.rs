@@ -1,0 +1,137 @@
+//! The daemon's Prometheus metrics (prometheus-client, OpenMetrics text at `/metrics`):
+//! runs by outcome and their durations, missed fires by reason and the start skew, the next
+//! fire per schedule, active faults by backend, revert failures, the halt, and each running
+//! playbook's target and achieved rate. Histograms have real buckets, so several daemons'
+//! series add up.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub playbook: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MissLabels {
+    pub playbook: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Playbook {
+    pub playbook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Backend {
+    pub backend: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub runs: Family<RunLabels, Counter>,
+    pub run_duration: Histogram,
+    pub missed: Family<MissLabels, Counter>,
+    pub start_skew: Histogram,
+    pub next_fire: Family<Playbook, FGauge>,
+    pub faults_active: Family<Backend, Gauge>,
+    pub revert_failures: Counter,
+    pub halt_active: Gauge,
+    pub target_rate: Family<Playbook, FGauge>,
+    pub achieved_rate: Family<Playbook, FGauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            runs: Family::default(),
+            // 1 s to ~9 h.
+            run_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            missed: Family::default(),
+            // 1 ms to ~65 s.
+            start_skew: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            next_fire: Family::default(),
+            faults_active: Family::default(),
+            revert_failures: Counter::default(),
+            halt_active: Gauge::default(),
+            target_rate: Family::default(),
+            achieved_rate: Family::default(),
+        };
+        if let Ok(mut r) = m.registry.lock() {
+            r.register(
+                "drill_runs",
+                "Runs ended, by playbook and outcome",
+                m.runs.clone(),
+            );
+            r.register(
+                "drill_run_duration_seconds",
+                "How long runs took",
+                m.run_duration.clone(),
+            );
+            r.register(
+                "drill_schedule_missed",
+                "Nominal times that did not run, by playbook and reason",
+                m.missed.clone(),
+            );
+            r.register(
+                "drill_schedule_start_skew_seconds",
+                "How late a scheduled run started after its nominal time",
+                m.start_skew.clone(),
+            );
+            r.register(
+                "drill_schedule_next_fire_timestamp_seconds",
+                "The next nominal time of each schedule (Unix seconds)",
+                m.next_fire.clone(),
+            );
+            r.register(
+                "drill_faults_active",
+                "Faults applied now by this daemon's runs, by backend",
+                m.faults_active.clone(),
+            );
+            r.register(
+                "drill_revert_failures",
+                "Runs that ended with a fault still changed",
+                m.revert_failures.clone(),
+            );
+            r.register(
+                "drill_halt_active",
+                "1 while the daemons are halted",
+                m.halt_active.clone(),
+            );
+            r.register(
+                "drill_traffic_target_rate",
+                "Arrivals per second the running playbook's profile asks for now",
+                m.target_rate.clone(),
+            );
+            r.register(
+                "drill_traffic_achieved_rate",
+                "Requests per second the running playbook's traffic achieved lately",
+                m.achieved_rate.clone(),
+            );
+        }
+        m
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+}
