@@ -82,7 +82,7 @@ pub fn parse_scale(s: &str) -> Result<f64, String> {
     Ok(f)
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

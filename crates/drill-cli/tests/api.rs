@@ -244,6 +244,15 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     assert_eq!(s, 200);
     let r: serde_json::Value = serde_json::from_str(&b).expect("report");
     assert_eq!(r["verdict"], "PASS", "{r}");
+    // The event stream of a finished run: its row, as one `end` event.
+    let (s, b) = call(
+        "GET",
+        &url(&format!("/api/v1/runs/{id}/events")),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(b.contains("event: end") && b.contains("\"passed\""), "{b}");
     // Metrics: behind a token too (the daemon was not started with --metrics-open).
     assert_eq!(call("GET", &url("/metrics"), None, None).0, 401);
     let until = Instant::now() + Duration::from_secs(5);
@@ -262,6 +271,50 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         assert!(Instant::now() < until, "{m}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A posted playbook that is invalid: 400 with its errors, nothing run.
+    let (s, b) = call(
+        "POST",
+        &url("/api/v1/runs"),
+        Some(&operator),
+        Some(br#"{"yaml": "apiVersion: drill/v1\nkind: Playbook\n"}"#),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("missing required field"), "{b}");
+
+    // `drill apply --server`: validated here, run there, the same verdict lines and code.
+    let local = w.file("remote.yaml", &PLAYBOOK.replace("BASE", &server.url("")));
+    let apply = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drill"));
+        c.args(["apply", "--server", &base])
+            .arg(&local)
+            .env_remove("DRILL_TOKEN");
+        if let Some(t) = token {
+            c.env("DRILL_TOKEN", t);
+        }
+        c.output().expect("drill apply --server")
+    };
+    let no_token = apply(None);
+    assert_eq!(no_token.status.code(), Some(2));
+    let out = apply(Some(&operator));
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": PASS\n"), "{text}");
+    assert!(text.contains("noop"), "{text}");
+    assert!(
+        text.contains("PASS: every check held and every fault was reverted"),
+        "{text}"
+    );
+    assert_eq!(
+        apply(Some(&viewer)).status.code(),
+        Some(2),
+        "a viewer cannot run"
+    );
+
     common::nix_kill(d.child.id(), "TERM");
     let (code, _, err) = d.finish(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{err}");

@@ -42,12 +42,28 @@ pub struct ApplyArgs {
     /// more and exits 3.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub lease: String,
+    /// Run it on a `drill daemon` instead (its API's base URL, like http://drill:8090): the
+    /// playbook is validated here, posted, run there with the daemon's drills, and followed
+    /// to the end; same verdict lines and exit codes. The token comes from DRILL_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
 
 pub fn run(args: ApplyArgs) -> Result<ExitCode> {
     let (outcome, unreadable) = load(std::slice::from_ref(&args.playbook), &args.drills)?;
+    if let Some(server) = args.server.clone() {
+        print_diags(&outcome);
+        if outcome.has_errors() || unreadable > 0 || outcome.playbooks.is_empty() {
+            eprintln!(
+                "the playbook is invalid; run `drill validate {}` for details; nothing was sent",
+                args.playbook.display()
+            );
+            return Ok(exit::code(exit::INVALID));
+        }
+        return super::remote::apply(&server, &args);
+    }
     print_diags(&outcome);
     let Some(vp) = outcome
         .playbooks

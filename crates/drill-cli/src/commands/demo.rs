@@ -123,6 +123,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             output: Output::Text,
             revert_timeout: "2m".into(),
             lease: "15s".into(),
+            server: None,
             db: args.db.clone(),
         })
     } else {

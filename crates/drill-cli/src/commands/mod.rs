@@ -7,6 +7,7 @@ pub mod demo;
 pub mod load;
 pub mod plan;
 pub mod recover;
+pub mod remote;
 pub mod report;
 pub mod revert;
 pub mod runs;

@@ -18,7 +18,9 @@ pub struct Record {
     pub revert: Option<HttpCall>,
 }
 
-fn client(timeout: Duration) -> Result<reqwest::Client, FaultError> {
+/// The HTTP client every http fault, step and probe uses (rustls with ring, the web PKI
+/// roots); also the CLI's client of the daemon.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, FaultError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -36,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/runs", get(runs).post(trigger))
         .route("/runs/{id}", get(one_run))
         .route("/runs/{id}/report", get(report))
+        .route("/runs/{id}/events", get(events))
         .route("/runs/{id}/abort", post(abort))
         .route("/fires", get(fires))
         .route("/halt", get(halt_state).post(halt))
@@ -248,7 +249,12 @@ async fn report(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Trigger {
-    playbook: String,
+    /// A loaded playbook's name…
+    #[serde(default)]
+    playbook: Option<String>,
+    /// …or a playbook's YAML, validated here with the daemon's drills.
+    #[serde(default)]
+    yaml: Option<String>,
     #[serde(default)]
     time_scale: Option<f64>,
     #[serde(default)]
@@ -287,15 +293,35 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(None) => {}
         Err(e) => return internal(e),
     }
-    let found = s.loaded.lock().ok().and_then(|l| l.get(&t.playbook));
-    let Some((file, vp)) = found else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no valid playbook named {} is loaded (GET /api/v1/playbooks lists them)",
-                t.playbook
-            ),
-        );
+    let (file, vp) = match (&t.playbook, &t.yaml) {
+        (Some(name), None) => {
+            let found = s.loaded.lock().ok().and_then(|l| l.get(name));
+            let Some(found) = found else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no valid playbook named {name} is loaded (GET /api/v1/playbooks lists them)"
+                    ),
+                );
+            };
+            found
+        }
+        (None, Some(text)) => match super::posted(&s, text) {
+            Ok(found) => found,
+            Err(errors) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "the playbook is invalid; nothing was run", "errors": errors})),
+                )
+                    .into_response();
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "send either playbook (a loaded playbook's name) or yaml (a playbook's text)",
+            );
+        }
     };
     let mut opts = s.opts.clone();
     opts.time_scale = scale;
@@ -319,6 +345,54 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Some(id) => (StatusCode::ACCEPTED, axum::Json(json!({"run": id}))).into_response(),
         None => internal("the run ended before it was recorded; see the daemon's log"),
     }
+}
+
+/// A run's live status as server-sent events (`status` about twice a second, then one
+/// `end` with the run's row), for a browser or `curl -N`.
+async fn events(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let row = match s.store.run(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Err(e) => return internal(e),
+    };
+    let status = s
+        .runs
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&row.id).map(|x| x.status.clone()));
+    let store = s.store.clone();
+    let id = row.id.clone();
+    let stream = futures_util::stream::unfold(
+        (status, store, id, false),
+        |(mut status, store, id, ended)| async move {
+            if ended {
+                return None;
+            }
+            if let Some(rx) = &mut status
+                && rx.changed().await.is_ok()
+            {
+                let ev = Event::default()
+                    .event("status")
+                    .json_data(&*rx.borrow())
+                    .unwrap_or_default();
+                return Some((
+                    Ok::<_, std::convert::Infallible>(ev),
+                    (status, store, id, false),
+                ));
+            }
+            // The run is over (or was never ours): its row, as stored.
+            let row = store.run(&id).await.ok().flatten();
+            let ev = Event::default()
+                .event("end")
+                .json_data(&row)
+                .unwrap_or_default();
+            Some((Ok(ev), (None, store, id, true)))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 async fn abort(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {

@@ -11,10 +11,11 @@
 //! reverts (a second signal exits at once; `drill recover` finishes later).
 //!
 //! With `--listen`, it serves the HTTP API of [`api`] (bearer tokens from `--tokens`, see
-//! [`tokens`]): list playbooks, runs and fires, trigger and abort runs, halt and resume.
+//! [`tokens`]): list playbooks, runs and fires, trigger (by name or a posted playbook) and
+//! abort runs, follow one as server-sent events, halt and resume, and `/metrics`
+//! ([`metrics`]).
 //!
-//! What it is not yet: `/metrics`, the event stream, `drill apply --server` (issue #14
-//! lists them).
+//! What it is not yet: an audit table, an OpenAPI description, `tracing` logs (issue #14).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -116,6 +117,36 @@ pub struct Shared {
     pub halt_now: Notify,
     pub metrics: metrics::Metrics,
     pub metrics_open: bool,
+    pub playbooks_dir: PathBuf,
+    pub drills: Vec<PathBuf>,
+}
+
+/// A playbook posted to the API, validated with the daemon's drills and environment.
+/// Returns it with a name for its file (relative paths start in the playbook directory),
+/// or the rendered errors.
+pub fn posted(shared: &Shared, text: &str) -> Result<(PathBuf, ValidPlaybook), Vec<String>> {
+    let name = shared.playbooks_dir.join("posted.yaml");
+    let env = crate::support::env_var;
+    let mut loader = drill_spec::Loader::new(&env);
+    loader.add(&name.display().to_string(), text, true);
+    let library = crate::files::library_dirs(std::slice::from_ref(&name), &shared.drills);
+    if let Err(e) = crate::files::load(&mut loader, &[], &library) {
+        return Err(vec![format!("{e:#}")]);
+    }
+    let outcome = loader.finish();
+    if outcome.has_errors() || outcome.playbooks.len() != 1 {
+        let mut errs: Vec<String> = outcome
+            .diags
+            .iter()
+            .map(|d| outcome.sources.render(d))
+            .collect();
+        if errs.is_empty() {
+            errs.push("the text holds no playbook (kind: Playbook)".into());
+        }
+        return Err(errs);
+    }
+    let vp = outcome.playbooks.into_iter().next().expect("one playbook");
+    Ok((name, vp))
 }
 
 /// Where a playbook's relative paths start.
@@ -277,6 +308,8 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             halt_now: Notify::new(),
             metrics: metrics::Metrics::default(),
             metrics_open: args.metrics_open,
+            playbooks_dir: args.playbooks.clone(),
+            drills: args.drills.clone(),
         });
         if let Some(addr) = &args.listen {
             let listener = tokio::net::TcpListener::bind(addr)

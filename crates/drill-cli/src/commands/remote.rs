@@ -1,0 +1,191 @@
+//! `drill apply --server URL`: the CLI as a client of a `drill daemon`. Posts the playbook's
+//! text, follows the run until it ends (its live status: each drill's stage as it changes),
+//! then prints the run's verdict lines from its stored report, exactly as a local apply
+//! prints them, and exits with the same code.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::apply::ApplyArgs;
+use crate::exit;
+use crate::support::runtime;
+
+fn token() -> Result<String> {
+    match std::env::var("DRILL_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        _ => bail!(
+            "DRILL_TOKEN is not set: the daemon's API needs a token (an operator's, from `drill token add`)"
+        ),
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Value)> {
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("{what}: no answer"))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("{what}: no body"))?;
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, v))
+}
+
+pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
+    let token = match token() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("drill: {e}");
+            return Ok(exit::code(exit::INVALID));
+        }
+    };
+    let text = std::fs::read_to_string(&args.playbook)
+        .with_context(|| format!("cannot read {}", args.playbook.display()))?;
+    let base = server.trim_end_matches('/').to_owned();
+    runtime()?.block_on(async move {
+        let client = drill_faults::http::client(Duration::from_secs(60))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let auth = format!("Bearer {token}");
+        let (status, v) = send(
+            client
+                .post(format!("{base}/api/v1/runs"))
+                .header("Authorization", &auth)
+                .json(
+                    &json!({"yaml": text, "time_scale": args.time_scale, "dry_run": args.dry_run}),
+                ),
+            "POST /api/v1/runs",
+        )
+        .await?;
+        match status {
+            202 => {}
+            200 if args.dry_run => {
+                println!("dry run on {base}: nothing was changed, no traffic was sent");
+                for w in v["report"]["would"].as_array().into_iter().flatten() {
+                    println!("  {}", w.as_str().unwrap_or_default());
+                }
+                for e in v["report"]["errors"].as_array().into_iter().flatten() {
+                    eprintln!("error: {}", e.as_str().unwrap_or_default());
+                }
+                let ok = v["status"] == "dry_run";
+                return Ok(exit::code(if ok { exit::OK } else { exit::ABORTED }));
+            }
+            _ => {
+                eprintln!(
+                    "drill: {base} refused the run ({status}): {}",
+                    v["error"].as_str().unwrap_or(&v.to_string())
+                );
+                for e in v["errors"].as_array().into_iter().flatten() {
+                    eprintln!("  {}", e.as_str().unwrap_or_default());
+                }
+                let code = if (400..500).contains(&status) {
+                    exit::INVALID
+                } else {
+                    exit::ABORTED
+                };
+                return Ok(exit::code(code));
+            }
+        }
+        let id = v["run"].as_str().unwrap_or_default().to_owned();
+        eprintln!("run {id}: running on {base}");
+        let mut seen = String::new();
+        let row = loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (s, v) = send(
+                client
+                    .get(format!("{base}/api/v1/runs/{id}"))
+                    .header("Authorization", &auth),
+                "GET the run",
+            )
+            .await?;
+            if s != 200 {
+                bail!("{base} lost run {id} ({s}): {v}");
+            }
+            let stages: Vec<String> = v["live"]["drills"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    format!(
+                        "{}: {}",
+                        d["name"].as_str().unwrap_or("?"),
+                        d["stage"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let now = stages.join(", ");
+            if !now.is_empty() && now != seen {
+                eprintln!("  {now}");
+                seen = now;
+            }
+            if v["run"]["status"] != "running" {
+                break v["run"].clone();
+            }
+        };
+        let (_, report) = send(
+            client
+                .get(format!("{base}/api/v1/runs/{id}/report?format=json"))
+                .header("Authorization", &auth),
+            "GET the report",
+        )
+        .await?;
+        print_summary(&report, &row);
+        let code = match row["status"].as_str().unwrap_or_default() {
+            "passed" => exit::OK,
+            "failed" => exit::CHECK_FAILED,
+            "revert_failed" => exit::REVERT_FAILED,
+            _ => exit::ABORTED,
+        };
+        Ok(exit::code(code))
+    })
+}
+
+/// The verdict lines of a local apply, from the stored report.
+fn print_summary(r: &Value, row: &Value) {
+    let mut o = std::io::stdout().lock();
+    let id = row["id"].as_str().unwrap_or("-");
+    let verdict = r["verdict"].as_str().unwrap_or("?");
+    let _ = writeln!(o, "\nrun {id}: {verdict}");
+    if let Some(reason) = r["reason"].as_str() {
+        let _ = writeln!(o, "  {reason}");
+    }
+    let drills = r["drills"].as_array().cloned().unwrap_or_default();
+    if !drills.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n  {:<18} {:<28} {:<6} {:<52} LIMIT",
+            "DRILL", "CHECK", "", "MEASURED"
+        );
+        for d in &drills {
+            let name = d["name"].as_str().unwrap_or("?");
+            let checks = d["checks"].as_array().cloned().unwrap_or_default();
+            if checks.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "  {:<18} ({})",
+                    name,
+                    d["status"].as_str().unwrap_or("?")
+                );
+            }
+            for c in &checks {
+                let _ = writeln!(
+                    o,
+                    "  {:<18} {:<28} {:<6} {:<52} {}",
+                    name,
+                    c["name"].as_str().unwrap_or("?"),
+                    if c["passed"] == true { "PASS" } else { "FAIL" },
+                    c["measured"].as_str().unwrap_or(""),
+                    c["limit"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    if r["status"] == "passed" {
+        let _ = writeln!(o, "\nPASS: every check held and every fault was reverted");
+    }
+}
