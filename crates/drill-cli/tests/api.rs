@@ -144,11 +144,12 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     // (method, path, body, the least role, its status)
     type Route<'a> = (&'a str, &'a str, Option<&'a [u8]>, usize, u16);
     let dry = br#"{"playbook": "api-short", "dry_run": true}"#.as_slice();
-    let routes: [Route<'_>; 10] = [
+    let routes: [Route<'_>; 11] = [
         ("GET", "/api/v1/playbooks", None, 0, 200),
         ("GET", "/api/v1/runs", None, 0, 200),
         ("GET", "/api/v1/fires", None, 0, 200),
         ("GET", "/api/v1/halt", None, 0, 200),
+        ("GET", "/api/v1/audit", None, 0, 200),
         ("GET", "/api/v1/runs/nope", None, 0, 404),
         ("GET", "/api/v1/runs/nope/report", None, 0, 404),
         ("POST", "/api/v1/runs/nope/abort", None, 1, 404),
@@ -244,6 +245,32 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     assert_eq!(s, 200);
     let r: serde_json::Value = serde_json::from_str(&b).expect("report");
     assert_eq!(r["verdict"], "PASS", "{r}");
+    // Every mutating call is in the audit, with the playbook's hash for a run.
+    let (s, b) = call("GET", &url("/api/v1/audit"), Some(&viewer), None);
+    assert_eq!(s, 200);
+    let a: serde_json::Value = serde_json::from_str(&b).expect("audit");
+    let mine = a["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .find(|r| r["status"] == 202)
+        .cloned()
+        .unwrap_or_else(|| panic!("{a}"));
+    assert_eq!(mine["subject"], "operator-1");
+    assert_eq!(mine["path"], "/api/v1/runs");
+    let detail = mine["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("playbook api-short sha256 ") && detail.ends_with(&id),
+        "{detail}"
+    );
+    assert!(
+        a["audit"]
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|r| r["status"] == 403),
+        "refused calls are audited too"
+    );
     // The event stream of a finished run: its row, as one `end` event.
     let (s, b) = call(
         "GET",

@@ -49,6 +49,19 @@ pub struct Fire {
     pub at_ms: i64,
 }
 
+/// One mutating call of the daemon's API: who, what, when, how it ended, and what it ran
+/// (the playbook's name and SHA-256 for a run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub at_ms: i64,
+    pub subject: String,
+    pub role: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub detail: Option<String>,
+}
+
 /// The halt in force: why, by whom, since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Halt {
@@ -275,5 +288,48 @@ impl Store {
         })
         .transpose()
         .map_err(self.err("cannot read the halt"))
+    }
+
+    /// Records a call of the API.
+    pub async fn audit(&self, a: &Audit) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO drill_audit (at_ms, subject, role, method, path, status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(a.at_ms)
+        .bind(&a.subject)
+        .bind(&a.role)
+        .bind(&a.method)
+        .bind(&a.path)
+        .bind(a.status)
+        .bind(&a.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot record the audit"))?;
+        Ok(())
+    }
+
+    /// The newest audit records.
+    pub async fn audits(&self, limit: i64) -> Result<Vec<Audit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, subject, role, method, path, status, detail FROM drill_audit ORDER BY at_ms DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot list the audit"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(Audit {
+                    at_ms: r.try_get("at_ms")?,
+                    subject: r.try_get("subject")?,
+                    role: r.try_get("role")?,
+                    method: r.try_get("method")?,
+                    path: r.try_get("path")?,
+                    status: r.try_get("status")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.err("cannot read the audit"))
     }
 }

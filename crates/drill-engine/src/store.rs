@@ -108,7 +108,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
-        "the daemon: fires of schedules, schedules seen, halt",
+        "the daemon: fires of schedules, schedules seen, halt, the API's audit",
         "CREATE TABLE drill_fires (
         playbook TEXT NOT NULL,
         nominal_ms BIGINT NOT NULL,
@@ -128,7 +128,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         reason TEXT NOT NULL,
         by_whom TEXT NOT NULL,
         since_ms BIGINT NOT NULL
-    );",
+    );
+    CREATE TABLE drill_audit (
+        at_ms BIGINT NOT NULL,
+        subject TEXT NOT NULL,
+        role TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status BIGINT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX drill_audit_at ON drill_audit (at_ms);",
     ),
 ];
 

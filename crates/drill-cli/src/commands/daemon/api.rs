@@ -39,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/runs/{id}/events", get(events))
         .route("/runs/{id}/abort", post(abort))
         .route("/fires", get(fires))
+        .route("/audit", get(audit))
         .route("/halt", get(halt_state).post(halt))
         .route("/resume", post(resume))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
@@ -93,29 +94,64 @@ async fn auth(
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     let need = needs(req.method(), &path);
-    if who.role < need {
-        return error(
+    let method = req.method().clone();
+    let mutating = method != Method::GET && method != Method::HEAD;
+    let resp = if who.role < need {
+        error(
             StatusCode::FORBIDDEN,
             format!(
-                "{} is {}; {} {} needs {}",
+                "{} is {}; {method} {path} needs {}",
                 who.subject,
                 who.role.as_str(),
-                req.method(),
-                path,
                 need.as_str()
             ),
-        );
-    }
-    if *req.method() != Method::GET {
+        )
+    } else if !mutating {
+        return next.run(req).await;
+    } else {
         (s.log)(&format!(
-            "daemon: api: {} ({}) {} {}",
+            "daemon: api: {} ({}) {method} {path}",
             who.subject,
             who.role.as_str(),
-            req.method(),
-            path
         ));
+        next.run(req).await
+    };
+    if !mutating {
+        return resp;
     }
-    next.run(req).await
+    let record = drill_engine::fires::Audit {
+        at_ms: drill_engine::store::now_ms(),
+        subject: who.subject.clone(),
+        role: who.role.as_str().into(),
+        method: method.to_string(),
+        path,
+        status: i64::from(resp.status().as_u16()),
+        detail: resp.extensions().get::<Detail>().map(|d| d.0.clone()),
+    };
+    if let Err(e) = s.store.audit(&record).await {
+        (s.log)(&format!("daemon: api: cannot record the audit: {e}"));
+    }
+    resp
+}
+
+/// What a mutating call did, for its audit record (set by the handler on its response).
+#[derive(Debug, Clone)]
+struct Detail(String);
+
+fn with_detail(mut r: Response, d: String) -> Response {
+    r.extensions_mut().insert(Detail(d));
+    r
+}
+
+async fn audit(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Response {
+    match s
+        .store
+        .audits(q.limit.unwrap_or(100).clamp(1, 10_000))
+        .await
+    {
+        Ok(a) => axum::Json(json!({"audit": a})).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -339,12 +375,31 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             Err(e) => internal(drill_engine::chain(&e)),
         };
     }
+    let detail = format!(
+        "playbook {} sha256 {}",
+        vp.playbook.metadata.name,
+        sha256_hex(
+            t.yaml
+                .clone()
+                .unwrap_or_else(|| std::fs::read_to_string(&file).unwrap_or_default())
+                .as_bytes()
+        )
+    );
     let (id, task) = super::launch(s.clone(), file, vp, opts, None).await;
     tokio::spawn(task);
-    match id {
+    let r = match &id {
         Some(id) => (StatusCode::ACCEPTED, axum::Json(json!({"run": id}))).into_response(),
         None => internal("the run ended before it was recorded; see the daemon's log"),
-    }
+    };
+    with_detail(r, format!("{detail} run {}", id.as_deref().unwrap_or("-")))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// A run's live status as server-sent events (`status` about twice a second, then one
@@ -448,9 +503,12 @@ async fn halt(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
         .and_then(|t| s.tokens.check(t.trim()))
         .map_or_else(|| "api".to_owned(), |w| w.subject.clone());
     match s.store.halt(&h.reason, &by).await {
-        Ok(h) => {
+        Ok(now) => {
             s.halt_now.notify_one();
-            axum::Json(json!({"halt": h})).into_response()
+            with_detail(
+                axum::Json(json!({"halt": now})).into_response(),
+                format!("halt: {}", h.reason),
+            )
         }
         Err(e) => internal(e),
     }
