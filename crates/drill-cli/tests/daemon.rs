@@ -154,3 +154,50 @@ async fn halt_reverts_a_scheduled_drill_within_2_s_and_survives_a_restart_until_
     );
     cleanup(&names);
 }
+
+/// `concurrency: replace`: the next fire aborts the running drill, whose pause is reverted,
+/// before the new run injects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_reverts_the_old_run_before_the_new_one_injects() {
+    if !service("docker image drill-test-busybox", docker_image_ready()) {
+        return;
+    }
+    let names = sleepers("drill-daemon-r", 1);
+    let server = fixture().await;
+    let w = Work::new();
+    let dir = w.dir.path().join("playbooks");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("scheduled.yaml"),
+        PLAYBOOK
+            .replace("BASE", &server.url(""))
+            .replace("concurrency: forbid", "concurrency: replace")
+            .replace("drill-daemon-", "drill-daemon-r-"),
+    )
+    .expect("playbook");
+    let mut d = daemon(&w, &dir);
+    d.wait_for("outage/pause: applied", Duration::from_secs(30));
+    let first = d.seen.len();
+    // The next fire, at most 10 s later: the old run is aborted and reverted, then the new
+    // one pauses the container again.
+    d.wait_for("replaced by the run of", Duration::from_secs(15));
+    d.wait_for("outage/pause: applied", Duration::from_secs(30));
+    let after: Vec<&String> = d.seen[first..].iter().collect();
+    let reverted = after
+        .iter()
+        .position(|l| l.contains("outage/pause: reverted"))
+        .unwrap_or_else(|| panic!("the old pause was reverted:\n{after:#?}"));
+    let injected = after
+        .iter()
+        .rposition(|l| l.contains("outage/pause: applied"))
+        .expect("the new pause");
+    assert!(reverted < injected, "{after:#?}");
+    assert_eq!(container_state(&names[0]), "paused", "the new run holds it");
+    common::nix_kill(d.child.id(), "TERM");
+    let (code, _, err) = d.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(container_state(&names[0]), "running");
+    let fires = w.store().await.fires(Some("scheduled"), 10).await.expect("fires");
+    assert!(fires.iter().filter(|f| f.outcome == "run").count() >= 2);
+    cleanup(&names);
+}
