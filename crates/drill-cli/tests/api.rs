@@ -341,6 +341,31 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         Some(2),
         "a viewer cannot run"
     );
+    // The other client commands.
+    let client = |args: &[&str], token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_drill"))
+            .args(args)
+            .args(["--server", &base])
+            .env("DRILL_TOKEN", token)
+            .output()
+            .expect("drill")
+    };
+    let runs = client(&["runs"], &viewer);
+    assert!(stdout(&runs).contains(&id), "{}", stdout(&runs));
+    assert_eq!(
+        client(&["halt", "--reason", "cli"], &operator)
+            .status
+            .code(),
+        Some(2),
+        "an operator cannot halt"
+    );
+    let halted = client(&["halt", "--reason", "cli"], &admin);
+    assert!(
+        stdout(&halted).contains("halted by admin-1: cli"),
+        "{halted:?}"
+    );
+    let resumed = client(&["resume"], &admin);
+    assert!(stdout(&resumed).contains("is lifted"), "{resumed:?}");
 
     common::nix_kill(d.child.id(), "TERM");
     let (code, _, err) = d.finish(Duration::from_secs(20));

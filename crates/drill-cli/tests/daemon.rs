@@ -197,7 +197,12 @@ async fn replace_reverts_the_old_run_before_the_new_one_injects() {
     let (code, _, err) = d.finish(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(container_state(&names[0]), "running");
-    let fires = w.store().await.fires(Some("scheduled"), 10).await.expect("fires");
+    let fires = w
+        .store()
+        .await
+        .fires(Some("scheduled"), 10)
+        .await
+        .expect("fires");
     assert!(fires.iter().filter(|f| f.outcome == "run").count() >= 2);
     cleanup(&names);
 }

@@ -223,7 +223,7 @@ pub struct FaultRow {
 }
 
 /// One run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunRow {
     pub id: String,
     pub playbook: String,

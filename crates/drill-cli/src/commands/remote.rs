@@ -37,6 +37,50 @@ async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Value)> 
     Ok((status, v))
 }
 
+/// One call of a daemon's API with DRILL_TOKEN: its status and JSON body. Exit code 2
+/// (with the reason printed) when there is no token.
+pub fn call(
+    server: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Result<(u16, Value), u8>> {
+    let token = match token() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("drill: {e}");
+            return Ok(Err(exit::INVALID));
+        }
+    };
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    runtime()?.block_on(async move {
+        let client = drill_faults::http::client(Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut req = match method {
+            "POST" => client.post(&url),
+            _ => client.get(&url),
+        }
+        .header("Authorization", format!("Bearer {token}"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Ok(Ok(send(req, &format!("{method} {url}")).await?))
+    })
+}
+
+/// Prints a refused call's error and returns its exit code (4xx: 2, else 3).
+pub fn refused(server: &str, status: u16, v: &Value) -> ExitCode {
+    eprintln!(
+        "drill: {server} answered {status}: {}",
+        v["error"].as_str().unwrap_or(&v.to_string())
+    );
+    exit::code(if (400..500).contains(&status) {
+        exit::INVALID
+    } else {
+        exit::ABORTED
+    })
+}
+
 pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
     let token = match token() {
         Ok(t) => t,

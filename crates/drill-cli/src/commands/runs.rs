@@ -16,15 +16,28 @@ pub struct RunsArgs {
     /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Ask a `drill daemon` (its API's base URL) instead of the store; token from
+    /// DRILL_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
 
 pub fn run(args: RunsArgs) -> Result<ExitCode> {
-    let rows = runtime()?.block_on(async {
-        let store = args.db.open().await?;
-        anyhow::Ok(store.runs(args.limit).await?)
-    })?;
+    let rows: Vec<drill_engine::store::RunRow> = if let Some(server) = &args.server {
+        let path = format!("/api/v1/runs?limit={}", args.limit);
+        match super::remote::call(server, "GET", &path, None)? {
+            Err(code) => return Ok(exit::code(code)),
+            Ok((200, v)) => serde_json::from_value(v["runs"].clone())?,
+            Ok((status, v)) => return Ok(super::remote::refused(server, status, &v)),
+        }
+    } else {
+        runtime()?.block_on(async {
+            let store = args.db.open().await?;
+            anyhow::Ok(store.runs(args.limit).await?)
+        })?
+    };
     if args.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(exit::code(exit::OK));

@@ -80,12 +80,19 @@ pub struct HaltArgs {
     /// Why (required): shown to whoever looks, and kept with the halt.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+    /// Halt through a daemon's API (its base URL) instead of the store; an admin token
+    /// from DRILL_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
+    /// Resume through a daemon's API (its base URL); an admin token from DRILL_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -615,13 +622,28 @@ pub fn halt(args: HaltArgs) -> Result<ExitCode> {
         eprintln!("drill halt: --reason must say why (it is kept with the halt)");
         return Ok(exit::code(exit::INVALID));
     }
+    if let Some(server) = &args.server {
+        let body = serde_json::json!({"reason": args.reason});
+        return match super::remote::call(server, "POST", "/api/v1/halt", Some(body))? {
+            Err(code) => Ok(exit::code(code)),
+            Ok((200, v)) => {
+                println!(
+                    "halted by {}: {} (every daemon on the store aborts its runs within 1 s and fires nothing until `drill resume`)",
+                    v["halt"]["by"].as_str().unwrap_or("?"),
+                    v["halt"]["reason"].as_str().unwrap_or("?")
+                );
+                Ok(exit::code(exit::OK))
+            }
+            Ok((status, v)) => Ok(super::remote::refused(server, status, &v)),
+        };
+    }
     let by = std::env::var("USER").unwrap_or_else(|_| drill_engine::owner::Owner::me().to_string());
     let h = runtime()?.block_on(async {
         let store = args.db.open().await?;
         anyhow::Ok(store.halt(&args.reason, &by).await?)
     })?;
     println!(
-        "halted since {} by {}: {} (every daemon on this store aborts its runs within 2 s and fires nothing until `drill resume`)",
+        "halted since {} by {}: {} (every daemon on this store aborts its runs within 1 s and fires nothing until `drill resume`)",
         chrono::DateTime::from_timestamp_millis(h.since_ms).unwrap_or_default(),
         h.by,
         h.reason
@@ -630,6 +652,23 @@ pub fn halt(args: HaltArgs) -> Result<ExitCode> {
 }
 
 pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
+    if let Some(server) = &args.server {
+        return match super::remote::call(server, "POST", "/api/v1/resume", None)? {
+            Err(code) => Ok(exit::code(code)),
+            Ok((200, v)) => {
+                match v["resumed"].as_object() {
+                    Some(h) => println!(
+                        "resumed: the halt by {} ({}) is lifted",
+                        h["by"].as_str().unwrap_or("?"),
+                        h["reason"].as_str().unwrap_or("?")
+                    ),
+                    None => println!("nothing to resume: no halt was in force"),
+                }
+                Ok(exit::code(exit::OK))
+            }
+            Ok((status, v)) => Ok(super::remote::refused(server, status, &v)),
+        };
+    }
     let was = runtime()?.block_on(async {
         let store = args.db.open().await?;
         anyhow::Ok(store.resume().await?)
