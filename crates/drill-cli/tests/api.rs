@@ -144,12 +144,13 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     // (method, path, body, the least role, its status)
     type Route<'a> = (&'a str, &'a str, Option<&'a [u8]>, usize, u16);
     let dry = br#"{"playbook": "api-short", "dry_run": true}"#.as_slice();
-    let routes: [Route<'_>; 11] = [
+    let routes: [Route<'_>; 12] = [
         ("GET", "/api/v1/playbooks", None, 0, 200),
         ("GET", "/api/v1/runs", None, 0, 200),
         ("GET", "/api/v1/fires", None, 0, 200),
         ("GET", "/api/v1/halt", None, 0, 200),
         ("GET", "/api/v1/audit", None, 0, 200),
+        ("GET", "/api/v1/openapi.json", None, 0, 200),
         ("GET", "/api/v1/runs/nope", None, 0, 404),
         ("GET", "/api/v1/runs/nope/report", None, 0, 404),
         ("POST", "/api/v1/runs/nope/abort", None, 1, 404),
@@ -164,6 +165,17 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         ("POST", "/api/v1/resume", None, 2, 200),
     ];
     let roles = [&viewer, &operator, &admin];
+    // The served description names every route of the matrix below.
+    let (_, doc) = call("GET", &url("/api/v1/openapi.json"), Some(&viewer), None);
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("openapi");
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path, _, _, _) in &routes {
+        let p = path.replace("/nope", "/{id}");
+        assert!(
+            doc["paths"][&p][method.to_lowercase()].is_object(),
+            "{method} {p} is not in the OpenAPI description"
+        );
+    }
     for (method, path, body, least, ok) in routes {
         let (s, b) = call(method, &url(path), None, body);
         assert_eq!(s, 401, "{method} {path} without a token: {b}");
