@@ -208,7 +208,7 @@ async fn workers_that_do_not_come_back_fail_the_queue_outage_drill() {
         "no-worker-restart",
         "queue-outage",
         "backlog-drains",
-        "backlog 5,000 after",
+        "queues:notifications pending 5,000 after",
     )
     .await;
 }
@@ -255,7 +255,7 @@ async fn a_worker_process_that_does_not_come_back_fails_the_queue_outage_drill()
         "no-worker-restart",
         "queue-outage",
         "backlog-drains",
-        "backlog 5,000 after",
+        "queues:notifications pending 5,000 after",
     )
     .await;
 }
