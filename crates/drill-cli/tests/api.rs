@@ -125,10 +125,15 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         &file.display().to_string(),
         "--report-dir",
         &w.dir.path().join("reports").display().to_string(),
+        "--log-format",
+        "json",
     ]));
     d.wait_for("API on http://", Duration::from_secs(20));
     let line = d.seen.last().cloned().unwrap_or_default();
-    let base = line
+    let line: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    let base = line["message"]
+        .as_str()
+        .expect("message")
         .split("API on ")
         .nth(1)
         .expect("address")
@@ -305,11 +310,56 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
                 m.contains(r#"drill_faults_active{backend="exec"} 0"#),
                 "{m}"
             );
+            // The latency histogram holds every request the report counted, and the
+            // drill's fault span on its own.
+            let requests = r["traffic"]["requests"].as_u64().expect("requests");
+            assert!(
+                m.contains(&format!(
+                    r#"drill_request_latency_seconds_count{{playbook="api-short",drill="",phase="all"}} {requests}"#
+                )),
+                "{requests} requests: {m}"
+            );
+            assert!(
+                m.contains(&format!(
+                    r#"drill_request_latency_seconds_bucket{{le="+Inf",playbook="api-short",drill="",phase="all"}} {requests}"#
+                )),
+                "{m}"
+            );
+            assert!(
+                m.contains(r#"drill_request_latency_seconds_count{playbook="api-short",drill="noop",phase="fault"}"#),
+                "{m}"
+            );
             break;
         }
         assert!(Instant::now() < until, "{m}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The logs: one JSON object per line; every line the run logged names it.
+    d.wait_for(r#""outcome":"passed""#, Duration::from_secs(10));
+    let logged: Vec<serde_json::Value> = d
+        .seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of_run: Vec<_> = logged
+        .iter()
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with('[')))
+        .collect();
+    assert!(of_run.len() >= 3, "the run's timeline lines: {logged:?}");
+    for l in &of_run {
+        assert_eq!(l["span"]["run"], id.as_str(), "{l}");
+        assert_eq!(l["span"]["playbook"], "api-short", "{l}");
+    }
+    let end = logged.last().expect("a line");
+    assert_eq!(end["run"], id.as_str(), "{end}");
+    assert_eq!(end["level"], "INFO", "{end}");
+    assert!(
+        logged.iter().any(|l| l["message"] == "api call"
+            && l["status"] == 202
+            && l["subject"] == "operator-1"),
+        "the trigger is logged: {logged:?}"
+    );
+
     // A posted playbook that is invalid: 400 with its errors, nothing run.
     let (s, b) = call(
         "POST",
@@ -382,8 +432,5 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     common::nix_kill(d.child.id(), "TERM");
     let (code, _, err) = d.finish(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{err}");
-    assert!(
-        err.contains("operator-1 (operator) POST /api/v1/runs"),
-        "{err}"
-    );
+    assert!(err.contains(r#""message":"daemon: stopped""#), "{err}");
 }

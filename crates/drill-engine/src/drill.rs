@@ -18,6 +18,7 @@ use drill_spec::model::{Action, After, Check, Moment, Phase};
 use drill_spec::timeline::{self, Start};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::chain;
 use crate::checks::{self, ProbeOutcome, fmt_dur};
@@ -272,29 +273,32 @@ fn actions(
         .filter(|(_, a)| a.at == moment)
         .collect();
     let drill = d.name.clone();
-    tokio::spawn(async move {
-        let mut out = Vec::new();
-        for (i, a) in list {
-            if let Some(delay) = a.delay {
-                let at = cx.now() + cx.scaled(delay);
-                if !cx.sleep_until(at).await {
-                    break;
+    tokio::spawn(
+        async move {
+            let mut out = Vec::new();
+            for (i, a) in list {
+                if let Some(delay) = a.delay {
+                    let at = cx.now() + cx.scaled(delay);
+                    if !cx.sleep_until(at).await {
+                        break;
+                    }
                 }
+                let label = format!(
+                    "{drill}/{}",
+                    a.name
+                        .clone()
+                        .unwrap_or_else(|| format!("action {}", i + 1))
+                );
+                let r = live::action(&cx, &a, &label).await;
+                if !r.ok {
+                    cx.abort.trigger(format!("{label} failed: {}", r.result));
+                }
+                out.push(r);
             }
-            let label = format!(
-                "{drill}/{}",
-                a.name
-                    .clone()
-                    .unwrap_or_else(|| format!("action {}", i + 1))
-            );
-            let r = live::action(&cx, &a, &label).await;
-            if !r.ok {
-                cx.abort.trigger(format!("{label} failed: {}", r.result));
-            }
-            out.push(r);
+            out
         }
-        out
-    })
+        .in_current_span(),
+    )
 }
 
 type ProbeTask = (Check, Phase, JoinHandle<ProbeOutcome>);
@@ -311,7 +315,7 @@ fn probe_checks(cx: &Arc<RunContext>, d: &ResolvedDrill, fault_phase: bool) -> V
             (
                 c.clone(),
                 timeline::check_phase(c),
-                tokio::spawn(poll_probe(cx.clone(), c.clone(), window)),
+                tokio::spawn(poll_probe(cx.clone(), c.clone(), window).in_current_span()),
             )
         })
         .collect()

@@ -52,7 +52,7 @@ pub use error::EngineError;
 pub use handle::{RunHandle, start};
 pub use outcome::{Outcome, Status};
 pub use run::{Options, apply};
-pub use status::LiveStatus;
+pub use status::{LATENCY_BUCKETS_S, LiveStatus, PhaseLatency};
 pub use store::Store;
 
 /// An error and its sources, joined by ": " (one printer, in drill-faults, for every crate).

@@ -24,6 +24,7 @@ use drill_load::metrics::Recorder;
 use drill_spec::ValidPlaybook;
 use drill_spec::timeline::TrafficPlan;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::checks::fmt_dur;
 use crate::context::{Abort, Ownership, RunContext, locked};
@@ -32,7 +33,7 @@ use crate::outcome::secs;
 use crate::outcome::{DrillResult, Outcome, Status};
 use crate::owner::Owner;
 use crate::recover::{self, Recovered};
-use crate::status::{ActiveFault, LiveStatus, RunStage};
+use crate::status::{ActiveFault, LiveStatus, PhaseLatency, RunStage};
 use crate::store::{FenceError, RunRow, Store, now_ms};
 use crate::{Log, chain, drill, guards, live, preflight, report};
 
@@ -125,52 +126,62 @@ pub(crate) async fn run(
     // 2. The run, its lease and its locks.
     let run_id = new_run_id();
     status.send_modify(|s| s.run_id = Some(run_id.clone()));
-    let owner = Owner::me();
-    let lease = store
-        .create_run(&RunRow {
-            id: run_id.clone(),
-            playbook: name.clone(),
-            file: vp.file.clone(),
-            status: "running".into(),
-            reason: None,
-            owner: owner.to_string(),
-            heartbeat_ms: now_ms(),
-            lease_ms: i64::try_from(opts.lease.as_millis()).unwrap_or(i64::MAX),
-            started_ms: now_ms(),
-            finished_ms: None,
-            time_scale: opts.time_scale,
-            epoch: 0,
-            age_ms: 0,
-        })
-        .await?;
-    let own = Arc::new(Ownership::new(lease, abort.clone()));
-    log(&format!("run {run_id}: {name} ({})", vp.file));
-    let keys = preflight::lock_keys(&vp);
-    if let Some(held) = store.lock(&run_id, &keys).await? {
-        let reason = format!(
-            "target {} is held by run {} (playbook {}, {}, owner {}); wait for it to finish, or run `drill recover` if it is gone",
-            held.target, held.run.id, held.run.playbook, held.run.status, held.run.owner
+    // Everything from here on is this run's: a `tracing` subscriber (the daemon's logs) puts
+    // the run id on every line, the spawned tasks' too.
+    let span = tracing::info_span!("run", run = %run_id, playbook = %name);
+    async {
+        let owner = Owner::me();
+        let lease = store
+            .create_run(&RunRow {
+                id: run_id.clone(),
+                playbook: name.clone(),
+                file: vp.file.clone(),
+                status: "running".into(),
+                reason: None,
+                owner: owner.to_string(),
+                heartbeat_ms: now_ms(),
+                lease_ms: i64::try_from(opts.lease.as_millis()).unwrap_or(i64::MAX),
+                started_ms: now_ms(),
+                finished_ms: None,
+                time_scale: opts.time_scale,
+                epoch: 0,
+                age_ms: 0,
+            })
+            .await?;
+        let own = Arc::new(Ownership::new(lease, abort.clone()));
+        log(&format!("run {run_id}: {name} ({})", vp.file));
+        let keys = preflight::lock_keys(&vp);
+        if let Some(held) = store.lock(&run_id, &keys).await? {
+            let reason = format!(
+                "target {} is held by run {} (playbook {}, {}, owner {}); wait for it to finish, or run `drill recover` if it is gone",
+                held.target, held.run.id, held.run.playbook, held.run.status, held.run.owner
+            );
+            finish(store, &own, "aborted", Some(&format!("refused: {reason}"))).await?;
+            status.send_modify(|s| s.stage = RunStage::Done);
+            return Ok(Outcome::bare(Some(run_id), Status::Aborted, Some(reason)));
+        }
+
+        // 3. Heartbeat, and the reconciler's periodic pass over other runs.
+        let hb_stop = Abort::default();
+        let heartbeat = tokio::spawn(
+            heartbeat(
+                store.clone(),
+                own.clone(),
+                hb_stop.clone(),
+                log.clone(),
+                opts.lease,
+            )
+            .in_current_span(),
         );
-        finish(store, &own, "aborted", Some(&format!("refused: {reason}"))).await?;
+
+        let result = execute(store, &vp, dir, opts, abort, own, status.clone()).await;
+        hb_stop.trigger("done");
+        let _ = heartbeat.await;
         status.send_modify(|s| s.stage = RunStage::Done);
-        return Ok(Outcome::bare(Some(run_id), Status::Aborted, Some(reason)));
+        result
     }
-
-    // 3. Heartbeat, and the reconciler's periodic pass over other runs.
-    let hb_stop = Abort::default();
-    let heartbeat = tokio::spawn(heartbeat(
-        store.clone(),
-        own.clone(),
-        hb_stop.clone(),
-        log.clone(),
-        opts.lease,
-    ));
-
-    let result = execute(store, &vp, dir, opts, abort, own, status.clone()).await;
-    hb_stop.trigger("done");
-    let _ = heartbeat.await;
-    status.send_modify(|s| s.stage = RunStage::Done);
-    result
+    .instrument(span)
+    .await
 }
 
 /// Renews the run's lease every third of `lease`, and reconciles other runs. A renewal that
@@ -393,13 +404,12 @@ async fn execute(
             fmt_dur(t.duration)
         ));
         cx.status.send_modify(|s| s.stage = RunStage::Running);
-        let traffic_task = tokio::spawn(t.execute_from(stop.clone(), start));
-        let guards_task = tokio::spawn(guards::watch(cx.clone(), vp.playbook.guards.clone()));
-        let status_task = tokio::spawn(refresh(
-            cx.clone(),
-            vp.plan(scale).traffic,
-            recorder.clone(),
-        ));
+        let traffic_task = tokio::spawn(t.execute_from(stop.clone(), start).in_current_span());
+        let guards_task =
+            tokio::spawn(guards::watch(cx.clone(), vp.playbook.guards.clone()).in_current_span());
+        let status_task = tokio::spawn(
+            refresh(cx.clone(), vp.plan(scale).traffic, recorder.clone()).in_current_span(),
+        );
 
         // The drills, each on its timeline; `after: recovered` waits for the previous one.
         let mut prev: Option<drill::Recovered> = None;
@@ -423,6 +433,8 @@ async fn execute(
         stop.stop();
         guards_task.abort();
         status_task.abort();
+        let latency = latencies(&cx, &recorder);
+        cx.status.send_modify(|s| s.latency = latency);
         traffic_report = report;
     }
 
@@ -561,6 +573,26 @@ async fn execute(
     Ok(out)
 }
 
+/// Every latency so far: the whole traffic's, and each drill's fault and recovery spans'.
+fn latencies(cx: &RunContext, recorder: &Recorder) -> Vec<PhaseLatency> {
+    let mut out = vec![PhaseLatency::of("", "all", &recorder.overall())];
+    let names: Vec<String> = cx
+        .status
+        .borrow()
+        .drills
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    for d in &names {
+        for phase in ["fault", "recovery"] {
+            if let Some(s) = recorder.span(&format!("{d}/{phase}")) {
+                out.push(PhaseLatency::of(d, phase, &s));
+            }
+        }
+    }
+    out
+}
+
 /// How many whole seconds the recent figures cover.
 const RECENT: u64 = 5;
 
@@ -583,7 +615,9 @@ async fn refresh(cx: Arc<RunContext>, plan: TrafficPlan, recorder: Arc<Recorder>
                 since_s: f.since.map(secs),
             })
             .collect();
+        let latency = latencies(&cx, &recorder);
         cx.status.send_modify(|s| {
+            s.latency = latency;
             s.elapsed_s = secs(now);
             s.target_rate = drill_spec::timeline::rate_at(&plan, drill_spec::units::Dur(now));
             s.achieved_rate = if span > 0.0 {

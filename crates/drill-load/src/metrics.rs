@@ -559,6 +559,11 @@ impl Recorder {
         close_seconds(&mut g, Some(horizon));
     }
 
+    /// Everything measured so far.
+    pub fn overall(&self) -> Stats {
+        self.lock().overall.clone()
+    }
+
     /// A look at the run so far, for progress displays and guards.
     pub fn snapshot(&self) -> Snapshot {
         let g = self.lock();

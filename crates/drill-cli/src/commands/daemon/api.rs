@@ -170,6 +170,10 @@ async fn auth(
     req: Request,
     next: Next,
 ) -> Response {
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -183,12 +187,14 @@ async fn auth(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
         );
+        tracing::warn!(
+            method = %req.method(),
+            %path,
+            status = 401,
+            "api call without a valid token"
+        );
         return r;
     };
-    let path = req
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     let need = needs(req.method(), &path);
     let method = req.method().clone();
     let mutating = method != Method::GET && method != Method::HEAD;
@@ -202,26 +208,22 @@ async fn auth(
                 need.as_str()
             ),
         )
-    } else if !mutating {
-        return next.run(req).await;
     } else {
-        (s.log)(&format!(
-            "daemon: api: {} ({}) {method} {path}",
-            who.subject,
-            who.role.as_str(),
-        ));
         next.run(req).await
     };
+    let status = resp.status().as_u16();
     if !mutating {
+        tracing::debug!(subject = %who.subject, role = who.role.as_str(), %method, %path, status, "api call");
         return resp;
     }
+    tracing::info!(subject = %who.subject, role = who.role.as_str(), %method, %path, status, "api call");
     let record = drill_engine::fires::Audit {
         at_ms: drill_engine::store::now_ms(),
         subject: who.subject.clone(),
         role: who.role.as_str().into(),
         method: method.to_string(),
         path,
-        status: i64::from(resp.status().as_u16()),
+        status: i64::from(status),
         detail: resp.extensions().get::<Detail>().map(|d| d.0.clone()),
     };
     if let Err(e) = s.store.audit(&record).await {

@@ -1,11 +1,16 @@
 //! The daemon's Prometheus metrics (prometheus-client, OpenMetrics text at `/metrics`):
 //! runs by outcome and their durations, missed fires by reason and the start skew, the next
 //! fire per schedule, active faults by backend, revert failures, the halt, and each running
-//! playbook's target and achieved rate. Histograms have real buckets, so several daemons'
-//! series add up.
+//! playbook's target and achieved rate, and the requests' latency per drill phase.
+//! Histograms have real buckets, so several daemons' series add up.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+
+use drill_engine::{LATENCY_BUCKETS_S, PhaseLatency};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,7 +41,108 @@ pub struct Backend {
     pub backend: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub playbook: String,
+    /// Empty for `phase="all"`, the whole traffic.
+    pub drill: String,
+    pub phase: String,
+}
+
 type FGauge = Gauge<f64, AtomicU64>;
+
+/// A latency histogram fed with the engine's cumulative figures ([`PhaseLatency`]) rather
+/// than one observation at a time: each running run's latest figures, plus what the
+/// runs that ended had, so the series only grows.
+#[derive(Debug, Default)]
+pub struct Latency(Mutex<LatencyInner>);
+
+#[derive(Debug, Default)]
+struct LatencyInner {
+    ended: Totals,
+    running: HashMap<String, Totals>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    count: u64,
+    sum_s: f64,
+    buckets: Vec<u64>,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.count += o.count;
+        self.sum_s += o.sum_s;
+        if self.buckets.len() < o.buckets.len() {
+            self.buckets.resize(o.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+    }
+}
+
+impl Latency {
+    /// A running run's figures so far (they replace its earlier ones).
+    pub fn set(&self, run: &str, l: &PhaseLatency) {
+        if let Ok(mut g) = self.0.lock() {
+            g.running.insert(
+                run.to_owned(),
+                Totals {
+                    count: l.count,
+                    sum_s: l.sum_s,
+                    buckets: l.buckets.clone(),
+                },
+            );
+        }
+    }
+
+    /// The run ended: its last figures stay in the series.
+    pub fn end(&self, run: &str) {
+        if let Ok(mut g) = self.0.lock()
+            && let Some(t) = g.running.remove(run)
+        {
+            g.ended.add(&t);
+        }
+    }
+
+    fn total(&self) -> Totals {
+        let Ok(g) = self.0.lock() else {
+            return Totals::default();
+        };
+        let mut t = g.ended.clone();
+        for r in g.running.values() {
+            t.add(r);
+        }
+        t
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let t = self.total();
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_S
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .enumerate()
+            .map(|(i, le)| (le, t.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        if buckets.is_empty() {
+            buckets.push((f64::MAX, 0));
+        }
+        encoder.encode_histogram::<NoLabelSet>(t.sum_s, t.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
 
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -50,6 +156,7 @@ pub struct Metrics {
     pub halt_active: Gauge,
     pub target_rate: Family<Playbook, FGauge>,
     pub achieved_rate: Family<Playbook, FGauge>,
+    pub latency: Family<PhaseLabels, Latency>,
 }
 
 impl Default for Metrics {
@@ -68,6 +175,7 @@ impl Default for Metrics {
             halt_active: Gauge::default(),
             target_rate: Family::default(),
             achieved_rate: Family::default(),
+            latency: Family::default(),
         };
         if let Ok(mut r) = m.registry.lock() {
             r.register(
@@ -119,6 +227,11 @@ impl Default for Metrics {
                 "drill_traffic_achieved_rate",
                 "Requests per second the running playbook's traffic achieved lately",
                 m.achieved_rate.clone(),
+            );
+            r.register(
+                "drill_request_latency_seconds",
+                "Latency from each arrival's intended start, by playbook, drill and phase (all: the whole traffic; fault, recovery: a drill's spans)",
+                m.latency.clone(),
             );
         }
         m

@@ -15,7 +15,11 @@
 //! abort runs, follow one as server-sent events, halt and resume, and `/metrics`
 //! ([`metrics`]).
 //!
-//! What it is not yet: an audit table, an OpenAPI description, `tracing` logs (issue #14).
+//! Logs are `tracing` events (`--log-format text|json`); the engine opens a `run` span, so
+//! each line a run logs names it.
+//!
+//! What it is not yet: highly available (several daemons share a store's fires and halt,
+//! but a dead daemon's runs are taken over only by `drill recover`'s lease rule).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,7 +38,7 @@ pub mod metrics;
 pub mod tokens;
 
 use crate::exit;
-use crate::support::{DbArg, dur, load, log_to, parse_scale, runtime};
+use crate::support::{DbArg, dur, load, parse_scale, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -71,8 +75,52 @@ pub struct DaemonArgs {
     /// default it needs a viewer token like every other route.
     #[arg(long)]
     pub metrics_open: bool,
+    /// How log lines look on stderr: `text` for a terminal, `json` (one object per line,
+    /// with the run id of every line a run logs) for a log collector. Levels from RUST_LOG
+    /// (default: info).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub db: DbArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The daemon's logs: `tracing` events on stderr; a run's lines carry its `run` span (run
+/// id, playbook), which the engine opens.
+fn init_logs(format: LogFormat) -> Log {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,kube=warn,bollard=warn"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
+    Arc::new(|line: &str| {
+        if line.starts_with("warning") || line.contains(": warning:") {
+            tracing::warn!("{line}");
+        } else if line.starts_with("error") || line.contains("cannot ") {
+            tracing::error!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -287,7 +335,7 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
     let budget = dur(&args.revert_timeout, "revert-timeout")?;
     let lease = dur(&args.lease, "lease")?;
     let watchdog = dur(&args.watchdog, "watchdog")?;
-    let log = log_to(None);
+    let log = init_logs(args.log_format);
     runtime()?.block_on(async {
         let store = args.db.open().await?;
         let me = drill_engine::owner::Owner::me().to_string();
@@ -454,8 +502,9 @@ fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>
     .map(|b| (b, 0))
     .collect();
     if let Ok(runs) = shared.runs.lock() {
-        for r in runs.values() {
+        for (id, r) in runs.iter() {
             let st = r.status.borrow();
+            record_latency(m, id, &st, false);
             for f in &st.active_faults {
                 *active.entry(f.backend).or_default() += 1;
             }
@@ -470,6 +519,21 @@ fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>
         m.faults_active
             .get_or_create(&metrics::Backend { backend: b.into() })
             .set(n);
+    }
+}
+
+/// A run's latency histograms so far; `ended` keeps its last figures for good.
+fn record_latency(m: &metrics::Metrics, run: &str, st: &LiveStatus, ended: bool) {
+    for l in &st.latency {
+        let h = m.latency.get_or_create(&metrics::PhaseLabels {
+            playbook: st.playbook.clone(),
+            drill: l.drill.clone(),
+            phase: l.phase.clone(),
+        });
+        h.set(run, l);
+        if ended {
+            h.end(run);
+        }
     }
 }
 
@@ -575,13 +639,18 @@ pub async fn launch(
                 "daemon: run {id}: cannot record it on its fire: {e}"
             ));
         }
-        log(&format!("daemon: run {id}: {what} started"));
+        tracing::info!(run = %id, playbook = %playbook, "daemon: run {id}: {what} started");
     }
     let run_id = id.clone();
     let started = Instant::now();
     let done = async move {
+        let last = handle.status();
         let out = handle.wait().await;
         let m = &shared.metrics;
+        if let Some(id) = &run_id {
+            let st = last.borrow().clone();
+            record_latency(m, id, &st, true);
+        }
         m.run_duration.observe(started.elapsed().as_secs_f64());
         let pb = metrics::Playbook {
             playbook: playbook.clone(),
@@ -601,14 +670,17 @@ pub async fn launch(
                 outcome: outcome.into(),
             })
             .inc();
+        let run = run_id.as_deref().unwrap_or("-");
         match out {
-            Ok(out) => log(&format!(
-                "daemon: run {}: {what} {}{}",
-                out.run_id.as_deref().unwrap_or("-"),
+            Ok(out) => tracing::info!(
+                run,
+                playbook = %playbook,
+                outcome,
+                "daemon: run {run}: {what} {}{}",
                 out.status.verdict(),
                 out.reason.map(|r| format!(": {r}")).unwrap_or_default()
-            )),
-            Err(e) => log(&format!("daemon: {what}: {e}")),
+            ),
+            Err(e) => tracing::error!(run, playbook = %playbook, outcome, "daemon: {what}: {e}"),
         }
         if let (Some(id), Ok(mut r)) = (run_id, shared.runs.lock()) {
             r.remove(&id);
