@@ -91,12 +91,117 @@ fn check<'a>(r: &'a serde_json::Value, drill: &str, name: &str) -> &'a serde_jso
         .unwrap_or_else(|| panic!("no check {drill}/{name} in {r}"))
 }
 
+/// The reference target cargo built beside the drill binary.
+fn target_bin() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_drill")).with_file_name("drill-target")
+}
+
 fn down(dir: &tempfile::TempDir) {
     let _ = Command::new("bash")
         .arg(repo().join("scripts/demo-env.sh"))
         .arg("down")
         .env("DRILL_DEMO_DIR", dir.path().join("env"))
         .status();
+}
+
+/// Each check row of a run's verdict table (drill, check, PASS or FAIL, limit), and the
+/// closing verdict line: what a local and a remote apply must print alike (the measured
+/// values differ from run to run).
+fn verdict_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            if t.len() >= 4 && l.starts_with("  ") && (t[2] == "PASS" || t[2] == "FAIL") {
+                Some(format!("{} {} {} {}", t[0], t[1], t[2], t[t.len() - 1]))
+            } else if l.starts_with("PASS:") || l.starts_with("FAIL:") {
+                Some(l.to_owned())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// `drill daemon` with the demo's playbook directory, and `drill apply --server` of the
+/// demo playbook on it; the exit code and output of the apply.
+fn through_a_daemon(dir: &tempfile::TempDir) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_drill");
+    let tokens = dir.path().join("tokens");
+    let made = Command::new(bin)
+        .args([
+            "token",
+            "add",
+            "--role",
+            "operator",
+            "--subject",
+            "demo-test",
+            "--tokens",
+        ])
+        .arg(&tokens)
+        .output()
+        .expect("drill token add");
+    assert!(made.status.success(), "{made:?}");
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let pbs = dir.path().join("daemon-playbooks");
+    std::fs::create_dir_all(&pbs).expect("dir");
+    std::fs::copy(repo().join("playbooks/local.yaml"), pbs.join("local.yaml")).expect("copy");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut daemon = Command::new(bin)
+        .current_dir(repo())
+        .args(["daemon", "--playbooks"])
+        .arg(&pbs)
+        .arg("--drills")
+        .arg(repo().join("drills"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens"])
+        .arg(&tokens)
+        .arg("--db")
+        .arg(dir.path().join("daemon.db"))
+        .arg("--report-dir")
+        .arg(dir.path().join("daemon-reports"))
+        .env("DRILL_DEMO_DIR", dir.path().join("env"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("daemon.log")).expect("log"))
+        .spawn()
+        .expect("drill daemon");
+    let up = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            up.elapsed().as_secs() < 20,
+            "the daemon's API did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = Command::new(bin)
+        .current_dir(repo())
+        .args([
+            "apply",
+            "--server",
+            &base,
+            "playbooks/local.yaml",
+            "--time-scale",
+            "0.1",
+        ])
+        .env("DRILL_TOKEN", &token)
+        .env("DRILL_DEMO_DIR", dir.path().join("env"))
+        .output()
+        .expect("drill apply --server");
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    (
+        out.status.code(),
+        format!(
+            "{}\n{}\n--- the daemon's log:\n{log}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +216,41 @@ async fn the_demo_passes_all_three_seed_drills_against_the_healthy_target() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     down(&dir);
+    // The same playbook through a daemon's API, on a fresh environment (the failover's
+    // promotion is irreversible: the replica is a primary now, and preflight would refuse).
+    let remote = code.is_some_and(|c| c == 0).then(|| {
+        let up = Command::new("bash")
+            .current_dir(repo())
+            .arg("scripts/demo-env.sh")
+            .args(["up", "--workers", "docker"])
+            .env("DRILL_DEMO_DIR", dir.path().join("env"))
+            .env("DRILL_TARGET_BIN", target_bin())
+            .status()
+            .expect("demo-env.sh up");
+        assert!(up.success(), "the demo environment did not come up again");
+        let r = through_a_daemon(&dir);
+        down(&dir);
+        r
+    });
     assert_eq!(code, Some(0), "{text}");
+    if let Some((rcode, rtext)) = remote {
+        assert_eq!(rcode, Some(0), "drill apply --server:\n{rtext}");
+        let lines = verdict_lines(&text);
+        eprintln!(
+            "verdict lines, local and remote alike:\n{}",
+            lines.join("\n")
+        );
+        assert!(lines.len() > 6, "the verdict table of every drill: {text}");
+        assert_eq!(
+            verdict_lines(&rtext),
+            lines,
+            "the verdict lines of `drill apply --server` and of the local run differ:\n{rtext}\n---\n{text}"
+        );
+        assert!(
+            rtext.contains("PASS: every check held and every fault was reverted"),
+            "{rtext}"
+        );
+    }
     assert_eq!(r["verdict"], "PASS", "{text}");
     assert!(
         text.contains("PASS: every check held and every fault was reverted"),
