@@ -43,6 +43,12 @@ fn scenario(calls: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
             };
             assert_eq!(req.method().as_str(), c.method, "call {i}");
             assert_eq!(req.uri().to_string(), c.uri, "call {i}");
+            assert!(
+                permitted(c.method, c.uri),
+                "call {i} ({} {}) needs a permission kubernetes::RBAC (and so the chart's Role) does not grant",
+                c.method,
+                c.uri
+            );
             let body = req.into_body().collect().await.expect("body").to_bytes();
             match c.body {
                 Some(want) => {
@@ -65,6 +71,59 @@ fn scenario(calls: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
         }
     });
     (Client::new(svc, "default"), task)
+}
+
+/// Whether `kubernetes::RBAC` grants a call: its API group, resource and verb, read off
+/// the path as the API server does (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/...`).
+fn permitted(method: &str, uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or(uri);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _v, rest @ ..] => ("", rest),
+        ["apis", g, _v, rest @ ..] => (*g, rest),
+        _ => return false,
+    };
+    let (resource, named) = match rest {
+        ["namespaces", _ns, r] => (*r, false),
+        ["namespaces", _ns, r, _name] => (*r, true),
+        _ => return false,
+    };
+    let verb = match (method, named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        _ => return false,
+    };
+    kubernetes::RBAC
+        .iter()
+        .any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
+}
+
+#[test]
+fn the_permission_check_reads_paths_as_the_api_server_does() {
+    assert!(permitted(
+        "GET",
+        "/apis/apps/v1/namespaces/c/deployments/horizon"
+    ));
+    assert!(permitted(
+        "PATCH",
+        "/apis/apps/v1/namespaces/c/statefulsets/db?fieldManager=drill"
+    ));
+    assert!(permitted(
+        "GET",
+        "/api/v1/namespaces/c/pods?labelSelector=app%3Dx"
+    ));
+    assert!(permitted("DELETE", "/api/v1/namespaces/c/pods/p-1"));
+    assert!(!permitted(
+        "DELETE",
+        "/apis/apps/v1/namespaces/c/deployments/horizon"
+    ));
+    assert!(!permitted("GET", "/api/v1/namespaces/c/secrets/s"));
+    assert!(
+        !permitted("GET", "/apis/apps/v1/deployments"),
+        "cluster-wide list"
+    );
 }
 
 fn deployment(replicas: i32, original: Option<i32>, ready: i32) -> Value {

@@ -16,6 +16,16 @@ use drill_spec::model::{Allow, Fault, KubernetesTarget};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 
+/// Every permission the calls of this module need: (API group, resource, verbs). The Helm
+/// chart's Role grants exactly these (`charts/drill/templates/rbac.yaml`, checked by
+/// `crates/drill-cli/tests/chart.rs`), and the tower_test mock refuses any call outside
+/// them (`crates/drill-faults/tests/kubernetes.rs`).
+pub const RBAC: &[(&str, &str, &[&str])] = &[
+    ("apps", "deployments", &["get", "patch"]),
+    ("apps", "statefulsets", &["get", "patch"]),
+    ("", "pods", &["list", "delete"]),
+];
+
 /// The annotation that keeps a scaled workload's original replica count on the object.
 pub const ORIGINAL_REPLICAS: &str = "drill.dev/original-replicas";
 
