@@ -35,6 +35,13 @@ if ! "$py/bin/python" -c 'import rq, celery, redis' >/dev/null 2>&1; then
   python3 -m venv "$py"
   "$py/bin/pip" install -q 'rq>=2,<4' 'celery[redis]>=5.3,<6'
 fi
+# Helm's own library (helm-python-sdk: Helm v4's Go code, no helm binary) and the
+# Kubernetes OpenAPI schemas (kubernetes-validate), for the chart test
+# (crates/drill-cli/tests/chart.rs).
+if ! "$py/bin/python" -c 'import helm_python, kubernetes_validate' >/dev/null 2>&1; then
+  echo "+ installing helm-python-sdk and kubernetes-validate into $py"
+  "$py/bin/pip" install -q 'helm-python-sdk>=0.2,<0.3' 'kubernetes-validate>=1.34,<2'
+fi
 
 bash "$(dirname "$0")/postgres.sh"
 bash "$(dirname "$0")/mariadb.sh"

@@ -1,0 +1,94 @@
+{{- define "drill.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "drill.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "drill.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: daemon
+{{- end -}}
+
+{{- define "drill.serviceAccount" -}}
+{{- default (include "drill.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/* "true" when the store is PostgreSQL. */}}
+{{- define "drill.postgres" -}}
+{{- if or .Values.database.fromSecret (hasPrefix "postgres" .Values.database.url) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Daemons: 2 on PostgreSQL, 1 on SQLite; more than 1 on SQLite is refused. */}}
+{{- define "drill.replicas" -}}
+{{- $pg := include "drill.postgres" . -}}
+{{- if kindIs "invalid" .Values.replicaCount -}}
+{{- if $pg }}2{{ else }}1{{ end -}}
+{{- else -}}
+{{- if and (not $pg) (gt (int .Values.replicaCount) 1) -}}
+{{- fail (printf "replicaCount is %d but the store is SQLite: one file has one writer. Set database.url to a postgres:// URL (or database.fromSecret) for more daemons, or replicaCount: 1" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "drill.secretName" -}}
+{{- default (include "drill.fullname" .) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "drill.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The namespaces the Kubernetes backend may touch. */}}
+{{- define "drill.targetNamespaces" -}}
+{{- $ns := .Values.rbac.targetNamespaces -}}
+{{- if not $ns }}{{ $ns = list .Release.Namespace }}{{ end -}}
+{{- toJson $ns -}}
+{{- end -}}
+
+{{/* The RBAC rules of the enabled fault kinds: exactly drill_faults::kubernetes::RBAC. */}}
+{{- define "drill.faultRules" -}}
+{{- $f := .Values.rbac.faults -}}
+{{- if has "scale" $f }}
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "patch"]
+{{- end }}
+{{- if has "delete-pods" $f }}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "delete"]
+{{- end }}
+{{- end -}}
+
+{{/* What a revert needs (drill recover): restore a workload's scale, wait for pods. */}}
+{{- define "drill.revertRules" -}}
+{{- $f := .Values.rbac.faults -}}
+{{- if has "scale" $f }}
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "patch"]
+{{- end }}
+{{- if has "delete-pods" $f }}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,193 @@
+"""Lints and renders charts/drill with Helm's own library (helm-python-sdk), validates every
+object against the Kubernetes OpenAPI schema (kubernetes-validate, strict: no unknown
+fields), and checks what the chart promises: replicas by store, SQLite refusing 2, no
+default credentials, namespaced RBAC granting exactly the Kubernetes backend's
+permissions (given as JSON by crates/drill-cli/tests/chart.rs from
+drill_faults::kubernetes::RBAC), a watchdog limited to reverts, the security context, the
+dashboard. Prints one line per case; exits 1 on the first broken promise."""
+
+import json
+import sys
+
+import kubernetes_validate
+import yaml
+from helm_python import chart as helm
+
+CHART, RBAC_JSON = sys.argv[1], sys.argv[2]
+KUBE = "1.34.0"
+NS = "chaos"
+TOKENS = "admin sha256:0000 alice\n"
+PG = "postgres://drill@db.chaos:5432/drill"
+
+# [(group, resource, verbs)] of the backend; revert needs all but delete.
+RBAC = [(g, r, sorted(v)) for g, r, v in json.loads(RBAC_JSON)]
+REVERT = [(g, r, sorted(x for x in v if x != "delete")) for g, r, v in RBAC]
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def render(values, name="drill"):
+    c = helm.Chart.load(CHART)
+    c.validate_schema(values)
+    out = c.render(values, name=name, namespace=NS, is_install=True)
+    objs = []
+    for path, text in out.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objs.append(doc)
+    for o in objs:
+        if o["apiVersion"].startswith("monitoring.coreos.com/"):
+            # A CRD: no OpenAPI schema in Kubernetes itself; its required fields by hand.
+            assert o["spec"]["selector"]["matchLabels"] and o["spec"]["endpoints"], o
+            continue
+        try:
+            kubernetes_validate.validate(o, KUBE, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            fail(f"{o['kind']} {o['metadata']['name']} is not a valid Kubernetes {KUBE} object: {e.message} at {list(e.path)}")
+    return objs, out
+
+
+def refused(values, words):
+    try:
+        render(values)
+    except Exception as e:  # HelmRenderError / HelmValuesError
+        if all(w in str(e) for w in words):
+            return str(e)
+        fail(f"refused, but the message lacks {words}: {e}")
+    fail(f"rendered values that must be refused: {values}")
+
+
+def of(objs, kind):
+    return [o for o in objs if o["kind"] == kind]
+
+
+def rules(role):
+    got = []
+    for r in role["rules"]:
+        for g in r["apiGroups"]:
+            for res in r["resources"]:
+                got.append((g, res, sorted(r["verbs"])))
+                if "*" in r["verbs"] or "*" in res or "*" in g:
+                    fail(f"a wildcard in {role['kind']} {role['metadata']['name']}: {r}")
+    return sorted(got)
+
+
+def daemon(objs):
+    (d,) = of(objs, "Deployment")
+    return d, d["spec"]["template"]["spec"]["containers"][0]
+
+
+def case(name):
+    print(f"ok: {name}")
+
+
+# Lint, strict (warnings are errors), for both stores.
+for values in ({"auth": {"tokens": TOKENS}}, {"auth": {"tokens": TOKENS}, "database": {"url": PG}}):
+    r = helm.lint(CHART, values, strict=True, namespace=NS, kube_version="v" + KUBE)
+    bad = [m for m in r["messages"] if m["severity"] >= 2] + r["errors"]
+    if bad:
+        fail(f"helm lint --strict: {bad}")
+case("helm lint --strict, SQLite and PostgreSQL")
+
+# SQLite (the default): one daemon on a PVC, one writer at a time, no watchdog CronJob.
+objs, out = render({"auth": {"tokens": TOKENS}})
+d, c = daemon(objs)
+if d["spec"]["replicas"] != 1 or d["spec"].get("strategy", {}).get("type") != "Recreate":
+    fail(f"SQLite: {d['spec']['replicas']} replicas, strategy {d['spec'].get('strategy')}")
+if not of(objs, "PersistentVolumeClaim") or of(objs, "CronJob"):
+    fail("SQLite: a PVC and no watchdog CronJob expected")
+if "--db=/var/lib/drill/history.db" not in c["args"]:
+    fail(f"SQLite: the daemon's --db: {c['args']}")
+sc, psc = c["securityContext"], d["spec"]["template"]["spec"]["securityContext"]
+if not (psc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"] and sc["allowPrivilegeEscalation"] is False):
+    fail(f"security context: {psc} {sc}")
+if of(objs, "ClusterRole") or of(objs, "ClusterRoleBinding"):
+    fail("rbac.scope: namespace must create no ClusterRole")
+(role,) = of(objs, "Role")
+if role["metadata"]["namespace"] != NS or rules(role) != sorted(RBAC):
+    fail(f"the Role grants {rules(role)}, the backend needs exactly {sorted(RBAC)}")
+(binding,) = of(objs, "RoleBinding")
+if binding["subjects"][0]["name"] != d["spec"]["template"]["spec"]["serviceAccountName"]:
+    fail("the RoleBinding is not for the daemon's ServiceAccount")
+(dash,) = [o for o in of(objs, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard")]
+if dash["metadata"]["labels"].get("grafana_dashboard") != "1":
+    fail(f"dashboard labels: {dash['metadata']['labels']}")
+board = json.loads(dash["data"]["drill.json"])
+exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+for m in ("drill_runs_total", "drill_schedule_missed_total", "drill_faults_active",
+          "drill_traffic_target_rate", "drill_traffic_achieved_rate", "drill_request_latency_seconds_bucket"):
+    if m not in exprs:
+        fail(f"the dashboard does not show {m}")
+notes = out["drill/templates/NOTES.txt"]
+if "drill apply --server" not in notes or "port-forward" not in notes:
+    fail(f"NOTES.txt: {notes}")
+case("SQLite: 1 daemon, PVC, Recreate, namespaced Role = kubernetes::RBAC, non-root read-only, dashboard, NOTES")
+
+# PostgreSQL: 2 daemons, the URL from the Secret, the watchdog limited to reverts.
+objs, _ = render({"auth": {"tokens": TOKENS}, "database": {"url": PG}})
+d, c = daemon(objs)
+if d["spec"]["replicas"] != 2 or of(objs, "PersistentVolumeClaim"):
+    fail(f"PostgreSQL: {d['spec']['replicas']} replicas")
+env = {e["name"]: e for e in c["env"]}
+if "secretKeyRef" not in env["DATABASE_URL"]["valueFrom"]:
+    fail(f"DATABASE_URL: {env}")
+(cron,) = of(objs, "CronJob")
+if cron["spec"]["concurrencyPolicy"] != "Forbid" or "startingDeadlineSeconds" not in cron["spec"]:
+    fail(f"the watchdog CronJob: {cron['spec']}")
+job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+if job["containers"][0]["args"] != ["recover"] or job["serviceAccountName"] == d["spec"]["template"]["spec"]["serviceAccountName"]:
+    fail("the watchdog runs `drill recover` with its own ServiceAccount")
+(wrole,) = [r for r in of(objs, "Role") if r["metadata"]["name"].endswith("-watchdog")]
+if rules(wrole) != sorted(REVERT):
+    fail(f"the watchdog's Role grants {rules(wrole)}, reverts need {sorted(REVERT)}")
+case("PostgreSQL: 2 daemons, DATABASE_URL from the Secret, watchdog CronJob (Forbid) with a revert-only Role")
+
+refused({"auth": {"tokens": TOKENS}, "replicaCount": 2}, ["SQLite", "replicaCount"])
+case("2 daemons on SQLite are refused, saying why")
+refused({}, ["no default credentials"])
+case("no token file: refused")
+refused({"auth": {"tokens": TOKENS}, "rbac": {"scope": "everything"}}, ["scope"])
+refused({"auth": {"tokens": TOKENS}, "rbac": {"faults": ["exec-in-pod"]}}, ["faults"])
+refused({"auth": {"tokens": TOKENS}, "databse": {"url": PG}}, ["databse"])
+case("values.schema.json refuses an unknown scope, fault kind and key")
+
+objs, _ = render({"auth": {"tokens": TOKENS}, "rbac": {"targetNamespaces": ["shop", "payments"]}})
+roles = [r for r in of(objs, "Role")]
+if sorted(r["metadata"]["namespace"] for r in roles) != ["payments", "shop"] or len(of(objs, "RoleBinding")) != 2:
+    fail(f"one Role and RoleBinding per target namespace: {[r['metadata'] for r in roles]}")
+case("one Role + RoleBinding per entry of targetNamespaces")
+
+objs, _ = render({"auth": {"tokens": TOKENS}, "rbac": {"scope": "cluster"}})
+(cr,) = of(objs, "ClusterRole")
+if of(objs, "Role") or rules(cr) != sorted(RBAC):
+    fail(f"rbac.scope: cluster: {rules(cr)}")
+case("rbac.scope: cluster: one ClusterRole, the same rules")
+
+objs, _ = render({"auth": {"tokens": TOKENS}, "rbac": {"faults": ["scale"]}})
+(role,) = of(objs, "Role")
+if any(res == "pods" for _, res, _ in rules(role)):
+    fail(f"scale only grants no pod verbs: {rules(role)}")
+case("only the enabled fault kinds are granted")
+
+objs, _ = render({"auth": {"existingSecret": "mine", "tokens": ""}, "database": {"fromSecret": True},
+                  "existingPlaybooksConfigMap": "pbs", "serviceMonitor": {"enabled": True},
+                  "podDisruptionBudget": {"enabled": True}})
+if of(objs, "Secret") or not of(objs, "ServiceMonitor") or not of(objs, "PodDisruptionBudget"):
+    fail("existing Secret, ServiceMonitor, PodDisruptionBudget")
+d, c = daemon(objs)
+vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+if vols["playbooks"]["configMap"]["name"] != "pbs" or vols["secret"]["secret"]["secretName"] != "mine":
+    fail(f"existing ConfigMap and Secret: {vols}")
+case("an existing Secret and ConfigMap, ServiceMonitor, PodDisruptionBudget")
+
+objs, _ = render({"auth": {"tokens": TOKENS}, "playbooks": {"seed.yaml": "apiVersion: drill/v1\nkind: Playbook\n"}})
+(pbs,) = [o for o in of(objs, "ConfigMap") if o["metadata"]["name"].endswith("-playbooks")]
+if pbs["data"] != {"seed.yaml": "apiVersion: drill/v1\nkind: Playbook\n"}:
+    fail(f"playbooks from values: {pbs['data']}")
+case("playbooks from values")
+print("chart: every check held")
