@@ -433,3 +433,218 @@ async fn errors_behind_a_200_fail_the_cache_purge_drill_with_the_shipped_playboo
     )
     .await;
 }
+
+/// A posted playbook: the demo's traffic and its cache-purge drill, short.
+const IN_CONTAINER: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata:
+  name: in-container
+target:
+  base_url: http://127.0.0.1:8088
+  allow:
+    http: ["127.0.0.1"]
+    redis: ["redis://127.0.0.1:6390"]
+traffic:
+  dataset: DATASET
+  requests:
+    - name: profile_activity
+      path: /api/v1/communities/{community_id}/members/{member_id}/activity?per_page=50
+      bearer: "{token}"
+      expect: {pointer: /data}
+  profile:
+    - {rate: 40/s, hold: 4m}
+  errors: [5xx, 429, timeout, connect, reset, check]
+slo:
+  p95: 800ms
+  error_rate: 1%
+drills:
+  - uses: cache-purge
+    at: 1m
+    with:
+      redis: redis://127.0.0.1:6390
+"#;
+
+/// `curl` with a bearer token: the status and the body.
+fn api(method: &str, url: &str, token: &str, body: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = c.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_in_a_container_runs_a_drill_against_the_demo_target_through_its_api() {
+    if !ready("docker") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_dir = dir.path().join("env");
+    let up = Command::new("bash")
+        .current_dir(repo())
+        .arg("scripts/demo-env.sh")
+        .args(["up", "--workers", "docker"])
+        .env("DRILL_DEMO_DIR", &env_dir)
+        .env("DRILL_TARGET_BIN", target_bin())
+        .status()
+        .expect("demo-env.sh up");
+    assert!(up.success(), "the demo environment did not come up");
+    let name = format!("drill-test-daemon-{}", std::process::id());
+    let result = std::panic::catch_unwind(|| in_container(&dir, &env_dir, &name));
+    let logs = Command::new("docker")
+        .args(["logs", &name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .unwrap_or_default();
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    down(&dir);
+    if let Err(e) = result {
+        eprintln!("the daemon's log:\n{logs}");
+        std::panic::resume_unwind(e);
+    }
+    assert!(
+        logs.contains(r#""span":{"#),
+        "JSON logs with the run's span: {logs}"
+    );
+}
+
+fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
+    let bin = env!("CARGO_BIN_EXE_drill");
+    let image = Command::new("bash")
+        .current_dir(repo())
+        .args(["scripts/image.sh", bin, "drill:test"])
+        .output()
+        .expect("scripts/image.sh");
+    assert!(image.status.success(), "{image:?}");
+    // What the chart mounts: playbooks, drills, the token file, a writable data volume.
+    let tokens = dir.path().join("tokens");
+    let made = Command::new(bin)
+        .args([
+            "token",
+            "add",
+            "--role",
+            "operator",
+            "--subject",
+            "ci",
+            "--tokens",
+        ])
+        .arg(&tokens)
+        .output()
+        .expect("drill token add");
+    assert!(made.status.success(), "{made:?}");
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let data = dir.path().join("data");
+    let pbs = dir.path().join("playbooks");
+    for d in [&data, &pbs] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    std::os::unix::fs::chown(&data, Some(10001), Some(10001)).expect("chown");
+    let readable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    };
+    readable(&tokens);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mount = |from: &Path, to: &str, ro: bool| {
+        format!(
+            "--volume={}:{to}{}",
+            from.display(),
+            if ro { ":ro" } else { "" }
+        )
+    };
+    let env_s = env_dir.display().to_string();
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", name, "--network", "host"])
+        .args([
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ])
+        .args(["--tmpfs", "/tmp"])
+        .arg(mount(&pbs, "/etc/drill/playbooks", true))
+        .arg(mount(&repo().join("drills"), "/etc/drill/drills", true))
+        .arg(mount(&tokens, "/etc/drill/secret/tokens", true))
+        .arg(mount(&data, "/var/lib/drill", false))
+        .arg(mount(env_dir, &env_s, true))
+        .arg("drill:test")
+        .args(["daemon", "--playbooks", "/etc/drill/playbooks"])
+        .args([
+            "--drills",
+            "/etc/drill/drills",
+            "--tokens",
+            "/etc/drill/secret/tokens",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--db", "/var/lib/drill/history.db"])
+        .args([
+            "--report-dir",
+            "/var/lib/drill/reports",
+            "--log-format",
+            "json",
+        ])
+        .output()
+        .expect("docker run");
+    assert!(run.status.success(), "{run:?}");
+    let base = format!("http://127.0.0.1:{port}");
+    let t0 = std::time::Instant::now();
+    while api("GET", &format!("{base}/healthz"), "", None).0 != 200 {
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "the daemon in the container did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let yaml = IN_CONTAINER.replace(
+        "DATASET",
+        &env_dir.join("load_credentials.json").display().to_string(),
+    );
+    let body = serde_json::json!({"yaml": yaml, "time_scale": 0.1}).to_string();
+    let (s, b) = api("POST", &format!("{base}/api/v1/runs"), &token, Some(&body));
+    assert_eq!(s, 202, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+    let id = v["run"].as_str().expect("run id").to_owned();
+    let t0 = std::time::Instant::now();
+    let row = loop {
+        let (_, b) = api("GET", &format!("{base}/api/v1/runs/{id}"), &token, None);
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
+        if v["run"]["status"].as_str().is_some_and(|s| s != "running") {
+            break v;
+        }
+        assert!(t0.elapsed().as_secs() < 90, "the run did not end: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let (_, b) = api(
+        "GET",
+        &format!("{base}/api/v1/runs/{id}/report?format=json"),
+        &token,
+        None,
+    );
+    let r: serde_json::Value = serde_json::from_str(&b).expect("report");
+    assert_eq!(row["run"]["status"], "passed", "{row}\n{r}");
+    assert_eq!(r["verdict"], "PASS", "{r}");
+    assert!(r["traffic"]["requests"].as_u64().unwrap_or(0) > 300, "{r}");
+    let flush = check(&r, "cache-purge", "p95-increase");
+    assert_eq!(flush["passed"], true, "{flush}");
+    // The flush really happened: the target rebuilt its cache.
+    let stats = Command::new("curl")
+        .args(["-s", "http://127.0.0.1:8088/internal/stats"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let st: serde_json::Value = serde_json::from_str(&stats).expect("stats");
+    let builds = st["builds_per_key"].as_object().expect("builds_per_key");
+    assert!(
+        !builds.is_empty() && builds.values().all(|n| n.as_u64().unwrap_or(0) >= 2),
+        "the cache was not rebuilt after the flush: {st}"
+    );
+}
