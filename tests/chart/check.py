@@ -190,4 +190,14 @@ objs, _ = render({"auth": {"tokens": TOKENS}, "playbooks": {"seed.yaml": "apiVer
 if pbs["data"] != {"seed.yaml": "apiVersion: drill/v1\nkind: Playbook\n"}:
     fail(f"playbooks from values: {pbs['data']}")
 case("playbooks from values")
+# The README's minimal values file.
+objs, _ = render({"image": {"repository": "registry.example/drill", "tag": "0.1.0"},
+                  "database": {"url": "postgres://drill:PASSWORD@db.chaos:5432/drill"},
+                  "rbac": {"targetNamespaces": ["community"]}, "auth": {"tokens": TOKENS},
+                  "playbooks": {"staging.yaml": "apiVersion: drill/v1\n"}})
+d, c = daemon(objs)
+(role,) = [r for r in of(objs, "Role") if not r["metadata"]["name"].endswith("-watchdog")]
+if d["spec"]["replicas"] != 2 or c["image"] != "registry.example/drill:0.1.0" or role["metadata"]["namespace"] != "community":
+    fail("the README's values file")
+case("the README's minimal values file")
 print("chart: every check held")

@@ -76,28 +76,35 @@ fn scenario(calls: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
 /// Whether `kubernetes::RBAC` grants a call: its API group, resource and verb, read off
 /// the path as the API server does (`/api/v1/namespaces/NS/pods`, `/apis/apps/v1/...`).
 fn permitted(method: &str, uri: &str) -> bool {
+    permission(method, uri).is_some_and(|(group, resource, verb)| {
+        kubernetes::RBAC
+            .iter()
+            .any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
+    })
+}
+
+/// The (API group, resource, verb) a call needs.
+fn permission<'a>(method: &str, uri: &'a str) -> Option<(&'a str, &'a str, &'static str)> {
     let path = uri.split('?').next().unwrap_or(uri);
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (group, rest) = match parts.as_slice() {
         ["api", _v, rest @ ..] => ("", rest),
         ["apis", g, _v, rest @ ..] => (*g, rest),
-        _ => return false,
+        _ => return None,
     };
     let (resource, named) = match rest {
         ["namespaces", _ns, r] => (*r, false),
         ["namespaces", _ns, r, _name] => (*r, true),
-        _ => return false,
+        _ => return None,
     };
     let verb = match (method, named) {
         ("GET", true) => "get",
         ("GET", false) => "list",
         ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
-        _ => return false,
+        _ => return None,
     };
-    kubernetes::RBAC
-        .iter()
-        .any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
+    Some((group, resource, verb))
 }
 
 #[test]
@@ -155,6 +162,8 @@ fn fault(v: Value) -> drill_spec::model::Fault {
 }
 
 const DEPLOY: &str = "/apis/apps/v1/namespaces/community/deployments/horizon";
+const STS: &str = "/apis/apps/v1/namespaces/community/statefulsets/db";
+const STS_PATCH: &str = "/apis/apps/v1/namespaces/community/statefulsets/db?";
 const DEPLOY_PATCH: &str = "/apis/apps/v1/namespaces/community/deployments/horizon?";
 
 fn record(p: &drill_faults::Prepared) -> kubernetes::Record {
@@ -168,6 +177,112 @@ fn record(p: &drill_faults::Prepared) -> kubernetes::Record {
             }
         }
         other => panic!("{other:?}"),
+    }
+}
+
+fn statefulset(replicas: i32, original: Option<i32>, ready: i32) -> Value {
+    let mut v = deployment(replicas, original, ready);
+    v["kind"] = json!("StatefulSet");
+    v["metadata"]["name"] = json!("db");
+    v
+}
+
+#[tokio::test]
+async fn scaling_a_statefulset_patches_it_and_revert_restores_its_count() {
+    let t = target(json!({"context": "staging", "namespace": "community", "statefulset": "db"}));
+    let f = fault(json!({"name": "stop-db", "action": "stop", "target": {"kubernetes": t}}));
+    let allow: drill_spec::model::Allow = serde_json::from_value(json!({"kubernetes": {"context": "staging", "namespaces": ["community"], "workloads": ["statefulset/db"]}})).expect("allow");
+    let (client, calls) = scenario(vec![
+        call("GET", STS, None, statefulset(2, None, 2)),
+        call(
+            "PATCH",
+            STS_PATCH,
+            Some(
+                json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}}, "spec": {"replicas": 0}}),
+            ),
+            statefulset(0, Some(2), 2),
+        ),
+    ]);
+    let p = kubernetes::prepare_with(&client, &f, &t, &allow)
+        .await
+        .expect("prepare");
+    let r = record(&p);
+    kubernetes::apply_with(&client, &r).await.expect("apply");
+    drop(client);
+    calls.await.expect("exactly the expected calls");
+    let (client, calls) = scenario(vec![
+        call("GET", STS, None, statefulset(0, Some(2), 0)),
+        call(
+            "PATCH",
+            STS_PATCH,
+            Some(
+                json!({"metadata": {"annotations": {ORIGINAL_REPLICAS: null}}, "spec": {"replicas": 2}}),
+            ),
+            statefulset(2, None, 0),
+        ),
+    ]);
+    assert_eq!(
+        kubernetes::revert_with(&client, &r).await.expect("revert"),
+        Reverted::Restored(vec!["scaled community/db back to 2".into()])
+    );
+    drop(client);
+    calls.await.expect("exactly the expected calls");
+}
+
+/// The permission table grants nothing the backend's calls do not use: every (group,
+/// resource, verb) of `kubernetes::RBAC` is needed by a call these tests expect (and the
+/// scenarios fail unless the backend makes exactly the expected calls).
+#[test]
+fn every_permission_of_the_table_is_used_by_a_call_the_tests_expect() {
+    let src = include_str!("kubernetes.rs");
+    // The paths the scenarios name: literals, and `const NAME: &str = "…"` / `let name = "…"`.
+    let mut names = std::collections::BTreeMap::new();
+    for line in src.lines() {
+        let l = line.trim();
+        if let Some((lhs, rhs)) = l.split_once(" = \"")
+            && (l.starts_with("const ") || l.starts_with("let "))
+            && let Some(path) = rhs.strip_suffix("\";")
+        {
+            let name = lhs
+                .trim_start_matches("const ")
+                .trim_start_matches("let ")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim();
+            names.insert(name.to_owned(), path.to_owned());
+        }
+    }
+    // Each `call("METHOD", PATH, …)` of a scenario (one per expected call).
+    let toks: Vec<&str> = src
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut used = std::collections::BTreeSet::new();
+    for w in toks.windows(3) {
+        let method = w[1].trim_matches('"');
+        if w[0] != "call" || !["GET", "PATCH", "DELETE"].contains(&method) {
+            continue;
+        }
+        let path = names
+            .get(w[2])
+            .cloned()
+            .unwrap_or_else(|| w[2].trim_matches('"').to_owned());
+        assert!(
+            path.starts_with('/'),
+            "a call whose path is not found: {w:?}"
+        );
+        used.insert((method.to_owned(), path));
+    }
+    let needed: std::collections::BTreeSet<(&str, &str, &str)> =
+        used.iter().filter_map(|(m, p)| permission(m, p)).collect();
+    for (group, resource, verbs) in kubernetes::RBAC {
+        for verb in *verbs {
+            assert!(
+                needed.contains(&(*group, *resource, *verb)),
+                "kubernetes::RBAC grants {verb} {group}/{resource}, which no expected call uses: {needed:?}"
+            );
+        }
     }
 }
 
