@@ -434,3 +434,119 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains(r#""message":"daemon: stopped""#), "{err}");
 }
+
+/// Two daemons on one store: an abort sent to the one that does not run the run reaches
+/// the one that does, through the store, and its fault is reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_sent_to_another_daemon_on_the_store_aborts_the_run_and_reverts_it() {
+    let server = fixture().await;
+    let w = Work::new();
+    let dir = w.dir.path().join("playbooks");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mark = w.dir.path().join("mark");
+    let long = PLAYBOOK
+        .replace("BASE", &server.url(""))
+        .replace("hold: 4s", "hold: 60s")
+        .replace("hold: 1s", "hold: 50s")
+        .replace(r#"exec: ["true"]"#, r#"exec: ["true", "touch", "rm"]"#)
+        .replace(
+            r#"exec: {inject: {command: ["true"]}, revert: {command: ["true"]}}"#,
+            &format!(
+                r#"exec: {{inject: {{command: ["touch", "{m}"]}}, revert: {{command: ["rm", "-f", "{m}"]}}}}"#,
+                m = mark.display()
+            ),
+        );
+    std::fs::write(dir.join("long.yaml"), &long).expect("playbook");
+    let file = w.dir.path().join("tokens");
+    let operator = token(&w, &file, "operator");
+    let start = |name: &str| {
+        let mut d = Running::spawn(w.cmd(&[
+            "daemon",
+            "--playbooks",
+            &dir.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tokens",
+            &file.display().to_string(),
+            "--report-dir",
+            &w.dir.path().join(name).display().to_string(),
+            "--lease",
+            "1500ms",
+        ]));
+        d.wait_for("API on http://", Duration::from_secs(20));
+        let line = d.seen.last().cloned().unwrap_or_default();
+        let base = line
+            .split("API on ")
+            .nth(1)
+            .expect("address")
+            .trim()
+            .trim_end_matches('/')
+            .trim_end_matches("/api/v1")
+            .to_owned();
+        (d, base)
+    };
+    let (a, base_a) = start("a");
+    let (b, base_b) = start("b");
+    let (s, body) = call(
+        "POST",
+        &format!("{base_a}/api/v1/runs"),
+        Some(&operator),
+        Some(br#"{"playbook": "api-short"}"#),
+    );
+    assert_eq!(s, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = v["run"].as_str().expect("run id").to_owned();
+    let until = Instant::now() + Duration::from_secs(15);
+    while !mark.exists() {
+        assert!(Instant::now() < until, "the fault was never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    let (s, body) = call(
+        "POST",
+        &format!("{base_b}/api/v1/runs/{id}/abort"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
+    assert!(body.contains(r#""through":"store""#), "{body}");
+    while mark.exists() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the fault is still applied 5 s after the abort"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reverted = asked.elapsed();
+    eprintln!(
+        "abort through the other daemon: reverted after {reverted:?} (lease 1.5 s: renewals every 0.5 s)"
+    );
+    let store = w.store().await;
+    let until = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let r = store.run(&id).await.expect("run").expect("row");
+        if r.status != "running" {
+            break r;
+        }
+        assert!(Instant::now() < until, "the run did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(row.status, "aborted", "{row:?}");
+    let reason = row.reason.unwrap_or_default();
+    assert!(
+        reason.contains("aborted through the API (asked by "),
+        "{reason}"
+    );
+    // An unknown run is still a 404 on either daemon; a finished one too.
+    let (s, _) = call(
+        "POST",
+        &format!("{base_b}/api/v1/runs/{id}/abort"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(s, 404);
+    for mut d in [a, b] {
+        common::nix_kill(d.child.id(), "TERM");
+        let _ = d.child.wait();
+    }
+}

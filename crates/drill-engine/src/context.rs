@@ -131,6 +131,11 @@ impl Ownership {
         self.abort.trigger(why);
     }
 
+    /// Aborts the run because someone asked (through the store): it reverts as usual.
+    pub fn abort_asked(&self, why: &str) {
+        self.abort.trigger(why);
+    }
+
     pub fn lost(&self) -> Option<LostLease> {
         locked(&self.lost).clone()
     }

@@ -273,6 +273,61 @@ impl Store {
         Ok(was)
     }
 
+    /// Asks a run to abort, whichever process owns it: its heartbeat reads the request (at
+    /// every renewal, a third of its lease) and aborts, which reverts its faults. `false`
+    /// when the run is not running (unknown, or over): nothing is recorded then.
+    pub async fn request_abort(
+        &self,
+        run_id: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO drill_abort_requests (run_id, reason, by_whom, at_ms)
+             SELECT id, $2, $3, $4 FROM drill_runs WHERE id = $1 AND status = 'running'
+             ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(by)
+        .bind(crate::store::now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("cannot record the abort request"))?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // Already asked, or not running.
+        let row = sqlx::query(
+            "SELECT count(*) AS n FROM drill_abort_requests a JOIN drill_runs r ON r.id = a.run_id
+             WHERE a.run_id = $1 AND r.status = 'running'",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err("cannot read the abort requests"))?;
+        Ok(row
+            .try_get::<i64, _>("n")
+            .map_err(self.err("cannot read the abort requests"))?
+            > 0)
+    }
+
+    /// Why a run was asked to abort, if it was: "REASON (asked by WHO)".
+    pub async fn abort_requested(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT reason, by_whom FROM drill_abort_requests WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("cannot read the abort requests"))?;
+        row.map(|r| {
+            let reason: String = r.try_get("reason")?;
+            let by: String = r.try_get("by_whom")?;
+            Ok(format!("{reason} (asked by {by})"))
+        })
+        .transpose()
+        .map_err(self.err("cannot read the abort requests"))
+    }
+
     /// The halt in force, if any.
     pub async fn halted(&self) -> Result<Option<Halt>, StoreError> {
         let row = sqlx::query("SELECT reason, by_whom, since_ms FROM drill_halt WHERE id = 1")

@@ -200,6 +200,12 @@ async fn heartbeat(store: Store, own: Arc<Ownership>, stop: Abort, log: Log, lea
             Ok(()) => {
                 renewed = asked;
                 own.confirm(asked);
+                // Another daemon (an API call, a `replace` fire) may ask for the abort.
+                match store.abort_requested(&own.lease.run_id).await {
+                    Ok(Some(why)) => own.abort_asked(&why),
+                    Ok(None) => {}
+                    Err(e) => log(&format!("warning: {}", chain(&e))),
+                }
             }
             Err(FenceError::Lost(l)) => {
                 log(&format!("error: {l}"));

@@ -142,6 +142,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     CREATE INDEX drill_audit_at ON drill_audit (at_ms);",
     ),
+    (
+        4,
+        "abort requests: any daemon on the store may abort any run",
+        "CREATE TABLE drill_abort_requests (
+        run_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    );",
+    ),
 ];
 
 /// Where the history lives when neither `--db` nor `DATABASE_URL` says: the user's data

@@ -563,10 +563,27 @@ async fn abort(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response
             )
                 .into_response()
         }
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("run {id} is not running in this daemon"),
-        ),
+        // Another daemon's run (behind one Service, the call may reach any replica): asked
+        // through the store; its owner aborts it at its next lease renewal.
+        None => {
+            let by = drill_engine::owner::Owner::me().to_string();
+            match s
+                .store
+                .request_abort(&id, "aborted through the API", &by)
+                .await
+            {
+                Ok(true) => (
+                    StatusCode::ACCEPTED,
+                    axum::Json(json!({"run": id, "aborting": true, "through": "store"})),
+                )
+                    .into_response(),
+                Ok(false) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("run {id} is not running (no daemon on this store runs it)"),
+                ),
+                Err(e) => internal(e),
+            }
+        }
     }
 }
 

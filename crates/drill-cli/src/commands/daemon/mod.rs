@@ -552,12 +552,30 @@ async fn scheduled(shared: Arc<Shared>, s: Start) {
     let opts = shared.opts.clone();
     tokio::time::sleep(s.delay).await;
     if !s.replace.is_empty() {
-        if let Ok(r) = shared.runs.lock() {
-            for id in &s.replace {
-                if let Some(e) = r.get(id) {
-                    e.abort
-                        .trigger(format!("replaced by the run of {}", s.nominal));
-                }
+        let why = format!("replaced by the run of {}", s.nominal);
+        let theirs: Vec<String> = match shared.runs.lock() {
+            Ok(r) => s
+                .replace
+                .iter()
+                .filter(|id| match r.get(*id) {
+                    Some(e) => {
+                        e.abort.trigger(why.clone());
+                        false
+                    }
+                    None => true,
+                })
+                .cloned()
+                .collect(),
+            Err(_) => s.replace.clone(),
+        };
+        // Another daemon's runs: asked through the store, aborted at their next renewal.
+        let me = drill_engine::owner::Owner::me().to_string();
+        for id in &theirs {
+            if let Err(e) = shared.store.request_abort(id, &why, &me).await {
+                log(&format!(
+                    "daemon: {}: cannot ask run {id} to abort: {e}",
+                    s.playbook
+                ));
             }
         }
         // Until the old runs are over (their faults reverted), whoever owned them.
