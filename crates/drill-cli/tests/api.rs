@@ -71,6 +71,17 @@ fn call(method: &str, url: &str, token: Option<&str>, body: Option<&[u8]>) -> (u
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
+/// The daemon's base URL from its "API on http://ADDR/api/v1/" line.
+fn api_base(line: &str) -> String {
+    line.split("API on ")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .trim_end_matches('/')
+        .trim_end_matches("/api/v1")
+        .to_owned()
+}
+
 fn token(w: &Work, file: &std::path::Path, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_drill"))
         .current_dir(w.dir.path())
@@ -131,16 +142,7 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
     d.wait_for("API on http://", Duration::from_secs(20));
     let line = d.seen.last().cloned().unwrap_or_default();
     let line: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-    let base = line["message"]
-        .as_str()
-        .expect("message")
-        .split("API on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .trim_end_matches('/')
-        .trim_end_matches("/api/v1")
-        .to_owned();
+    let base = api_base(line["message"].as_str().expect("message"));
     let url = |p: &str| format!("{base}{p}");
 
     assert_eq!(call("GET", &url("/healthz"), None, None).0, 200);
@@ -474,15 +476,7 @@ async fn an_abort_sent_to_another_daemon_on_the_store_aborts_the_run_and_reverts
             "1500ms",
         ]));
         d.wait_for("API on http://", Duration::from_secs(20));
-        let line = d.seen.last().cloned().unwrap_or_default();
-        let base = line
-            .split("API on ")
-            .nth(1)
-            .expect("address")
-            .trim()
-            .trim_end_matches('/')
-            .trim_end_matches("/api/v1")
-            .to_owned();
+        let base = api_base(&d.seen.last().cloned().unwrap_or_default());
         (d, base)
     };
     let (a, base_a) = start("a");

@@ -122,33 +122,43 @@ fn verdict_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `drill daemon` with the demo's playbook directory, and `drill apply --server` of the
-/// demo playbook on it; the exit code and output of the apply.
-fn through_a_daemon(dir: &tempfile::TempDir) -> (Option<i32>, String) {
-    let bin = env!("CARGO_BIN_EXE_drill");
-    let tokens = dir.path().join("tokens");
-    let made = Command::new(bin)
+/// A new operator token in `file` (`drill token add`), returned once.
+fn operator_token(file: &Path, subject: &str) -> String {
+    let made = Command::new(env!("CARGO_BIN_EXE_drill"))
         .args([
             "token",
             "add",
             "--role",
             "operator",
             "--subject",
-            "demo-test",
+            subject,
             "--tokens",
         ])
-        .arg(&tokens)
+        .arg(file)
         .output()
         .expect("drill token add");
     assert!(made.status.success(), "{made:?}");
-    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    String::from_utf8_lossy(&made.stdout).trim().to_owned()
+}
+
+/// A port free on 127.0.0.1 now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `drill daemon` with the demo's playbook directory, and `drill apply --server` of the
+/// demo playbook on it; the exit code and output of the apply.
+fn through_a_daemon(dir: &tempfile::TempDir) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_drill");
+    let tokens = dir.path().join("tokens");
+    let token = operator_token(&tokens, "demo-test");
     let pbs = dir.path().join("daemon-playbooks");
     std::fs::create_dir_all(&pbs).expect("dir");
     std::fs::copy(repo().join("playbooks/local.yaml"), pbs.join("local.yaml")).expect("copy");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut daemon = Command::new(bin)
         .current_dir(repo())
@@ -523,21 +533,7 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
     assert!(image.status.success(), "{image:?}");
     // What the chart mounts: playbooks, drills, the token file, a writable data volume.
     let tokens = dir.path().join("tokens");
-    let made = Command::new(bin)
-        .args([
-            "token",
-            "add",
-            "--role",
-            "operator",
-            "--subject",
-            "ci",
-            "--tokens",
-        ])
-        .arg(&tokens)
-        .output()
-        .expect("drill token add");
-    assert!(made.status.success(), "{made:?}");
-    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let token = operator_token(&tokens, "ci");
     let data = dir.path().join("data");
     let pbs = dir.path().join("playbooks");
     for d in [&data, &pbs] {
@@ -549,10 +545,7 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     };
     readable(&tokens);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let mount = |from: &Path, to: &str, ro: bool| {
         format!(
             "--volume={}:{to}{}",
