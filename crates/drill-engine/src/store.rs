@@ -2,8 +2,8 @@
 //! PostgreSQL for a `postgres://` URL. One schema and one set of statements serve both (sqlx's
 //! `Any` driver; `$N` placeholders work in both), with the migrations embedded here. It is
 //! one file because every statement shares the schema and the row decoders beside it; the
-//! daemon's tables (`drill_fires`, `drill_schedules`, `drill_halt`, `drill_audit`, migration 3)
-//! are migrated here and read and written by `fires.rs`.
+//! daemon's tables (`drill_fires`, `drill_schedules`, `drill_halt`, `drill_audit`, migration 3;
+//! `drill_abort_requests`, migration 4) are migrated here and read and written by `fires.rs`.
 //!
 //! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
 //! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its
