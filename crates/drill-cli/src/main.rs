@@ -8,6 +8,7 @@ mod exit;
 mod files;
 mod render;
 mod support;
+mod verdict;
 
 fn main() -> ExitCode {
     match cli::run() {

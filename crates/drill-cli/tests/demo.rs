@@ -42,6 +42,9 @@ fn ready(workers: &str) -> bool {
     )
 }
 
+/// Where stdout ends and stderr begins in the text `demo` returns.
+const STDERR: &str = "\n--- stderr ---\n";
+
 /// Runs `drill demo --workers WORKERS` and returns its exit code, output and stored report.
 async fn demo(
     workers: &str,
@@ -63,9 +66,10 @@ async fn demo(
         c.arg("--keep");
     }
     let out = c.output().expect("drill demo");
+    // The verdict's closing line is the last line on stdout; the logs are on stderr, after.
     let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
+        "{}{STDERR}{}",
+        String::from_utf8_lossy(&out.stdout).trim_end(),
         String::from_utf8_lossy(&out.stderr)
     );
     let store = Store::open(&db).await.expect("store");
@@ -327,6 +331,12 @@ async fn broken_with(workers: &str, variant: &str, drill: &str, failing: &str, m
         return;
     }
     let (code, text, r, _dir) = demo(workers, Some(variant), false).await;
+    // The last line of stdout names the cause: the drill, the check, what was measured.
+    let stdout_end = text
+        .split(STDERR)
+        .next()
+        .and_then(|o| o.lines().rfind(|l| !l.trim().is_empty()))
+        .unwrap_or("");
     assert!(!r.is_null(), "{variant}: no run was recorded\n{text}");
     assert!(
         matches!(code, Some(1 | 3)),
@@ -341,12 +351,21 @@ async fn broken_with(workers: &str, variant: &str, drill: &str, failing: &str, m
         text.contains(failing) && text.contains("FAIL"),
         "{variant}: the verdict table names the check\n{text}"
     );
+    let verdict = r["verdict"].as_str().unwrap_or("?");
+    assert!(
+        stdout_end.starts_with(&format!("{verdict}: {drill}: {failing} failed in the ")),
+        "{variant}: the closing line names the cause: {stdout_end:?}\n{text}"
+    );
+    assert!(
+        stdout_end.contains("(limit "),
+        "{variant}: the measured value against its limit: {stdout_end:?}"
+    );
     assert!(
         r["still_changed"].as_array().is_some_and(Vec::is_empty),
         "{variant}: all reverted"
     );
     eprintln!(
-        "broken {variant}: {drill}/{failing} FAIL: {m} (limit {})",
+        "broken {variant}: {drill}/{failing} FAIL: {m} (limit {})\n  closing line: {stdout_end}",
         c["limit"]
     );
 }

@@ -8,6 +8,32 @@ use drill_spec::cond::{Metric, Quantity};
 use drill_spec::model::{Check, Limits, Phase};
 use serde::Serialize;
 
+/// What a check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// What was measured cannot judge the check (too few successful requests for a delta):
+    /// not a pass, and the run does not pass.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The word in tables: `PASS`, `FAIL`, `INCONCLUSIVE`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+/// Fewer successful requests than this in a phase (or its baseline) cannot judge a delta on a
+/// latency: a percentile of a handful of samples is noise.
+pub const MIN_DELTA_SAMPLES: u64 = 20;
+
 /// One check's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
@@ -15,7 +41,13 @@ pub struct CheckResult {
     /// `slo`, `count`, `delta`, `probe`.
     pub kind: &'static str,
     pub phase: Phase,
+    /// `verdict == Pass`.
     pub passed: bool,
+    pub verdict: Verdict,
+    /// Why, in one sentence with the measured value and the limit in the same units:
+    /// `99.9% of 812 requests failed (limit < 1%)`. What the closing line of a failed run
+    /// quotes.
+    pub why: String,
     /// What was measured, in words: `p95 812ms`, `3 5xx`, `backlog 0 after 12.3s`.
     pub measured: String,
     /// The limit, in words: `p95 < 800ms`, `at most 2`, `value < 1 within 5m0s`.
@@ -39,7 +71,7 @@ pub fn fmt_dur(d: Duration) -> String {
 }
 
 fn fmt_pct(f: f64) -> String {
-    format!("{:.2}%", f * 100.0)
+    drill_load::summary::pct(f)
 }
 
 /// A metric's value over a span, in the unit conditions use (seconds, fraction, per second).
@@ -82,73 +114,175 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let why = ts
+        .iter()
+        .filter(|t| passed || !t.ok)
+        .map(|t| threshold_words(t, s.requests))
+        .collect::<Vec<_>>()
+        .join("; ");
     CheckResult {
         name: name.to_owned(),
         kind: "slo",
         phase,
         passed,
+        verdict: if passed { Verdict::Pass } else { Verdict::Fail },
+        why,
         measured: format!("{measured} over {} requests", s.requests),
         limit,
         recovery_s: None,
     }
 }
 
+/// A threshold in words: `99.9% of 812 requests failed (limit < 1%)`, `p95 was 1.2s (limit
+/// <= 800ms)`.
+fn threshold_words(t: &drill_load::summary::Threshold, requests: u64) -> String {
+    if t.unit == "ratio" {
+        format!(
+            "{} of {} requests failed (limit < {})",
+            t.show(t.measured),
+            fmt_num(requests as f64),
+            t.show(t.limit)
+        )
+    } else {
+        format!(
+            "{} was {} (limit <= {})",
+            t.what(),
+            t.show(t.measured),
+            t.show(t.limit)
+        )
+    }
+}
+
+fn pass_or_fail(ok: bool) -> Verdict {
+    if ok { Verdict::Pass } else { Verdict::Fail }
+}
+
 /// Evaluates a traffic check (`slo`, `count`, `delta`) on its phase's measurements.
+/// `error_limit` is the SLO's error rate for the phase (its own, else the run-wide one): a
+/// latency delta over a phase that fails more than that is a failure, not a pass made of fast
+/// errors.
 pub fn traffic(
     c: &Check,
     phase: Phase,
     s: &Stats,
     span: Duration,
     baseline: &Stats,
+    error_limit: Option<f64>,
 ) -> CheckResult {
     if let Some(l) = &c.slo {
         return slo(&c.name, phase, l, s);
     }
     if let Some(cc) = &c.count {
         let n = s.count(cc.of);
+        let ok = n <= cc.max;
         return CheckResult {
             name: c.name.clone(),
             kind: "count",
             phase,
-            passed: n <= cc.max,
+            passed: ok,
+            verdict: pass_or_fail(ok),
+            why: format!(
+                "{} {} responses in {} requests (limit at most {})",
+                fmt_num(n as f64),
+                cc.of,
+                fmt_num(s.requests as f64),
+                cc.max
+            ),
             measured: format!("{n} {} in {} requests", cc.of, s.requests),
             limit: format!("at most {} {}", cc.max, cc.of),
             recovery_s: None,
         };
     }
     if let Some(d) = &c.delta {
-        let now = metric_value(d.metric, s, span);
-        let base = metric_value(d.metric, baseline, span);
-        let rise = now - base;
-        let max = d.max.value();
-        let sign = if fmt_metric(d.metric, rise.abs()).starts_with('0') || rise >= 0.0 {
-            "+"
-        } else {
-            "-"
-        };
-        return CheckResult {
-            name: c.name.clone(),
-            kind: "delta",
-            phase,
-            passed: rise <= max,
-            measured: format!(
-                "{} {} (baseline {}, {sign}{})",
-                d.metric.name(),
-                fmt_metric(d.metric, now),
-                fmt_metric(d.metric, base),
-                fmt_metric(d.metric, rise.abs())
-            ),
-            limit: format!("rise at most {}", quantity(d.max)),
-            recovery_s: None,
-        };
+        return delta(c, d, phase, s, span, baseline, error_limit);
     }
     CheckResult {
         name: c.name.clone(),
         kind: "unknown",
         phase,
         passed: false,
+        verdict: Verdict::Fail,
+        why: "a check needs slo, count, delta or probe".into(),
         measured: "nothing to measure".into(),
         limit: "a check needs slo, count, delta or probe".into(),
+        recovery_s: None,
+    }
+}
+
+fn delta(
+    c: &Check,
+    d: &drill_spec::model::DeltaCheck,
+    phase: Phase,
+    s: &Stats,
+    span: Duration,
+    baseline: &Stats,
+    error_limit: Option<f64>,
+) -> CheckResult {
+    let now = metric_value(d.metric, s, span);
+    let base = metric_value(d.metric, baseline, span);
+    let rise = now - base;
+    let max = d.max.value();
+    let sign = if fmt_metric(d.metric, rise.abs()).starts_with('0') || rise >= 0.0 {
+        "+"
+    } else {
+        "-"
+    };
+    let limit = format!("rise at most {}", quantity(d.max));
+    let mut measured = format!(
+        "{} {} (baseline {}, {sign}{})",
+        d.metric.name(),
+        fmt_metric(d.metric, now),
+        fmt_metric(d.metric, base),
+        fmt_metric(d.metric, rise.abs())
+    );
+    let mut why = format!(
+        "{} rose from {} to {} ({sign}{}; limit +{})",
+        d.metric.name(),
+        fmt_metric(d.metric, base),
+        fmt_metric(d.metric, now),
+        fmt_metric(d.metric, rise.abs()),
+        quantity(d.max)
+    );
+    let mut verdict = pass_or_fail(rise <= max);
+    if d.metric != Metric::ErrorRate && !matches!(d.metric, Metric::Rate | Metric::Dropped) {
+        let ok = |x: &Stats| x.requests - x.failed.min(x.requests);
+        let errors = s.error_rate();
+        if let Some(l) = error_limit.filter(|l| errors >= *l) {
+            // Fast errors make a fast percentile: the latency of a failing phase says nothing.
+            verdict = Verdict::Fail;
+            why = format!(
+                "{} of {} requests failed (limit < {}), so its {} ({}) measures errors, not the service",
+                fmt_pct(errors),
+                fmt_num(s.requests as f64),
+                fmt_pct(l),
+                d.metric.name(),
+                fmt_metric(d.metric, now)
+            );
+            measured.push_str(&format!(", but {} failed", fmt_pct(errors)));
+        } else if ok(s) < MIN_DELTA_SAMPLES || ok(baseline) < MIN_DELTA_SAMPLES {
+            verdict = Verdict::Inconclusive;
+            why = format!(
+                "too few successful requests to compare a {}: {} in the {phase} phase, {} in the baseline (at least {MIN_DELTA_SAMPLES} each)",
+                d.metric.name(),
+                ok(s),
+                ok(baseline)
+            );
+            measured.push_str(&format!(
+                ", {} and {} successful requests",
+                ok(s),
+                ok(baseline)
+            ));
+        }
+    }
+    CheckResult {
+        name: c.name.clone(),
+        kind: "delta",
+        phase,
+        passed: verdict == Verdict::Pass,
+        verdict,
+        why,
+        measured,
+        limit,
         recovery_s: None,
     }
 }
@@ -198,11 +332,26 @@ pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
         (None, None, Some(e)) => (false, format!("no reading in {}: {e}", fmt_dur(o.window))),
         (None, None, None) => (false, format!("no reading in {}", fmt_dur(o.window))),
     };
+    let why = if passed {
+        format!("{measured} (limit {cond} within {})", fmt_dur(o.window))
+    } else {
+        match (o.last, &o.error) {
+            (Some(v), _) => format!(
+                "{what} was still {} after {} (limit {cond} within {})",
+                fmt_num(v),
+                fmt_dur(o.window),
+                fmt_dur(o.window)
+            ),
+            (None, _) => format!("{measured} (limit {cond} within {})", fmt_dur(o.window)),
+        }
+    };
     CheckResult {
         name: c.name.clone(),
         kind: "probe",
         phase,
         passed,
+        verdict: pass_or_fail(passed),
+        why,
         measured,
         limit,
         recovery_s: o

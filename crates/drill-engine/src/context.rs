@@ -164,6 +164,8 @@ pub(crate) struct RunContext {
     pub seq: AtomicI64,
     /// The playbook's per-phase SLOs, checked in every drill.
     pub phase_slos: BTreeMap<Phase, Limits>,
+    /// The playbook's run-wide SLO error rate (a fraction), for phases without their own.
+    pub error_limit: Option<f64>,
     pub status: watch::Sender<LiveStatus>,
 }
 

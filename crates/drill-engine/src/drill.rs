@@ -404,8 +404,20 @@ fn verdicts(
             continue;
         }
         let (stats, len) = sp.of(phase);
-        res.checks
-            .push(checks::traffic(c, phase, stats, len, &sp.baseline));
+        let error_limit = cx
+            .phase_slos
+            .get(&phase)
+            .and_then(|l| l.error_rate)
+            .map(|p| p.fraction())
+            .or(cx.error_limit);
+        res.checks.push(checks::traffic(
+            c,
+            phase,
+            stats,
+            len,
+            &sp.baseline,
+            error_limit,
+        ));
     }
     for (c, phase, o) in probes {
         res.checks.push(checks::probe(c, *phase, o));
@@ -434,7 +446,7 @@ fn verdicts(
             "{}: check {} {}: {} (limit {})",
             d.name,
             c.name,
-            if c.passed { "PASS" } else { "FAIL" },
+            c.verdict.word(),
             c.measured,
             c.limit
         ));

@@ -180,6 +180,9 @@ pub struct Outcome {
     pub run_id: Option<String>,
     pub status: Status,
     pub reason: Option<String>,
+    /// For a run that did not pass: its first cause in one sentence, with what was measured
+    /// against the limit ([`Outcome::explain`]); the closing line of `drill apply`.
+    pub cause: Option<String>,
     pub drills: Vec<DrillResult>,
     /// The run-wide SLOs, as thresholds over all the traffic.
     pub thresholds: Vec<drill_load::summary::Threshold>,
@@ -191,6 +194,8 @@ pub struct Outcome {
     pub report: serde_json::Value,
     pub markdown: String,
     pub junit: String,
+    /// The HTML report.
+    pub html: String,
     /// Report files written.
     pub written: Vec<PathBuf>,
 }
@@ -202,6 +207,7 @@ impl Outcome {
             run_id,
             status,
             reason,
+            cause: None,
             drills: Vec::new(),
             thresholds: Vec::new(),
             trips: Vec::new(),
@@ -210,8 +216,91 @@ impl Outcome {
             report: serde_json::Value::Null,
             markdown: String::new(),
             junit: String::new(),
+            html: String::new(),
             written: Vec::new(),
         }
+    }
+}
+
+impl Outcome {
+    /// The first cause of a run that did not pass, in words: the first check that failed (in
+    /// the order the drills ran, each drill's checks in their declared order), then the guard
+    /// that aborted the run, or the run-wide SLO, a skipped drill, what stays changed, or the
+    /// abort's reason. `None` for a passed run or a dry run.
+    pub fn explain(&self) -> Option<String> {
+        if matches!(self.status, Status::Passed | Status::DryRun) {
+            return None;
+        }
+        let mut parts: Vec<String> = Vec::new();
+        if !self.still_changed.is_empty() {
+            let c = &self.still_changed[0];
+            parts.push(format!(
+                "{} fault(s) STILL CHANGED, first {}/{}: {} (restore with: {})",
+                self.still_changed.len(),
+                c.drill,
+                c.fault,
+                c.error,
+                c.manual_restore
+            ));
+        }
+        // The first drill with a check that did not pass; in it, a direct measurement (an
+        // SLO, a count, a probe) before a delta, which compares two phases and fails with them.
+        let failed = self.drills.iter().find_map(|d| {
+            d.checks
+                .iter()
+                .filter(|c| !c.passed)
+                .min_by_key(|c| c.kind == "delta")
+                .map(|c| (d.name.as_str(), c))
+        });
+        if let Some((drill, c)) = failed {
+            let how = match c.verdict {
+                crate::checks::Verdict::Inconclusive => "could not be judged",
+                _ => "failed",
+            };
+            parts.push(format!(
+                "{drill}: {} {how} in the {} phase: {}",
+                c.name, c.phase, c.why
+            ));
+        }
+        if let Some(g) = self.trips.first() {
+            parts.push(format!(
+                "guard {} aborted the run at {:.1}s: {} ({})",
+                g.name.trim_start_matches("playbook/"),
+                g.at_s,
+                g.condition,
+                g.measured
+            ));
+        } else if self.status == Status::Aborted
+            && let Some(r) = &self.reason
+        {
+            parts.push(format!("aborted: {r}"));
+        }
+        if failed.is_none() && self.trips.is_empty() {
+            for t in self.thresholds.iter().filter(|t| !t.ok) {
+                parts.push(format!("the run-wide SLO failed: {}", t.sentence()));
+            }
+            if let Some(d) = self
+                .drills
+                .iter()
+                .find(|d| d.status == DrillStatus::Skipped)
+            {
+                parts.push(format!(
+                    "{} was skipped: {}",
+                    d.name,
+                    d.skipped
+                        .as_deref()
+                        .unwrap_or("the drill before did not recover")
+                ));
+            }
+        }
+        if parts.is_empty() {
+            parts.push(
+                self.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("the run ended {}", self.status.as_str())),
+            );
+        }
+        Some(parts.join("; "))
     }
 }
 

@@ -158,7 +158,9 @@ pub(crate) async fn run(
             );
             finish(store, &own, "aborted", Some(&format!("refused: {reason}"))).await?;
             status.send_modify(|s| s.stage = RunStage::Done);
-            return Ok(Outcome::bare(Some(run_id), Status::Aborted, Some(reason)));
+            let mut out = Outcome::bare(Some(run_id), Status::Aborted, Some(reason));
+            out.cause = out.explain();
+            return Ok(out);
         }
 
         // 3. Heartbeat, and the reconciler's periodic pass over other runs.
@@ -174,7 +176,14 @@ pub(crate) async fn run(
             .in_current_span(),
         );
 
-        let result = execute(store, &vp, dir, opts, abort, own, status.clone()).await;
+        let result = execute(store, &vp, dir, opts, abort, own, status.clone())
+            .await
+            .map(|mut o| {
+                if o.cause.is_none() {
+                    o.cause = o.explain();
+                }
+                o
+            });
         hb_stop.trigger("done");
         let _ = heartbeat.await;
         status.send_modify(|s| s.stage = RunStage::Done);
@@ -379,6 +388,7 @@ async fn execute(
     recorder.retain_for(longest_baseline.max(Duration::from_secs(10)) + Duration::from_secs(2));
 
     let start = Instant::now();
+    let traffic_started_ms = now_ms();
     let cx = Arc::new(RunContext {
         store: store.clone(),
         run_id: run_id.to_owned(),
@@ -395,6 +405,7 @@ async fn execute(
         revert_budget: opts.revert_budget,
         seq: AtomicI64::new(0),
         phase_slos: vp.playbook.slo.phases.clone(),
+        error_limit: vp.playbook.slo.error_rate.map(|p| p.fraction()),
         status,
     });
 
@@ -526,6 +537,8 @@ async fn execute(
         .unwrap_or_default();
     out.trips = trips;
     out.still_changed = still_changed;
+    out.cause = out.explain();
+    let plan = vp.plan(scale).traffic;
     let rendered = report::render(&report::Input {
         run_id,
         playbook: &vp.playbook.metadata.name,
@@ -536,6 +549,8 @@ async fn execute(
         time_scale: scale,
         traffic: traffic_report.as_ref(),
         ledger: &ledger,
+        traffic_started_ms: traffic_report.as_ref().map(|_| traffic_started_ms),
+        plan: Some(&plan),
     });
     // The run's row is written only while this process holds it.
     if own.lost().is_none() {
@@ -559,6 +574,7 @@ async fn execute(
     out.report = rendered.json;
     out.markdown = rendered.markdown;
     out.junit = rendered.junit;
+    out.html = rendered.html;
     if own.lost().is_none() {
         finish(store, &own, out.status.as_str(), out.reason.as_deref()).await?;
     }
@@ -567,6 +583,7 @@ async fn execute(
         out.status = Status::Aborted;
         out.reason = Some(format!("lease lost: {l}"));
         out.still_changed.clear();
+        out.cause = out.explain();
         return Ok(out);
     }
     if out.still_changed.is_empty() {
@@ -627,7 +644,7 @@ async fn refresh(cx: Arc<RunContext>, plan: TrafficPlan, recorder: Arc<Recorder>
             s.elapsed_s = secs(now);
             s.target_rate = drill_spec::timeline::rate_at(&plan, drill_spec::units::Dur(now));
             s.achieved_rate = if span > 0.0 {
-                w.requests as f64 / span
+                w.arrivals() as f64 / span
             } else {
                 0.0
             };

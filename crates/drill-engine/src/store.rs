@@ -630,6 +630,31 @@ impl Store {
             .collect()
     }
 
+    /// The most recent runs of one playbook, newest first.
+    pub async fn runs_of(&self, playbook: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            self.run_select("WHERE playbook = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"),
+        )
+        .bind(playbook)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("cannot list runs"))?;
+        rows.iter()
+            .map(|r| run_row(r).map_err(self.err("cannot read a run")))
+            .collect()
+    }
+
+    /// The newest passed run of `run`'s playbook that started before it: the baseline of
+    /// `--baseline last-pass`.
+    pub async fn last_pass_before(&self, run: &RunRow) -> Result<Option<RunRow>, StoreError> {
+        Ok(self
+            .runs_of(&run.playbook, 500)
+            .await?
+            .into_iter()
+            .find(|r| r.id != run.id && r.status == "passed" && r.started_ms <= run.started_ms))
+    }
+
     /// One run; a unique prefix of its id is enough.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         let rows = sqlx::query(self.run_select("WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2"))

@@ -96,7 +96,11 @@ async fn arrival(
             service
         };
         let o = outcome(&load, i, &res);
-        load.recorder.record(&name, intended, latency, service, &o);
+        if page == 0 {
+            load.recorder.record(&name, intended, latency, service, &o);
+        } else {
+            load.recorder.record_follow_up(&name, intended, service, &o);
+        }
         let next = match (&res, &load.mix.requests[i].follow) {
             (Ok(r), Some(f)) if r.status < 400 && page + 1 < f.max_pages => {
                 request::next_cursor(f, &r.body)

@@ -115,6 +115,8 @@ pub struct Stats {
     /// From the actual send to the end of the response.
     pub service: Histogram<u64>,
     pub requests: u64,
+    /// Of `requests`, the cursor follow-ups (not arrivals of the schedule).
+    pub follow_ups: u64,
     pub failed: u64,
     pub dropped: u64,
     pub by_class: BTreeMap<String, u64>,
@@ -130,6 +132,7 @@ impl Default for Stats {
             latency: histogram(),
             service: histogram(),
             requests: 0,
+            follow_ups: 0,
             failed: 0,
             dropped: 0,
             by_class: BTreeMap::new(),
@@ -229,6 +232,11 @@ impl Stats {
         })
     }
 
+    /// Arrivals of the schedule that were sent and ended (requests less cursor follow-ups).
+    pub fn arrivals(&self) -> u64 {
+        self.requests - self.follow_ups.min(self.requests)
+    }
+
     /// The share of failed requests, 0 when there were none.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
@@ -243,6 +251,7 @@ impl Stats {
         let _ = self.latency.add(&o.latency);
         let _ = self.service.add(&o.service);
         self.requests += o.requests;
+        self.follow_ups += o.follow_ups;
         self.failed += o.failed;
         self.dropped += o.dropped;
         for (k, v) in &o.by_class {
@@ -262,6 +271,9 @@ pub struct Second {
     /// Seconds from the start (by intended start time).
     pub t: u64,
     pub requests: u64,
+    /// Arrivals of the schedule intended in this second that were sent (`requests` less
+    /// cursor follow-ups): what the target rate is compared with.
+    pub arrivals: u64,
     pub failed: u64,
     pub dropped: u64,
     pub p50_ms: f64,
@@ -480,7 +492,19 @@ impl Recorder {
         service: Duration,
         o: &Outcome,
     ) {
-        self.record_inner(request, intended, latency, service, o, None);
+        self.record_inner(request, intended, latency, service, o, Sample::Arrival);
+    }
+
+    /// Records a cursor follow-up of the arrival intended at `intended`: counted with it, but
+    /// not as an arrival of the schedule.
+    pub fn record_follow_up(
+        &self,
+        request: &str,
+        intended: Duration,
+        service: Duration,
+        o: &Outcome,
+    ) {
+        self.record_inner(request, intended, service, service, o, Sample::FollowUp);
     }
 
     /// Records a closed-loop request: scheduled, sent and finished in one step (one lock).
@@ -492,7 +516,14 @@ impl Recorder {
         o: &Outcome,
         in_flight: u64,
     ) {
-        self.record_inner(request, intended, service, service, o, Some(in_flight));
+        self.record_inner(
+            request,
+            intended,
+            service,
+            service,
+            o,
+            Sample::Closed(in_flight),
+        );
     }
 
     fn record_inner(
@@ -502,8 +533,13 @@ impl Recorder {
         latency: Duration,
         service: Duration,
         o: &Outcome,
-        closed: Option<u64>,
+        kind: Sample,
     ) {
+        let (closed, follow_up) = match kind {
+            Sample::Arrival => (None, false),
+            Sample::FollowUp => (None, true),
+            Sample::Closed(in_flight) => (Some(in_flight), false),
+        };
         let failed = self.errors.counts(o);
         let mut g = self.lock();
         if let Some(in_flight) = closed {
@@ -527,10 +563,18 @@ impl Recorder {
         for s in spans_of(&mut g.spans, intended) {
             s.record(latency, service, o, failed);
         }
-        g.open_seconds
-            .entry(intended.as_secs())
-            .or_default()
-            .record(latency, service, o, failed);
+        let second = g.open_seconds.entry(intended.as_secs()).or_default();
+        second.record(latency, service, o, failed);
+        if follow_up {
+            second.follow_ups += 1;
+            g.overall.follow_ups += 1;
+            if let Some(p) = phase_of(&mut g.phases, intended) {
+                p.follow_ups += 1;
+            }
+            for s in spans_of(&mut g.spans, intended) {
+                s.follow_ups += 1;
+            }
+        }
         if failed {
             g.failures_total += 1;
             let sample = FailureSample {
@@ -607,6 +651,17 @@ impl Recorder {
     }
 }
 
+/// What a recorded request was.
+#[derive(Debug, Clone, Copy)]
+enum Sample {
+    /// The first request of an arrival of the open model.
+    Arrival,
+    /// A cursor follow-up of an arrival.
+    FollowUp,
+    /// A closed-loop request, with the connections in flight.
+    Closed(u64),
+}
+
 /// Progress of a running load.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot {
@@ -650,6 +705,7 @@ fn close_seconds(g: &mut Inner, before: Option<u64>) {
             g.seconds.push(Second {
                 t: k,
                 requests: s.requests,
+                arrivals: s.arrivals(),
                 failed: s.failed,
                 dropped: s.dropped,
                 p50_ms: ms(s.latency_at(50.0)),

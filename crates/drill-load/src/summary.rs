@@ -39,11 +39,9 @@ impl Threshold {
     /// A value in the threshold's own unit, as a limit is written: `3.85%`, `812ms`, `1.2s`.
     pub fn show(&self, v: f64) -> String {
         if self.unit == "ratio" {
-            format!("{:.2}%", v * 100.0)
-        } else if v < 1000.0 {
-            format!("{:.0}ms", v.max(0.0))
+            pct(v)
         } else {
-            format!("{:.2}s", v / 1000.0)
+            millis(v)
         }
     }
 
@@ -62,6 +60,29 @@ impl Threshold {
             self.show(self.measured),
             self.show(self.limit)
         )
+    }
+}
+
+/// A fraction as a percentage the way limits are written: `3.85%`, `1%`, `99.9%`, `0.04%`
+/// (two decimals, trailing zeros dropped; below 0.01% three significant digits).
+pub fn pct(f: f64) -> String {
+    let p = f * 100.0;
+    let s = if p != 0.0 && p.abs() < 0.01 {
+        format!("{p:.1e}")
+    } else {
+        let t = format!("{p:.2}");
+        t.trim_end_matches('0').trim_end_matches('.').to_owned()
+    };
+    format!("{s}%")
+}
+
+/// Milliseconds the way limits are written: `812ms`, `1.25s`.
+pub fn millis(v: f64) -> String {
+    if v < 1000.0 {
+        format!("{:.0}ms", v.max(0.0))
+    } else {
+        let t = format!("{:.2}", v / 1000.0);
+        format!("{}s", t.trim_end_matches('0').trim_end_matches('.'))
     }
 }
 
@@ -312,11 +333,7 @@ pub fn markdown(
     if !thresholds.is_empty() {
         s.push_str("\n## Thresholds\n\n| scope | threshold | measured | result |\n| --- | --- | --- | --- |\n");
         for t in thresholds {
-            let measured = if t.unit == "ms" {
-                format!("{} ms", t.measured)
-            } else {
-                format!("{:.4}", t.measured)
-            };
+            let measured = t.show(t.measured);
             s.push_str(&format!(
                 "| {} | `{}` | {} | {} |\n",
                 t.scope,
@@ -363,11 +380,11 @@ mod tests {
     fn a_threshold_says_measured_and_limit_in_the_same_units() {
         assert_eq!(
             t("ratio", "rate", 0.074_058_784_676_354_03, 0.01, false).sentence(),
-            "error_rate 7.41% >= 1.00%"
+            "error_rate 7.41% >= 1%"
         );
         assert_eq!(
             t("ratio", "rate", 0.0, 0.01, true).sentence(),
-            "error_rate 0.00% < 1.00%"
+            "error_rate 0% < 1%"
         );
         assert_eq!(
             t("ms", "p(95)", 812.4, 800.0, false).sentence(),
@@ -375,7 +392,18 @@ mod tests {
         );
         assert_eq!(
             t("ms", "max", 2400.0, 2000.0, false).sentence(),
-            "max 2.40s > 2.00s"
+            "max 2.4s > 2s"
         );
+    }
+
+    #[test]
+    fn percentages_read_like_limits() {
+        assert_eq!(pct(0.038_537_941_994_437_82), "3.85%");
+        assert_eq!(pct(0.01), "1%");
+        assert_eq!(pct(0.999), "99.9%");
+        assert_eq!(pct(0.0), "0%");
+        assert_eq!(pct(0.000_012), "1.2e-3%");
+        assert_eq!(millis(812.4), "812ms");
+        assert_eq!(millis(1250.0), "1.25s");
     }
 }

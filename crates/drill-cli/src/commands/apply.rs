@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use drill_engine::{Abort, LiveStatus, Options, Status};
+use drill_engine::{Abort, LiveStatus, Options};
 
 use crate::exit;
 use crate::support::{DbArg, Output, dur, load, log_to, parse_scale, print_diags, runtime};
@@ -47,6 +47,12 @@ pub struct ApplyArgs {
     /// to the end; same verdict lines and exit codes. The token comes from DRILL_TOKEN.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// After the run, compare it with a baseline run: `last-pass` (the newest passed run of
+    /// this playbook before it) or a run id. A metric of the SLO over 10% worse, in the whole
+    /// traffic or any drill's phase, fails the run (exit 1) and prints the table. Without a
+    /// baseline yet, says so and judges the run alone.
+    #[arg(long, value_name = "last-pass|RUN")]
+    pub baseline: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -111,7 +117,7 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = args.db.open().await?;
-        let run = drill_engine::start(store, vp.clone(), dir, opts);
+        let run = drill_engine::start(store.clone(), vp.clone(), dir, opts);
         watch_signals(run.aborter());
         if let Some(b) = bar.clone() {
             let status = run.status();
@@ -124,12 +130,19 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
                 }
             });
         }
-        anyhow::Ok(run.wait().await?)
+        let out = run.wait().await?;
+        let gate = match (&args.baseline, &out.run_id) {
+            (Some(which), Some(id)) if !out.report.is_null() => {
+                Some(gate(&store, id, which).await?)
+            }
+            _ => None,
+        };
+        anyhow::Ok((out, gate))
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let out = result?;
+    let (out, gate) = result?;
     if args.dry_run {
         print_dry_run(&out);
         return Ok(exit::code(exit::of(out.status)));
@@ -138,7 +151,20 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
         Output::Json if !out.report.is_null() => {
             println!("{}", serde_json::to_string_pretty(&out.report)?);
         }
-        _ => print_summary(&out),
+        _ if !out.report.is_null() => crate::verdict::print(&out.report, &out.written),
+        _ => {
+            // No report: the run was refused before it began (a held lock).
+            println!(
+                "\nrun {}: {}",
+                out.run_id.as_deref().unwrap_or("-"),
+                out.status.verdict()
+            );
+            println!(
+                "\n{}: {}",
+                out.status.verdict(),
+                out.cause.as_deref().or(out.reason.as_deref()).unwrap_or("")
+            );
+        }
     }
     if !out.still_changed.is_empty() {
         let mut e = std::io::stderr().lock();
@@ -156,7 +182,56 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
             "`drill recover` keeps retrying from the ledger (it is safe to run from cron)."
         );
     }
-    Ok(exit::code(exit::of(out.status)))
+    let code = exit::of(out.status);
+    if let Some(g) = gate {
+        print!("\n{}", g.text);
+        if g.regressed && code == exit::OK {
+            println!(
+                "\nFAIL: the run passed its checks but regressed against baseline run {}: {}",
+                g.base, g.first
+            );
+            return Ok(exit::code(exit::CHECK_FAILED));
+        }
+    }
+    Ok(exit::code(code))
+}
+
+/// The baseline gate's verdict on a finished run.
+struct Gate {
+    text: String,
+    regressed: bool,
+    base: String,
+    first: String,
+}
+
+async fn gate(store: &drill_engine::Store, id: &str, which: &str) -> Result<Gate> {
+    use crate::commands::report::{baseline_of, run_and_report};
+    let none = |text: String| Gate {
+        text,
+        regressed: false,
+        base: String::new(),
+        first: String::new(),
+    };
+    let (run, report) = match run_and_report(store, id).await? {
+        Ok(x) => x,
+        Err(e) => return Ok(none(format!("baseline: {e}\n"))),
+    };
+    let (base_row, base) = match baseline_of(store, &run, which).await? {
+        Ok(x) => x,
+        Err(e) => return Ok(none(format!("baseline: {e}\n"))),
+    };
+    let c = drill_engine::report::compare::compare(&base, &report);
+    let first = c
+        .regressed()
+        .next()
+        .map(|r| format!("{} {} {}", r.scope, r.metric, r.change()))
+        .unwrap_or_default();
+    Ok(Gate {
+        text: c.table(),
+        regressed: c.has_regression(),
+        base: base_row.id,
+        first,
+    })
 }
 
 /// The live figures beside the progress bar: achieved vs target rate, recent p95 and
@@ -169,6 +244,28 @@ fn progress_line(s: &LiveStatus) -> String {
         s.recent_p95_ms,
         s.recent_error_rate * 100.0
     );
+    let done = s
+        .drills
+        .iter()
+        .filter(|d| d.stage == drill_engine::status::Stage::Done)
+        .count();
+    let now: Vec<String> = s
+        .drills
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.stage,
+                drill_engine::status::Stage::Fault | drill_engine::status::Stage::Recovery
+            )
+        })
+        .map(|d| format!("{} {}", d.name, format!("{:?}", d.stage).to_lowercase()))
+        .collect();
+    if !s.drills.is_empty() {
+        line.push_str(&format!(" | drills {done}/{} done", s.drills.len()));
+        if !now.is_empty() {
+            line.push_str(&format!(", {}", now.join(", ")));
+        }
+    }
     if !s.active_faults.is_empty() {
         let names: Vec<String> = s
             .active_faults
@@ -220,55 +317,5 @@ fn print_dry_run(out: &drill_engine::Outcome) {
         eprintln!("error: {r}");
     } else {
         println!("preflight passed: `drill apply` would make the changes above");
-    }
-}
-
-fn print_summary(out: &drill_engine::Outcome) {
-    let mut o = std::io::stdout().lock();
-    let id = out.run_id.as_deref().unwrap_or("-");
-    let _ = writeln!(o, "\nrun {id}: {}", out.status.verdict());
-    if let Some(r) = &out.reason {
-        let _ = writeln!(o, "  {r}");
-    }
-    if !out.drills.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n  {:<18} {:<28} {:<6} {:<52} LIMIT",
-            "DRILL", "CHECK", "", "MEASURED"
-        );
-        for d in &out.drills {
-            if d.checks.is_empty() {
-                let _ = writeln!(o, "  {:<18} ({})", d.name, d.status.as_str());
-            }
-            for c in &d.checks {
-                let _ = writeln!(
-                    o,
-                    "  {:<18} {:<28} {:<6} {:<52} {}",
-                    d.name,
-                    c.name,
-                    if c.passed { "PASS" } else { "FAIL" },
-                    c.measured,
-                    c.limit
-                );
-            }
-        }
-    }
-    for t in out.thresholds.iter().filter(|t| !t.ok) {
-        let _ = writeln!(
-            o,
-            "  run-wide SLO {} FAILED: {} ({})",
-            t.scope,
-            t.sentence(),
-            t.k6
-        );
-    }
-    if !out.written.is_empty() {
-        let _ = writeln!(o, "\nreports:");
-        for w in &out.written {
-            let _ = writeln!(o, "  {}", w.display());
-        }
-    }
-    if out.status == Status::Passed {
-        let _ = writeln!(o, "\nPASS: every check held and every fault was reverted");
     }
 }

@@ -124,6 +124,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             revert_timeout: "2m".into(),
             lease: "15s".into(),
             server: None,
+            baseline: None,
             db: args.db.clone(),
         })
     } else {
@@ -137,6 +138,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     } else {
         let mut down = std::process::Command::new("bash");
         down.arg(&script).arg("down");
+        // The verdict's closing line stays the last line on stdout.
+        down.stdout(std::io::stderr());
         env(&mut down);
         let _ = down.status();
     }

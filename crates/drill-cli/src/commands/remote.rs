@@ -3,7 +3,6 @@
 //! then prints the run's verdict lines from its stored report, exactly as a local apply
 //! prints them, and exits with the same code.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -178,7 +177,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             "GET the report",
         )
         .await?;
-        print_summary(&report, &row);
+        crate::verdict::print(&report, &[]);
         let code = match row["status"].as_str().unwrap_or_default() {
             "passed" => exit::OK,
             "failed" => exit::CHECK_FAILED,
@@ -187,49 +186,4 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
         };
         Ok(exit::code(code))
     })
-}
-
-/// The verdict lines of a local apply, from the stored report.
-fn print_summary(r: &Value, row: &Value) {
-    let mut o = std::io::stdout().lock();
-    let id = row["id"].as_str().unwrap_or("-");
-    let verdict = r["verdict"].as_str().unwrap_or("?");
-    let _ = writeln!(o, "\nrun {id}: {verdict}");
-    if let Some(reason) = r["reason"].as_str() {
-        let _ = writeln!(o, "  {reason}");
-    }
-    let drills = r["drills"].as_array().cloned().unwrap_or_default();
-    if !drills.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n  {:<18} {:<28} {:<6} {:<52} LIMIT",
-            "DRILL", "CHECK", "", "MEASURED"
-        );
-        for d in &drills {
-            let name = d["name"].as_str().unwrap_or("?");
-            let checks = d["checks"].as_array().cloned().unwrap_or_default();
-            if checks.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "  {:<18} ({})",
-                    name,
-                    d["status"].as_str().unwrap_or("?")
-                );
-            }
-            for c in &checks {
-                let _ = writeln!(
-                    o,
-                    "  {:<18} {:<28} {:<6} {:<52} {}",
-                    name,
-                    c["name"].as_str().unwrap_or("?"),
-                    if c["passed"] == true { "PASS" } else { "FAIL" },
-                    c["measured"].as_str().unwrap_or(""),
-                    c["limit"].as_str().unwrap_or("")
-                );
-            }
-        }
-    }
-    if r["status"] == "passed" {
-        let _ = writeln!(o, "\nPASS: every check held and every fault was reverted");
-    }
 }

@@ -1,8 +1,13 @@
-//! `drill report RUN`: a run's report from the history store.
+//! `drill report RUN`: a run's report from the history store, in any format, and the
+//! baseline gate (`--compare OTHER_RUN`, `--baseline last-pass`).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use drill_engine::Store;
+use drill_engine::report::{compare, html};
+use drill_engine::store::RunRow;
+use serde_json::Value;
 
 use crate::exit;
 use crate::support::{DbArg, runtime};
@@ -12,6 +17,8 @@ pub enum Format {
     Md,
     Json,
     Junit,
+    /// One self-contained page with the SVG timeline (works offline).
+    Html,
 }
 
 /// The options of `drill report`.
@@ -19,48 +26,113 @@ pub enum Format {
 pub struct ReportArgs {
     /// The run (its id, or a unique prefix; `drill runs` lists them).
     pub run: String,
-    /// Report format: Markdown, JSON or JUnit XML.
-    #[arg(long, value_enum, default_value_t = Format::Md)]
-    pub format: Format,
+    /// Report format: Markdown (the default), JSON, JUnit XML or HTML. With --compare or
+    /// --baseline: a text table by default, or md or json.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Compare the run with another run instead (its id or a unique prefix): per scope and
+    /// SLO metric the change; exit 1 when a metric is over 10% worse.
+    #[arg(long, value_name = "RUN", conflicts_with = "baseline")]
+    pub compare: Option<String>,
+    /// Compare with a baseline run: `last-pass` (the newest passed run of the same playbook
+    /// that started before this one) or a run id. Exit 1 on a regression over 10%.
+    #[arg(long, value_name = "last-pass|RUN")]
+    pub baseline: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
 }
 
-pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let text = runtime()?.block_on(async {
-        let store = args.db.open().await?;
-        let Some(run) = store.run(&args.run).await? else {
-            return anyhow::Ok(Err(format!(
-                "no run {} in {}; `drill runs` lists them",
-                args.run,
-                store.url()
-            )));
-        };
-        let fmt = match args.format {
-            Format::Md => "markdown",
-            Format::Json => "json",
-            Format::Junit => "junit",
-        };
-        Ok(store.report(&run.id, fmt).await?.ok_or_else(|| {
-            format!(
-                "run {} has no report yet (status {}{})",
-                run.id,
-                run.status,
-                run.reason.map(|r| format!(": {r}")).unwrap_or_default()
-            )
-        }))
-    })?;
-    match text {
-        Ok(t) => {
-            print!("{t}");
-            if !t.ends_with('\n') {
-                println!();
-            }
-            Ok(exit::code(exit::OK))
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(exit::code(exit::INVALID))
-        }
+/// A stored run and its JSON report, or what to say instead.
+pub async fn run_and_report(store: &Store, id: &str) -> Result<Result<(RunRow, Value), String>> {
+    let Some(run) = store.run(id).await? else {
+        return Ok(Err(format!(
+            "no run {id} in {}; `drill runs` lists them",
+            store.url()
+        )));
+    };
+    let Some(text) = store.report(&run.id, "json").await? else {
+        return Ok(Err(format!(
+            "run {} has no report yet (status {}{})",
+            run.id,
+            run.status,
+            run.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )));
+    };
+    Ok(Ok((run, serde_json::from_str(&text)?)))
+}
+
+/// The baseline run named by `--baseline` (`last-pass` or an id) for `run`.
+pub async fn baseline_of(
+    store: &Store,
+    run: &RunRow,
+    which: &str,
+) -> Result<Result<(RunRow, Value), String>> {
+    if which != "last-pass" {
+        return run_and_report(store, which).await;
     }
+    match store.last_pass_before(run).await? {
+        Some(b) => run_and_report(store, &b.id).await,
+        None => Ok(Err(format!(
+            "no passed run of playbook {} before run {}: nothing to compare with (the first passing run becomes the baseline)",
+            run.playbook, run.id
+        ))),
+    }
+}
+
+pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.db.open().await?;
+        let (run, report) = match run_and_report(&store, &args.run).await? {
+            Ok(x) => x,
+            Err(e) => return Ok(invalid(&e)),
+        };
+        if let Some(other) = args.compare.as_deref().or(args.baseline.as_deref()) {
+            let base = if args.compare.is_some() {
+                run_and_report(&store, other).await?
+            } else {
+                baseline_of(&store, &run, other).await?
+            };
+            let (_, base) = match base {
+                Ok(x) => x,
+                Err(e) => return Ok(invalid(&e)),
+            };
+            let c = compare::compare(&base, &report);
+            match args.format {
+                Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&c)?),
+                Some(Format::Md) => print!("{}", c.markdown()),
+                _ => print!("{}", c.table()),
+            }
+            return Ok(exit::code(if c.has_regression() {
+                exit::CHECK_FAILED
+            } else {
+                exit::OK
+            }));
+        }
+        let format = args.format.unwrap_or(Format::Md);
+        let text = match format {
+            Format::Json => serde_json::to_string_pretty(&report)?,
+            Format::Html => html::render(&report),
+            Format::Md | Format::Junit => {
+                let fmt = if format == Format::Md {
+                    "markdown"
+                } else {
+                    "junit"
+                };
+                store.report(&run.id, fmt).await?.unwrap_or_default()
+            }
+        };
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        anyhow::Ok(exit::code(exit::OK))
+    })
+}
+
+fn invalid(e: &str) -> ExitCode {
+    eprintln!("error: {e}");
+    exit::code(exit::INVALID)
 }

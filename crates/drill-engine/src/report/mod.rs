@@ -1,6 +1,13 @@
-//! The run report in three forms: JSON (everything, with the k6-compatible summary),
-//! Markdown (for people, in the spirit of the seed plan's run report) and JUnit XML (each
-//! check a test case, for CI).
+//! The run report: JSON (everything, with the k6-compatible summary and the per-second
+//! timeline), Markdown (for people, in the spirit of the seed plan's run report), JUnit XML
+//! (each check a test case, for CI) and HTML (`html`: one self-contained page with an SVG
+//! timeline, drawn from the JSON alone so that a stored run renders the same). `compare`
+//! sets two runs' JSON reports side by side (the baseline gate); `trend` reads a playbook's
+//! runs across time.
+
+pub mod compare;
+pub mod html;
+pub mod trend;
 
 use std::fmt::Write as _;
 
@@ -24,6 +31,10 @@ pub struct Input<'a> {
     pub time_scale: f64,
     pub traffic: Option<&'a drill_load::Report>,
     pub ledger: &'a [FaultRow],
+    /// When the traffic's clock started (the zero of every `*_s` offset), if it ran.
+    pub traffic_started_ms: Option<i64>,
+    /// The traffic's plan (time-scaled): the target rate of each second.
+    pub plan: Option<&'a drill_spec::timeline::TrafficPlan>,
 }
 
 /// A run's reports, rendered.
@@ -33,6 +44,8 @@ pub struct Rendered {
     pub json_text: String,
     pub markdown: String,
     pub junit: String,
+    /// One self-contained HTML page.
+    pub html: String,
     /// k6's summary-export JSON of the traffic (`{}` without traffic).
     pub k6_summary: String,
 }
@@ -42,6 +55,7 @@ pub fn render(i: &Input<'_>) -> Rendered {
     let json = json(i);
     Rendered {
         json_text: serde_json::to_string_pretty(&json).unwrap_or_default(),
+        html: html::render(&json),
         json,
         markdown: markdown(i),
         junit: junit(i),
@@ -53,7 +67,7 @@ pub fn render(i: &Input<'_>) -> Rendered {
 }
 
 impl Rendered {
-    /// Writes report.json, report.md, junit.xml and k6-summary.json into `dir`.
+    /// Writes report.json, report.md, junit.xml, report.html and k6-summary.json into `dir`.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -65,6 +79,7 @@ impl Rendered {
             ("report.json", &self.json_text),
             ("report.md", &self.markdown),
             ("junit.xml", &self.junit),
+            ("report.html", &self.html),
             ("k6-summary.json", &self.k6_summary),
         ] {
             let p = dir.join(name);
@@ -134,6 +149,7 @@ pub fn json(i: &Input<'_>) -> Value {
         "status": i.outcome.status,
         "verdict": i.outcome.status.verdict(),
         "reason": i.outcome.reason,
+        "cause": i.outcome.cause,
         "started_at": iso(i.started_ms),
         "finished_at": iso(i.finished_ms),
         "time_scale": i.time_scale,
@@ -144,6 +160,76 @@ pub fn json(i: &Input<'_>) -> Value {
         "faults": faults,
         "still_changed": i.outcome.still_changed,
         "k6_summary": i.traffic.map(drill_load::Report::k6_summary),
+        "timeline": timeline(i),
+    })
+}
+
+/// The per-second series (one array per figure, aligned on `t`: what the HTML chart draws),
+/// the measured fault windows from the ledger, and the marks (guard trips, recoveries), all
+/// in seconds from the traffic's start. Per second, never per request: an hour is 3,600
+/// entries per array whatever the rate.
+fn timeline(i: &Input<'_>) -> Value {
+    let Some(t) = i.traffic else {
+        return Value::Null;
+    };
+    let secs = &t.measurements.seconds;
+    let col = |f: &dyn Fn(&drill_load::metrics::Second) -> Value| -> Value {
+        Value::Array(secs.iter().map(f).collect())
+    };
+    let target: Vec<Value> = secs
+        .iter()
+        .map(|s| {
+            let r = i.plan.map_or(0.0, |p| {
+                drill_spec::timeline::rate_at(
+                    p,
+                    drill_spec::units::Dur(std::time::Duration::from_secs_f64(s.t as f64 + 0.5)),
+                )
+            });
+            json!((r * 100.0).round() / 100.0)
+        })
+        .collect();
+    let zero = i.traffic_started_ms.unwrap_or(i.started_ms);
+    let at = |ms: i64| (ms - zero) as f64 / 1000.0;
+    let windows: Vec<Value> = i
+        .ledger
+        .iter()
+        .filter_map(|f| {
+            let from = f.applied_ms?;
+            Some(json!({
+                "drill": f.drill,
+                "fault": f.fault,
+                "from_s": at(from),
+                "to_s": f.reverted_ms.map(at),
+                "state": f.state,
+            }))
+        })
+        .collect();
+    let mut marks: Vec<Value> = i
+        .outcome
+        .trips
+        .iter()
+        .map(|g| json!({"kind": "guard", "at_s": g.at_s, "label": format!("guard {}", g.name.trim_start_matches("playbook/"))}))
+        .collect();
+    for d in &i.outcome.drills {
+        if let Some(r) = d.recovered_s {
+            marks.push(
+                json!({"kind": "recovered", "at_s": r, "label": format!("{} recovered", d.name)}),
+            );
+        }
+    }
+    json!({
+        "duration_s": i.plan.map(|p| p.duration.0.as_secs_f64()),
+        "t": col(&|s| json!(s.t)),
+        "target": target,
+        "arrivals": col(&|s| json!(s.arrivals)),
+        "requests": col(&|s| json!(s.requests)),
+        "failed": col(&|s| json!(s.failed)),
+        "dropped": col(&|s| json!(s.dropped)),
+        "p50_ms": col(&|s| json!(s.p50_ms)),
+        "p95_ms": col(&|s| json!(s.p95_ms)),
+        "p99_ms": col(&|s| json!(s.p99_ms)),
+        "windows": windows,
+        "marks": marks,
     })
 }
 
@@ -171,6 +257,9 @@ pub fn markdown(i: &Input<'_>) -> String {
     if let Some(r) = &i.outcome.reason {
         let _ = writeln!(s, "- Reason: {r}");
     }
+    if let Some(c) = &i.outcome.cause {
+        let _ = writeln!(s, "- **Cause**: {c}");
+    }
     if !i.outcome.still_changed.is_empty() {
         let _ = writeln!(s, "\n## STILL CHANGED — restore by hand\n");
         for c in &i.outcome.still_changed {
@@ -186,11 +275,11 @@ pub fn markdown(i: &Input<'_>) -> String {
         let _ = writeln!(s, "\n## Traffic\n");
         let _ = writeln!(
             s,
-            "{} requests ({} expected), {} failed ({:.2}%), {} dropped; p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
+            "{} requests ({} expected), {} failed ({}), {} dropped; p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
             o.requests,
             t.expected.map_or_else(|| "?".into(), |e| e.to_string()),
             o.failed,
-            o.error_rate() * 100.0,
+            drill_load::summary::pct(o.error_rate()),
             t.dropped(),
             o.latency_at(50.0).as_secs_f64() * 1e3,
             o.latency_at(95.0).as_secs_f64() * 1e3,
@@ -249,10 +338,10 @@ pub fn markdown(i: &Input<'_>) -> String {
                 if let Some(x) = d.phases.get(p) {
                     let _ = writeln!(
                         s,
-                        "| {p} | {} | {} ({:.2}%) | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+                        "| {p} | {} | {} ({}) | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
                         x.requests,
                         x.failed,
-                        x.error_rate * 100.0,
+                        drill_load::summary::pct(x.error_rate),
                         x.p50_ms,
                         x.p95_ms,
                         x.p99_ms,
@@ -275,7 +364,11 @@ pub fn markdown(i: &Input<'_>) -> String {
                     c.phase,
                     c.measured,
                     c.limit,
-                    if c.passed { "PASS" } else { "**FAIL**" }
+                    if c.passed {
+                        "PASS".to_owned()
+                    } else {
+                        format!("**{}**", c.verdict.word())
+                    }
                 );
             }
         }
@@ -365,7 +458,7 @@ pub fn junit(i: &Input<'_>) -> String {
             .iter()
             .map(|c| Case {
                 name: c.name.clone(),
-                failure: (!c.passed).then(|| format!("{} (limit {})", c.measured, c.limit)),
+                failure: (!c.passed).then(|| format!("{}: {}", c.verdict.word(), c.why)),
             })
             .collect();
         if d.status != DrillStatus::Completed {
@@ -462,8 +555,83 @@ pub fn junit(i: &Input<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
     #[test]
     fn xml_is_escaped() {
         assert_eq!(super::esc("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    }
+
+    /// An hour of traffic makes a report of per-second series, not per-request data: its
+    /// size does not grow with the rate.
+    #[test]
+    fn the_report_of_a_one_hour_run_stays_small() {
+        let rec =
+            drill_load::Recorder::new(drill_load::ErrorSet::standard(), Duration::from_secs(10));
+        let ok = drill_load::metrics::Outcome {
+            status: Some(200),
+            failure: None,
+            request_id: None,
+            check: None,
+        };
+        let failed = drill_load::metrics::Outcome {
+            status: Some(503),
+            request_id: Some("req-123".into()),
+            ..ok.clone()
+        };
+        for t in 0..3600u64 {
+            for k in 0..20u64 {
+                let at = Duration::from_millis(t * 1000 + k * 50);
+                let lat = Duration::from_micros(2_000 + (t * 7919 + k * 104_729) % 400_000);
+                let o = if (t + k) % 97 == 0 { &failed } else { &ok };
+                rec.record("home", at, lat, lat, o);
+            }
+        }
+        let measurements = rec.finish();
+        let traffic = drill_load::Report {
+            measurements,
+            elapsed: Duration::from_secs(3600),
+            thresholds: Vec::new(),
+            expected: Some(72_000),
+            target_rate: Some(20.0),
+        };
+        let plan = drill_spec::timeline::TrafficPlan {
+            stages: vec![drill_spec::timeline::StageSpan {
+                start: drill_spec::units::Dur(Duration::ZERO),
+                end: drill_spec::units::Dur(Duration::from_secs(3600)),
+                from: "20/s".parse().expect("rate"),
+                to: "20/s".parse().expect("rate"),
+                requests: 72_000.0,
+            }],
+            duration: drill_spec::units::Dur(Duration::from_secs(3600)),
+            expected_requests: 72_000.0,
+            peak: "20/s".parse().expect("rate"),
+        };
+        let outcome = Outcome::bare(Some("r".into()), crate::Status::Passed, None);
+        let r = render(&Input {
+            run_id: "r",
+            playbook: "hour",
+            file: "hour.yaml",
+            outcome: &outcome,
+            started_ms: 0,
+            finished_ms: 3_600_000,
+            time_scale: 1.0,
+            traffic: Some(&traffic),
+            ledger: &[],
+            traffic_started_ms: Some(0),
+            plan: Some(&plan),
+        });
+        let t = &r.json["timeline"];
+        assert_eq!(t["t"].as_array().map(Vec::len), Some(3600));
+        assert_eq!(t["target"][1800], 20.0);
+        eprintln!(
+            "a 1-hour run: report.json {} KB, report.html {} KB",
+            r.json_text.len() / 1024,
+            r.html.len() / 1024
+        );
+        assert!(r.json_text.len() < 1_200_000, "{}", r.json_text.len());
+        assert!(r.html.len() < 1_000_000, "{}", r.html.len());
     }
 }
