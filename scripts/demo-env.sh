@@ -211,8 +211,8 @@ up() {
   mkdir -p "$DIR"
   install
   if [ -z "${DRILL_TARGET_BIN:-}" ]; then
-    log "building drill-target"
-    cargo build -q -p drill-target
+    log "building drill-target (cargo shows its progress; a few minutes on a cold machine)"
+    cargo build -p drill-target
   fi
   redis_up
   pg_up

@@ -14,7 +14,10 @@
 //! - `context` — the state a run's tasks share (clock, [`Abort`], the lease and whether it
 //!   was lost, recorder, live ledger).
 //! - [`outcome`] — the typed result (per drill, check, fault) the CLI, reports and daemon
-//!   read; [`status`] — the live status; [`report`] — JSON, Markdown, JUnit from the outcome.
+//!   read, with the first cause of a failure in words; [`status`] — the live status;
+//!   [`report`] — JSON (with the per-second timeline), Markdown, JUnit and a self-contained
+//!   HTML page from the outcome, the baseline gate between two runs' reports
+//!   (`report::compare`) and a playbook's trend (`report::trend`).
 //! - [`store`] — run history, write-ahead fault ledger, target locks, leases on the store's
 //!   clock and the fence (SQLite or PostgreSQL); [`recover`] — the reconciler that claims
 //!   runs without a live owner and settles what they left, reading the targets first

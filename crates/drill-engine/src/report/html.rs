@@ -347,7 +347,7 @@ fn chart(h: &mut String, r: &Value) {
     }
     polyline(h, "p50", "#2e7d32", false, &pts(&p50, top1, h1, m1));
     polyline(h, "p95", "#ef6c00", false, &pts(&p95, top1, h1, m1));
-    polyline(h, "p99", "#c62828", false, &pts(&p99, top1, h1, m1));
+    polyline(h, "p99", "#ad1457", false, &pts(&p99, top1, h1, m1));
 
     // Errors.
     let budget: Vec<f64> = error_limit
@@ -390,14 +390,18 @@ fn chart(h: &mut String, r: &Value) {
     polyline(h, "errors", "#c62828", false, &pts(&failed, top2, h2, m2));
     polyline(h, "dropped", "#7b1fa2", false, &pts(&dropped, top2, h2, m2));
 
-    // Marks over everything.
-    for (i, m) in r["timeline"]["marks"]
+    // Marks over everything, in time order; labels alternate between two rows so that close
+    // marks stay readable, and those near the right edge end at their line.
+    let mut marks: Vec<&Value> = r["timeline"]["marks"]
         .as_array()
         .into_iter()
         .flatten()
-        .enumerate()
-    {
-        // Labels alternate between two rows so that close marks stay readable.
+        .collect();
+    marks.sort_by(|a, b| {
+        let at = |m: &Value| m["at_s"].as_f64().unwrap_or(0.0);
+        at(a).total_cmp(&at(b))
+    });
+    for (i, m) in marks.into_iter().enumerate() {
         let ly = top - 38.0 + 13.0 * (i % 2) as f64;
         let at = m["at_s"].as_f64().unwrap_or(0.0);
         let x = x_of(at, total);
@@ -405,14 +409,17 @@ fn chart(h: &mut String, r: &Value) {
             Some("guard") => ("#8e24aa", "guard"),
             _ => ("#2e7d32", "recovered"),
         };
+        let label = format!("{} at {}", text(&m["label"]), fmt_t(at));
+        let (tx, anchor) = if x + 7.0 * label.len() as f64 > W - RIGHT {
+            (x - 3.0, "end")
+        } else {
+            (x + 3.0, "start")
+        };
         let _ = writeln!(
             h,
-            "<g class=\"mark {kind}\" data-at=\"{at}\"><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/><text x=\"{:.1}\" y=\"{}\" fill=\"{colour}\">{} at {}</text></g>",
+            "<g class=\"mark {kind}\" data-at=\"{at}\"><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/><text x=\"{tx:.1}\" y=\"{ly}\" text-anchor=\"{anchor}\" fill=\"{colour}\">{}</text></g>",
             ly + 2.0,
-            x + 3.0,
-            ly,
-            esc(&text(&m["label"])),
-            fmt_t(at)
+            esc(&label)
         );
     }
     // The time axis.
@@ -436,7 +443,7 @@ fn chart(h: &mut String, r: &Value) {
         ("achieved", "#1f6fd1"),
         ("p50", "#2e7d32"),
         ("p95", "#ef6c00"),
-        ("p99", "#c62828"),
+        ("p99", "#ad1457"),
         ("errors/s", "#c62828"),
         ("dropped/s", "#7b1fa2"),
         ("fault applied", WINDOW_FILL),
