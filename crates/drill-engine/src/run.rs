@@ -452,6 +452,9 @@ async fn execute(
         status_task.abort();
         let latency = latencies(&cx, &recorder);
         cx.status.send_modify(|s| s.latency = latency);
+        if let Some(w) = report.as_ref().and_then(drill_load::Report::drop_warning) {
+            log(&format!("warning: {w}"));
+        }
         traffic_report = report;
     }
 

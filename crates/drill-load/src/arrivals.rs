@@ -74,6 +74,11 @@ impl Arrivals {
         }
     }
 
+    /// The highest rate of the profile, per second.
+    pub fn peak_rate(&self) -> f64 {
+        self.segs.iter().map(|s| s.r0.max(s.r1)).fold(0.0, f64::max)
+    }
+
     /// How many arrivals the schedule holds (the integral of the profile, rounded up).
     pub fn total(&self) -> u64 {
         (self.total - 1e-9).ceil().max(0.0) as u64

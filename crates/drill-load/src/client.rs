@@ -78,6 +78,9 @@ struct Inner {
     )>,
     idle: Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
     h2: tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+    /// At most this many HTTP/1.1 connections at once (busy and idle): a request waits for
+    /// one to be free rather than opening more. `None`: unbounded.
+    busy: Option<tokio::sync::Semaphore>,
 }
 
 /// Skips certificate verification (staging with self-signed certificates only).
@@ -184,8 +187,27 @@ impl Client {
                 tls,
                 idle: Mutex::new(Vec::new()),
                 h2: tokio::sync::Mutex::new(None),
+                busy: None,
             }),
         })
+    }
+
+    /// A client for the same origin with its own connections (the TLS configuration is
+    /// shared): what one load worker owns, so that no connection is handed between threads.
+    /// It opens HTTP/1.1 connections as requests need them, up to `max_connections`; beyond,
+    /// a request waits for a connection to be free (the wait is within its timeout, and in its
+    /// latency, which is measured from the intended start) instead of opening more: a
+    /// hiccup of the target cannot turn into a storm of new connections.
+    pub fn fork(&self, max_connections: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cfg: self.inner.cfg.clone(),
+                tls: self.inner.tls.clone(),
+                idle: Mutex::new(Vec::new()),
+                h2: tokio::sync::Mutex::new(None),
+                busy: Some(tokio::sync::Semaphore::new(max_connections.max(1))),
+            }),
+        }
     }
 
     /// `host:port` for the Host header.
@@ -249,6 +271,12 @@ impl Client {
             let resp = h2.send_request(req).await.map_err(|_| Failure::Reset)?;
             return read(resp).await;
         }
+        // A connection of the bounded pool is this request's while the permit lives: a new
+        // one is opened only with a permit and no idle one, so at most that many exist.
+        let _permit = match &self.inner.busy {
+            Some(b) => Some(b.acquire().await.map_err(|_| Failure::Connect)?),
+            None => None,
+        };
         let (mut sender, mut reused) = match self.pooled() {
             Some(s) => (s, true),
             None => (self.new_h1().await?, false),

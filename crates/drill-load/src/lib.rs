@@ -95,9 +95,41 @@ pub struct Report {
     pub thresholds: Vec<summary::Threshold>,
     pub expected: Option<u64>,
     pub target_rate: Option<f64>,
+    /// The open model's settings (none for the closed loop).
+    pub open: Option<OpenConfig>,
 }
 
 impl Report {
+    /// What dropped arrivals, and what to change: `None` when none was dropped.
+    pub fn drop_warning(&self) -> Option<String> {
+        let c = self.measurements.counters;
+        if c.dropped() == 0 {
+            return None;
+        }
+        let mut why = Vec::new();
+        if c.dropped_cap > 0 {
+            why.push(format!(
+                "{} at the in-flight cap of {} (requests were slower than the cap allows at this rate: raise --max-in-flight or traffic.max_in_flight; the default is the peak rate × the timeout)",
+                c.dropped_cap,
+                self.open.map_or(0, |o| o.max_in_flight)
+            ));
+        }
+        if c.dropped_late > 0 {
+            why.push(format!(
+                "{} because the client fell more than {} ms behind the schedule on {} worker thread(s) (this machine's CPU could not keep up: free cores, or give --workers up to the core count)",
+                c.dropped_late,
+                self.open.map_or(0, |o| o.late_tolerance.as_millis()),
+                self.open.map_or(0, |o| o.workers)
+            ));
+        }
+        Some(format!(
+            "{} of {} arrivals were dropped, so the achieved rate is below the target: {}",
+            c.dropped(),
+            c.scheduled,
+            why.join("; ")
+        ))
+    }
+
     /// All thresholds passed.
     pub fn passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.ok)
@@ -139,14 +171,17 @@ pub struct AdHoc {
     /// …a closed loop over this many connections.
     pub connections: Option<usize>,
     pub duration: Duration,
-    pub max_in_flight: u64,
+    /// The in-flight cap; `None`: [`executor::default_max_in_flight`].
+    pub max_in_flight: Option<u64>,
+    /// Open-model worker threads; `None`: [`executor::workers_for`] the rate.
+    pub workers: Option<usize>,
     pub timeout: Duration,
     pub http: drill_spec::model::HttpVersion,
     pub insecure: bool,
     pub late_tolerance: Duration,
 }
 
-/// How late the dispatcher may be before an arrival is dropped instead of sent.
+/// How late an open-model worker may be before an arrival is dropped instead of sent.
 pub const DEFAULT_LATE_TOLERANCE: Duration = Duration::from_millis(250);
 
 impl Run {
@@ -190,11 +225,15 @@ impl Run {
             expected: Some(arrivals.total()),
             target_rate: Some(plan.expected_requests / duration.as_secs_f64().max(1e-9)),
             mode: Mode::Open {
-                arrivals,
                 cfg: OpenConfig {
-                    max_in_flight: u64::from(t.max_in_flight),
+                    max_in_flight: t.max_in_flight.map_or_else(
+                        || executor::default_max_in_flight(arrivals.peak_rate(), timeout),
+                        u64::from,
+                    ),
                     late_tolerance: DEFAULT_LATE_TOLERANCE,
+                    workers: executor::workers_for(arrivals.peak_rate()),
                 },
+                arrivals,
             },
             duration,
             limits: pb.slo.overall(),
@@ -229,8 +268,11 @@ impl Run {
                     Mode::Open {
                         arrivals,
                         cfg: OpenConfig {
-                            max_in_flight: a.max_in_flight,
+                            max_in_flight: a
+                                .max_in_flight
+                                .unwrap_or_else(|| executor::default_max_in_flight(r, a.timeout)),
                             late_tolerance: a.late_tolerance,
+                            workers: a.workers.unwrap_or_else(|| executor::workers_for(r)),
                         },
                     },
                     Some(total),
@@ -270,6 +312,10 @@ impl Run {
     /// Like [`Run::execute`], with the schedule's zero at `start` (which the engine shares, so
     /// that the offsets it marks spans at and the recorder's offsets agree).
     pub async fn execute_from(self, stop: Stop, start: Instant) -> Report {
+        let open = match &self.mode {
+            Mode::Open { cfg, .. } => Some(*cfg),
+            Mode::Closed { .. } => None,
+        };
         match self.mode {
             Mode::Open { arrivals, cfg } => {
                 executor::run_open(self.load.clone(), arrivals, cfg, stop.clone(), start).await
@@ -299,6 +345,7 @@ impl Run {
             thresholds,
             expected: self.expected,
             target_rate: self.target_rate,
+            open,
         }
     }
 }

@@ -451,7 +451,12 @@ impl Recorder {
     }
 
     pub fn count_scheduled(&self) {
-        self.lock().counters.scheduled += 1;
+        self.count_scheduled_n(1);
+    }
+
+    /// `n` arrivals reached by the schedule at once (an open-model worker's batch).
+    pub fn count_scheduled_n(&self, n: u64) {
+        self.lock().counters.scheduled += n;
     }
 
     pub fn count_sent(&self, follow_up: bool, in_flight: u64) {

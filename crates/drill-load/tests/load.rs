@@ -15,7 +15,8 @@ fn ad_hoc(url: String, rate: f64, secs: f64) -> AdHoc {
         rate: Some(rate),
         connections: None,
         duration: Duration::from_secs_f64(secs),
-        max_in_flight: 1000,
+        max_in_flight: None,
+        workers: None,
         timeout: Duration::from_secs(10),
         http: drill_spec::model::HttpVersion::Http1,
         insecure: false,
@@ -35,8 +36,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn rate_is_achieved(rate: f64) {
+    rate_is_achieved_by(rate, None).await;
+}
+
+async fn rate_is_achieved_by(rate: f64, workers: Option<usize>) {
     let server = Server::start(Behaviour::default()).await.expect("server");
-    let r = run(&ad_hoc(server.url("/"), rate, 10.0)).await;
+    let mut a = ad_hoc(server.url("/"), rate, 10.0);
+    a.workers = workers;
+    let r = run(&a).await;
     let expected = rate * 10.0;
     let got = server.requests() as f64;
     eprintln!(
@@ -72,6 +79,13 @@ async fn ten_requests_per_second_are_scheduled_exactly_and_achieved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_requests_per_second_are_scheduled_exactly_and_achieved() {
     rate_is_achieved(500.0).await;
+}
+
+/// Three workers stripe one schedule (arrivals `w, w+3, w+6, …`): every arrival is sent
+/// once, by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_one_schedule_and_send_every_arrival_once() {
+    rate_is_achieved_by(3000.0, Some(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +160,7 @@ async fn a_two_second_freeze_at_120_per_second_shows_as_the_open_model_predicts(
 async fn a_rate_beyond_the_client_is_reported_as_dropped() {
     let server = Server::start(Behaviour::default()).await.expect("server");
     let mut a = ad_hoc(server.url("/"), 2_000_000.0, 0.5);
-    a.max_in_flight = 64;
+    a.max_in_flight = Some(64);
     let r = run(&a).await;
     let c = r.measurements.counters;
     eprintln!(
@@ -178,7 +192,7 @@ async fn a_full_in_flight_cap_drops_arrivals_instead_of_delaying_them() {
     .await
     .expect("server");
     let mut a = ad_hoc(server.url("/"), 100.0, 2.0);
-    a.max_in_flight = 5;
+    a.max_in_flight = Some(5);
     let r = run(&a).await;
     let c = r.measurements.counters;
     // 5 in flight, each 200 ms: 25/s can start; the other ~75/s are dropped at the cap.

@@ -251,9 +251,11 @@ pub struct Traffic {
     pub requests: Vec<RequestSpec>,
     /// The arrival-rate profile (open model): stages run one after the other.
     pub profile: Vec<Stage>,
-    /// Most requests in flight at once; arrivals beyond it are counted as dropped.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: u32,
+    /// Most requests in flight at once; arrivals beyond it are counted as dropped. Default:
+    /// the profile's peak rate × `timeout` (every arrival may wait its whole timeout), at
+    /// least 64, at most 100,000. In-flight requests share at most 1,024 connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     /// Per-request timeout.
     #[serde(default = "default_request_timeout")]
     pub timeout: Dur,
@@ -270,9 +272,6 @@ pub struct Traffic {
     pub tls: Option<Tls>,
 }
 
-fn default_max_in_flight() -> u32 {
-    1000
-}
 fn default_request_timeout() -> Dur {
     Dur::from_secs(10)
 }

@@ -448,7 +448,7 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
             "give a stage a hold or an over",
         );
     }
-    if tr.max_in_flight == 0 {
+    if tr.max_in_flight == Some(0) {
         cx.error("traffic.max_in_flight", "max_in_flight must be at least 1");
     }
     positive(cx, "traffic.timeout", "timeout", tr.timeout);

@@ -56,8 +56,15 @@ pub struct LoadArgs {
     #[arg(long)]
     pub body: Option<String>,
     /// Ad hoc: most requests in flight (open model); arrivals beyond it are dropped.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub max_in_flight: u64,
+    /// Default: rate × timeout (every arrival may wait its whole timeout), at least 64, at
+    /// most 100,000. They share at most 1,024 connections (and the open-file limit, raised
+    /// to its hard limit, less 256), waiting for a free one within their timeout.
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<u64>,
+    /// Ad hoc: worker threads of the open model, each owning its connections. Default: one
+    /// per 40,000/s of rate, at most one per core.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Ad hoc: per-request timeout.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub timeout: String,
@@ -131,7 +138,8 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                 rate,
                 connections: args.connections,
                 duration: dur(&args.duration, "duration")?,
-                max_in_flight: args.max_in_flight.max(1),
+                max_in_flight: args.max_in_flight.map(|n| n.max(1)),
+                workers: args.workers.map(|n| n.max(1)),
                 timeout: dur(&args.timeout, "timeout")?,
                 http: if args.http2 {
                     drill_spec::model::HttpVersion::Http2
@@ -154,14 +162,8 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
     let (report, interrupted) = rt.block_on(execute(run));
     print_report(&report);
     write_outputs(&args, &report, &title)?;
-    if report.dropped() > 0 {
-        let c = report.measurements.counters;
-        eprintln!(
-            "warning: {} arrivals were dropped ({} at the in-flight cap, {} because the client fell behind the schedule); the achieved rate is below the target",
-            c.dropped(),
-            c.dropped_cap,
-            c.dropped_late
-        );
+    if let Some(w) = report.drop_warning() {
+        eprintln!("warning: {w}");
     }
     if interrupted {
         eprintln!("stopped by signal: the figures cover the traffic sent until then");

@@ -596,6 +596,7 @@ mod tests {
             thresholds: Vec::new(),
             expected: Some(72_000),
             target_rate: Some(20.0),
+            open: None,
         };
         let plan = drill_spec::timeline::TrafficPlan {
             stages: vec![drill_spec::timeline::StageSpan {
