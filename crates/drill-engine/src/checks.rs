@@ -236,7 +236,7 @@ fn delta(
         fmt_metric(d.metric, rise.abs())
     );
     let mut why = format!(
-        "{} rose from {} to {} ({sign}{}; limit +{})",
+        "{} rose from {} to {}, {sign}{} (limit +{})",
         d.metric.name(),
         fmt_metric(d.metric, base),
         fmt_metric(d.metric, now),

@@ -17,7 +17,6 @@ pub enum Format {
     Md,
     Json,
     Junit,
-    /// One self-contained page with the SVG timeline (works offline).
     Html,
 }
 
@@ -26,8 +25,9 @@ pub enum Format {
 pub struct ReportArgs {
     /// The run (its id, or a unique prefix; `drill runs` lists them).
     pub run: String,
-    /// Report format: Markdown (the default), JSON, JUnit XML or HTML. With --compare or
-    /// --baseline: a text table by default, or md or json.
+    /// Report format: Markdown (the default), JSON, JUnit XML or HTML (one self-contained
+    /// page with the SVG timeline; works offline). With --compare or --baseline: a text table
+    /// by default, or md or json.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Compare the run with another run instead (its id or a unique prefix): per scope and

@@ -14,6 +14,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+// Escaping for text and attribute values: the JUnit report's XML escaping, which HTML reads
+// the same.
+use super::esc;
+
 /// Colour of a fault window: also what a screenshot's pixels are counted by.
 pub const WINDOW_FILL: &str = "#fbd3d3";
 
@@ -23,22 +27,6 @@ const RIGHT: f64 = 24.0;
 /// (top, height) of the rate, latency and error panels.
 const PANELS: [(f64, f64); 3] = [(64.0, 150.0), (254.0, 200.0), (494.0, 120.0)];
 const H: f64 = 664.0;
-
-/// HTML escaping for text and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 fn nums(v: &Value) -> Vec<f64> {
     v.as_array()
