@@ -213,6 +213,7 @@ pub async fn run_open(
             stop.clone(),
             in_flight.clone(),
         );
+        let (recorder, stripe) = (load.recorder.clone(), arrivals.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("drill-load-{w}"))
             .spawn(move || {
@@ -239,6 +240,12 @@ pub async fn run_open(
             });
         if spawned.is_ok() {
             done.push(rx);
+        } else {
+            // No thread for this worker: its arrivals cannot start, and are counted so.
+            for (_, offset) in stripe.enumerate().skip(w).step_by(n) {
+                recorder.count_scheduled();
+                recorder.drop_arrival(offset, true);
+            }
         }
     }
     for rx in done {
