@@ -117,6 +117,12 @@ impl Iterator for Arrivals {
         }
         None
     }
+
+    /// Skips `n` arrivals without computing them (a shard's or a worker's stride).
+    fn nth(&mut self, n: usize) -> Option<Duration> {
+        self.k = self.k.saturating_add(n as u64);
+        self.next()
+    }
 }
 
 #[cfg(test)]

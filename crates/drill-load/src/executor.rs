@@ -21,6 +21,7 @@ use crate::arrivals::Arrivals;
 use crate::client::{self, Client};
 use crate::metrics::{Failure, Outcome, Recorder};
 use crate::request::{self, Mix};
+use crate::shard::{Shard, stripe};
 
 /// Everything a request task needs.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct OpenConfig {
     pub late_tolerance: Duration,
     /// Worker threads, each owning its connections ([`workers_for`]).
     pub workers: usize,
+    /// The part of the schedule this process sends ([`Shard::WHOLE`] unless distributed).
+    pub shard: Shard,
 }
 
 /// Arrivals per second one worker thread is given before another is added. One worker
@@ -213,7 +216,7 @@ pub async fn run_open(
             stop.clone(),
             in_flight.clone(),
         );
-        let (recorder, stripe) = (load.recorder.clone(), arrivals.clone());
+        let (recorder, stripe_of) = (load.recorder.clone(), arrivals.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("drill-load-{w}"))
             .spawn(move || {
@@ -230,7 +233,7 @@ pub async fn run_open(
                     }
                     Err(_) => {
                         // No runtime for this worker: its arrivals cannot start, and say so.
-                        for (_, offset) in arrivals.enumerate().skip(w).step_by(n) {
+                        for (_, offset) in stripe(arrivals, cfg.shard, (w, n)) {
                             load.recorder.count_scheduled();
                             load.recorder.drop_arrival(offset, true);
                         }
@@ -242,7 +245,7 @@ pub async fn run_open(
             done.push(rx);
         } else {
             // No thread for this worker: its arrivals cannot start, and are counted so.
-            for (_, offset) in stripe.enumerate().skip(w).step_by(n) {
+            for (_, offset) in stripe(stripe_of, cfg.shard, (w, n)) {
                 recorder.count_scheduled();
                 recorder.drop_arrival(offset, true);
             }
@@ -270,7 +273,7 @@ async fn worker(
         .fork(usize::try_from(conns).unwrap_or(usize::MAX));
     // This worker's arrivals in flight (its tasks all run on this thread).
     let mine = Rc::new(Cell::new(0u64));
-    let mut next = arrivals.enumerate().skip(w).step_by(n).peekable();
+    let mut next = stripe(arrivals, cfg.shard, (w, n)).peekable();
     while let Some(&(_, offset)) = next.peek() {
         if stop.stopped() {
             break;

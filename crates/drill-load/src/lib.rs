@@ -14,12 +14,14 @@ pub mod client;
 pub mod executor;
 pub mod metrics;
 pub mod request;
+pub mod shard;
 pub mod summary;
 
 pub use arrivals::Arrivals;
 pub use client::{Client, ClientConfig};
 pub use executor::{Load, OpenConfig, Stop};
 pub use metrics::{ErrorSet, Measurements, Recorder};
+pub use shard::Shard;
 
 /// Splits a base URL into what the client needs, and the path prefix every request path is
 /// put under (parsed by [`drill_spec::url::BaseUrl`], the rule every other URL follows).
@@ -188,16 +190,26 @@ impl Run {
     /// The traffic of a validated playbook. `dir` resolves the dataset path; `scale` multiplies
     /// every duration.
     pub fn from_playbook(pb: &Playbook, dir: &Path, scale: f64) -> Result<Self, LoadError> {
-        let t = &pb.traffic;
-        let (cfg, prefix) = client_config(&pb.target.base_url, Some(t))?;
-        let client = Client::new(cfg)?;
-        let records = match &t.dataset {
+        let records = match &pb.traffic.dataset {
             Some(d) => {
                 let p = dir.join(d);
                 request::load_dataset(&p.display().to_string())?
             }
             None => Vec::new(),
         };
+        Self::from_parts(pb, records, scale)
+    }
+
+    /// The traffic of a validated playbook with its dataset's records already read (a shard
+    /// gets them from the engine, not from a file).
+    pub fn from_parts(
+        pb: &Playbook,
+        records: Vec<serde_json::Map<String, serde_json::Value>>,
+        scale: f64,
+    ) -> Result<Self, LoadError> {
+        let t = &pb.traffic;
+        let (cfg, prefix) = client_config(&pb.target.base_url, Some(t))?;
+        let client = Client::new(cfg)?;
         let specs: Vec<_> = t
             .requests
             .iter()
@@ -232,6 +244,7 @@ impl Run {
                     ),
                     late_tolerance: DEFAULT_LATE_TOLERANCE,
                     workers: executor::workers_for(arrivals.peak_rate()),
+                    shard: Shard::WHOLE,
                 },
                 arrivals,
             },
@@ -273,6 +286,7 @@ impl Run {
                                 .unwrap_or_else(|| executor::default_max_in_flight(r, a.timeout)),
                             late_tolerance: a.late_tolerance,
                             workers: a.workers.unwrap_or_else(|| executor::workers_for(r)),
+                            shard: Shard::WHOLE,
                         },
                     },
                     Some(total),
@@ -299,6 +313,32 @@ impl Run {
         })
     }
 
+    /// Sends only `shard`'s part of the schedule. Its workers and, unless the playbook sets
+    /// one, its in-flight cap follow its share of the peak rate; a cap the playbook sets is
+    /// the whole run's, divided among the shards.
+    pub fn shard(mut self, shard: Shard, cap: Option<u64>) -> Result<Self, LoadError> {
+        let Mode::Open { arrivals, cfg } = &mut self.mode else {
+            return Err(LoadError::Invalid(
+                "only the open model (a rate) can be split into shards".into(),
+            ));
+        };
+        let n = f64::from(shard.count.max(1));
+        let peak = arrivals.peak_rate() / n;
+        cfg.shard = shard;
+        cfg.workers = executor::workers_for(peak);
+        cfg.max_in_flight = cap.map_or_else(
+            || executor::default_max_in_flight(peak, self.load.timeout),
+            |c| c.div_ceil(u64::from(shard.count.max(1))).max(1),
+        );
+        self.expected = self.expected.map(|e| shard.share(e));
+        Ok(self)
+    }
+
+    /// The dataset's records, for shards in other processes.
+    pub fn records(&self) -> &[serde_json::Map<String, serde_json::Value>] {
+        self.load.mix.records()
+    }
+
     /// The recorder, to mark phases and watch progress while the run goes.
     pub fn recorder(&self) -> Arc<Recorder> {
         self.load.recorder.clone()
@@ -312,18 +352,21 @@ impl Run {
     /// Like [`Run::execute`], with the schedule's zero at `start` (which the engine shares, so
     /// that the offsets it marks spans at and the recorder's offsets agree).
     pub async fn execute_from(self, stop: Stop, start: Instant) -> Report {
-        let open = match &self.mode {
-            Mode::Open { cfg, .. } => Some(*cfg),
-            Mode::Closed { .. } => None,
-        };
-        match self.mode {
+        match &self.mode {
             Mode::Open { arrivals, cfg } => {
-                executor::run_open(self.load.clone(), arrivals, cfg, stop.clone(), start).await
+                executor::run_open(
+                    self.load.clone(),
+                    arrivals.clone(),
+                    *cfg,
+                    stop.clone(),
+                    start,
+                )
+                .await;
             }
             Mode::Closed { connections } => {
                 executor::run_closed(
                     self.load.clone(),
-                    connections,
+                    *connections,
                     self.duration,
                     stop.clone(),
                     start,
@@ -331,8 +374,18 @@ impl Run {
                 .await
             }
         }
+        self.conclude(stop.stopped(), start)
+    }
+
+    /// The report of what the recorder holds, thresholds evaluated once: after
+    /// [`Run::execute_from`], or after the engine has added up every shard's measurements.
+    pub fn conclude(self, stopped: bool, start: Instant) -> Report {
+        let open = match &self.mode {
+            Mode::Open { cfg, .. } => Some(*cfg),
+            Mode::Closed { .. } => None,
+        };
         // A run that went to its end lasted its schedule; the drain after it is not traffic time.
-        let elapsed = if stop.stopped() {
+        let elapsed = if stopped {
             start.elapsed().min(self.duration)
         } else {
             self.duration

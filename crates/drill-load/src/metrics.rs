@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drill_spec::model::ErrorClass;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Lowest and highest latency recorded, in microseconds: 1 µs to 60 s, 3 significant digits.
 const LOW_US: u64 = 1;
@@ -284,7 +284,7 @@ pub struct Second {
 }
 
 /// An example failed request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FailureSample {
     /// Seconds from the start (intended).
     pub at_s: f64,
@@ -299,7 +299,7 @@ pub struct FailureSample {
 }
 
 /// Counters of the schedule.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Counters {
     /// Arrivals the schedule reached.
     pub scheduled: u64,
@@ -338,6 +338,21 @@ struct Inner {
     first_failures: Vec<FailureSample>,
     recent_failures: VecDeque<FailureSample>,
     failures_total: u64,
+    /// What was recorded since the last [`Recorder::take_delta`] (a shard's recorder only).
+    delta: Option<Pending>,
+    /// How long after its second a sample may still arrive (the request timeout, plus slack).
+    grace: Duration,
+}
+
+/// What a shard recorded since its last report: its per-second measurements by intended
+/// second, its counters, body checks and failure samples (see [`crate::shard::Delta`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub seconds: BTreeMap<u64, Stats>,
+    pub counters: Counters,
+    pub checks: BTreeMap<String, (u64, u64)>,
+    pub failures: Vec<FailureSample>,
+    pub failures_total: u64,
 }
 
 /// Collects measurements from every request task. Cheap to share (`Arc<Recorder>`).
@@ -345,8 +360,6 @@ struct Inner {
 pub struct Recorder {
     inner: Mutex<Inner>,
     errors: ErrorSet,
-    /// How long after its second a sample may still arrive (the request timeout, plus slack).
-    grace: Duration,
 }
 
 /// What the run measured, at the end.
@@ -378,9 +391,10 @@ impl Recorder {
                 first_failures: Vec::new(),
                 recent_failures: VecDeque::new(),
                 failures_total: 0,
+                delta: None,
+                grace: timeout + Duration::from_secs(2),
             }),
             errors,
-            grace: timeout + Duration::from_secs(2),
         }
     }
 
@@ -456,16 +470,25 @@ impl Recorder {
 
     /// `n` arrivals reached by the schedule at once (an open-model worker's batch).
     pub fn count_scheduled_n(&self, n: u64) {
-        self.lock().counters.scheduled += n;
+        let mut g = self.lock();
+        g.counters.scheduled += n;
+        if let Some(d) = g.delta.as_mut() {
+            d.counters.scheduled += n;
+        }
     }
 
     pub fn count_sent(&self, follow_up: bool, in_flight: u64) {
         let mut g = self.lock();
-        g.counters.sent += 1;
-        if follow_up {
-            g.counters.follow_ups += 1;
+        let Inner {
+            counters, delta, ..
+        } = &mut *g;
+        for c in std::iter::once(counters).chain(delta.as_mut().map(|d| &mut d.counters)) {
+            c.sent += 1;
+            if follow_up {
+                c.follow_ups += 1;
+            }
+            c.in_flight_peak = c.in_flight_peak.max(in_flight);
         }
-        g.counters.in_flight_peak = g.counters.in_flight_peak.max(in_flight);
     }
 
     /// An arrival at `intended` that could not start on time.
@@ -485,6 +508,14 @@ impl Recorder {
         }
         let sec = intended.as_secs();
         g.open_seconds.entry(sec).or_default().dropped += 1;
+        if let Some(d) = g.delta.as_mut() {
+            if late {
+                d.counters.dropped_late += 1;
+            } else {
+                d.counters.dropped_cap += 1;
+            }
+            d.seconds.entry(sec).or_default().dropped += 1;
+        }
     }
 
     /// Records a finished request. `intended` is its scheduled offset; `latency` is measured
@@ -547,6 +578,9 @@ impl Recorder {
         };
         let failed = self.errors.counts(o);
         let mut g = self.lock();
+        if let Some(d) = g.delta.as_mut() {
+            d.record(request, intended, latency, service, o, failed, kind);
+        }
         if let Some(in_flight) = closed {
             g.counters.scheduled += 1;
             g.counters.sent += 1;
@@ -582,29 +616,14 @@ impl Recorder {
         }
         if failed {
             g.failures_total += 1;
-            let sample = FailureSample {
-                at_s: (intended.as_secs_f64() * 1000.0).round() / 1000.0,
-                request: request.to_owned(),
-                class: class_of(o),
-                status: o.status,
-                latency_ms: latency.as_secs_f64() * 1000.0,
-                request_id: o.request_id.clone(),
-            };
-            if g.first_failures.len() < FIRST_FAILURES {
-                g.first_failures.push(sample);
-            } else {
-                if g.recent_failures.len() == RECENT_FAILURES {
-                    g.recent_failures.pop_front();
-                }
-                g.recent_failures.push_back(sample);
-            }
+            g.keep_failure(failure_sample(request, intended, latency, o));
         }
     }
 
     /// Closes the seconds that no sample can reach any more (`now` is the offset from start).
     pub fn tick(&self, now: Duration) {
         let mut g = self.lock();
-        let horizon = now.saturating_sub(self.grace).as_secs();
+        let horizon = now.saturating_sub(g.grace).as_secs();
         close_seconds(&mut g, Some(horizon));
     }
 
@@ -634,6 +653,80 @@ impl Recorder {
         }
     }
 
+    /// From now on, keeps what is recorded apart as well, for [`Recorder::take_delta`]: a
+    /// shard reports its measurements in deltas, which the engine adds up.
+    pub fn track_deltas(&self) {
+        let mut g = self.lock();
+        if g.delta.is_none() {
+            g.delta = Some(Pending::default());
+        }
+    }
+
+    /// What was recorded since the last call (empty unless [`Recorder::track_deltas`]).
+    pub(crate) fn take_delta(&self) -> Pending {
+        let mut g = self.lock();
+        let fresh = g.delta.as_ref().map(|_| Pending::default());
+        std::mem::replace(&mut g.delta, fresh).unwrap_or_default()
+    }
+
+    /// How long after its second a sample may still arrive. The engine's recorder of a
+    /// distributed run waits longer than a local one: shards report every half second.
+    pub fn set_grace(&self, grace: Duration) {
+        self.lock().grace = grace;
+    }
+
+    /// Adds a shard's measurements of the second `t` (intended, from the shared zero): to the
+    /// whole run, to the phase and every span that hold the second, and to the second itself.
+    /// Exact: histograms add bucket by bucket, counts add. A span holds the second when it
+    /// starts at or before it and ends after it — exact for spans that start and end on whole
+    /// seconds, which is how the engine marks them in a distributed run.
+    pub fn absorb_second(&self, t: u64, stats: &Stats) {
+        let mut g = self.lock();
+        let at = Duration::from_secs(t);
+        g.overall.merge(stats);
+        if let Some(p) = phase_of(&mut g.phases, at) {
+            p.merge(stats);
+        }
+        for s in spans_of(&mut g.spans, at) {
+            s.merge(stats);
+        }
+        if let Some((_, r)) = g.retained.iter_mut().find(|(k, _)| *k == t) {
+            // A report later than the grace: the whole run and its spans still count it.
+            r.merge(stats);
+        } else if g.seconds.binary_search_by_key(&t, |s| s.t).is_err() {
+            g.open_seconds.entry(t).or_default().merge(stats);
+        }
+    }
+
+    /// Adds a shard's counters, body checks and failure samples.
+    pub fn absorb_totals(
+        &self,
+        counters: &Counters,
+        checks: &[(String, u64, u64)],
+        failures: &[FailureSample],
+        failures_total: u64,
+    ) {
+        let mut g = self.lock();
+        let c = &mut g.counters;
+        c.scheduled += counters.scheduled;
+        c.sent += counters.sent;
+        c.completed += counters.completed;
+        c.dropped_cap += counters.dropped_cap;
+        c.dropped_late += counters.dropped_late;
+        c.follow_ups += counters.follow_ups;
+        // The largest of any one shard: shards do not share a cap.
+        c.in_flight_peak = c.in_flight_peak.max(counters.in_flight_peak);
+        for (name, pass, fail) in checks {
+            let e = g.checks.entry(name.clone()).or_default();
+            e.0 += pass;
+            e.1 += fail;
+        }
+        g.failures_total += failures_total;
+        for f in failures {
+            g.keep_failure(f.clone());
+        }
+    }
+
     /// Ends the recording and returns everything measured.
     pub fn finish(&self) -> Measurements {
         let mut g = self.lock();
@@ -652,6 +745,83 @@ impl Recorder {
             counters: g.counters,
             failures,
             failures_total: g.failures_total,
+        }
+    }
+}
+
+fn failure_sample(
+    request: &str,
+    intended: Duration,
+    latency: Duration,
+    o: &Outcome,
+) -> FailureSample {
+    FailureSample {
+        at_s: (intended.as_secs_f64() * 1000.0).round() / 1000.0,
+        request: request.to_owned(),
+        class: class_of(o),
+        status: o.status,
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        request_id: o.request_id.clone(),
+    }
+}
+
+impl Inner {
+    /// Keeps a failure sample if it is among the first or the most recent.
+    fn keep_failure(&mut self, sample: FailureSample) {
+        if self.first_failures.len() < FIRST_FAILURES {
+            self.first_failures.push(sample);
+        } else {
+            if self.recent_failures.len() == RECENT_FAILURES {
+                self.recent_failures.pop_front();
+            }
+            self.recent_failures.push_back(sample);
+        }
+    }
+}
+
+impl Pending {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        request: &str,
+        intended: Duration,
+        latency: Duration,
+        service: Duration,
+        o: &Outcome,
+        failed: bool,
+        kind: Sample,
+    ) {
+        if let Sample::Closed(in_flight) = kind {
+            self.counters.scheduled += 1;
+            self.counters.sent += 1;
+            self.counters.in_flight_peak = self.counters.in_flight_peak.max(in_flight);
+        }
+        self.counters.completed += 1;
+        let second = self.seconds.entry(intended.as_secs()).or_default();
+        second.record(latency, service, o, failed);
+        if matches!(kind, Sample::FollowUp) {
+            second.follow_ups += 1;
+        }
+        if let Some(ok) = o.check {
+            let c = self.checks.entry(request.to_owned()).or_default();
+            if ok {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        if failed {
+            self.failures_total += 1;
+            // A report carries a bounded sample: the first of the shard's run, then the
+            // most recent of each report.
+            if self.failures.len() < FIRST_FAILURES + RECENT_FAILURES {
+                self.failures
+                    .push(failure_sample(request, intended, latency, o));
+            } else {
+                self.failures.remove(FIRST_FAILURES);
+                self.failures
+                    .push(failure_sample(request, intended, latency, o));
+            }
         }
     }
 }

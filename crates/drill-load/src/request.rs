@@ -286,6 +286,11 @@ impl Mix {
         }
     }
 
+    /// The dataset's records.
+    pub fn records(&self) -> &[serde_json::Map<String, Value>] {
+        &self.records
+    }
+
     /// Which request and record arrival `k` uses.
     pub fn pick(&self, k: u64) -> (usize, Option<usize>) {
         let req = self.cycle[usize::try_from(k % self.cycle.len().max(1) as u64).unwrap_or(0)];
