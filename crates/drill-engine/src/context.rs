@@ -167,11 +167,47 @@ pub(crate) struct RunContext {
     /// The playbook's run-wide SLO error rate (a fraction), for phases without their own.
     pub error_limit: Option<f64>,
     pub status: watch::Sender<LiveStatus>,
+    /// The traffic runs in shards, whose measurements arrive per whole second, late by
+    /// [`crate::shards::SETTLED`].
+    pub distributed: bool,
 }
 
 impl RunContext {
     pub fn now(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Where a drill's phase starts or ends: now; in a distributed run the next whole second
+    /// of the schedule, waited for, because shards report per second and a span must hold
+    /// whole seconds to be added up exactly.
+    pub async fn boundary(&self) -> Duration {
+        let now = self.now();
+        if !self.distributed {
+            return now;
+        }
+        let next = Duration::from_secs(now.as_secs() + u64::from(now.subsec_nanos() > 0));
+        self.sleep_until(next).await;
+        next
+    }
+
+    /// Up to where the traffic's measurements are in: now, or [`crate::shards::SETTLED`] ago
+    /// in a distributed run.
+    pub fn measured_until(&self) -> Duration {
+        let now = self.now();
+        if self.distributed {
+            now.saturating_sub(crate::shards::SETTLED)
+        } else {
+            now
+        }
+    }
+
+    /// Waits until the measurements of the traffic intended before `t` are in: at once in one
+    /// process; in a distributed run, until the shards' reports of those seconds are added.
+    pub async fn settled(&self, t: Duration) {
+        if self.distributed {
+            let at = tokio::time::Instant::from_std(self.start + t + crate::shards::SETTLED);
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     pub fn say(&self, msg: &str) {

@@ -73,11 +73,29 @@ pub(crate) async fn run(
     }
     let spec = &d.spec;
     let baseline_len = cx.scaled(spec.baseline);
-    let s = cx.now();
+    let s = cx.boundary().await;
     let b_from = s.saturating_sub(baseline_len);
-    let baseline = cx.recorder.window_between(b_from, s);
-    res.phases
-        .insert("baseline".into(), PhaseStats::of(&baseline, b_from, s));
+    // The baseline is the traffic before `s`: read once its measurements are in (at once in
+    // one process; a distributed run's arrive a few seconds late, while the fault goes on).
+    let early = (!cx.distributed).then(|| cx.recorder.window_between(b_from, s));
+    if let Some(b) = &early {
+        res.phases
+            .insert("baseline".into(), PhaseStats::of(b, b_from, s));
+    }
+    let baseline = {
+        let cx = cx.clone();
+        tokio::spawn(async move {
+            match early {
+                Some(b) => b,
+                None => {
+                    cx.settled(s).await;
+                    // Whole seconds before `s` (the window's ends count whole).
+                    let to = s.saturating_sub(Duration::from_millis(1));
+                    cx.recorder.window_between(b_from, to)
+                }
+            }
+        })
+    };
     cx.recorder.open_span(&span_name(&d.name, "fault"), s);
     cx.recorder.open_span(&span_name(&d.name, "drill"), s);
     res.status = DrillStatus::Aborted;
@@ -137,7 +155,7 @@ pub(crate) async fn run(
             }
         }
     }
-    let r = cx.now();
+    let r = cx.boundary().await;
     if held {
         res.reverted_s = Some(secs(r));
     }
@@ -168,7 +186,7 @@ pub(crate) async fn run(
             probe_results.push((c, phase, o));
         }
     }
-    let rec = cx.now();
+    let rec = cx.boundary().await;
     if held && cx.abort.reason().is_none() {
         res.recovered_s = Some(secs(rec));
     }
@@ -198,6 +216,11 @@ pub(crate) async fn run(
     res.actions = inject_actions.await.unwrap_or_default();
     res.actions.extend(revert_actions.await.unwrap_or_default());
 
+    // Every sample of the drill's spans is in (a distributed run's reports come late).
+    cx.settled(rec).await;
+    let baseline = baseline.await.unwrap_or_default();
+    res.phases
+        .insert("baseline".into(), PhaseStats::of(&baseline, b_from, s));
     let spans = Spans {
         baseline,
         fault: span(&cx, &d.name, "fault"),

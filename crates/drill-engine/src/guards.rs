@@ -77,7 +77,12 @@ pub(crate) async fn watch(cx: Arc<RunContext>, playbook_guards: Vec<Guard>) {
                     }
                 },
                 GuardKind::Traffic { metric: m, window } => {
-                    let stats = cx.recorder.window_between(now.saturating_sub(window), now);
+                    // A distributed run's shards report late: its window ends where
+                    // their measurements are in.
+                    let upto = cx.measured_until();
+                    let stats = cx
+                        .recorder
+                        .window_between(upto.saturating_sub(window), upto);
                     if stats.requests == 0 && m != Metric::Dropped {
                         st.since = None;
                         continue;

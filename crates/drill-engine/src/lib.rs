@@ -22,6 +22,10 @@
 //!   clock and the fence (SQLite or PostgreSQL); [`recover`] — the reconciler that claims
 //!   runs without a live owner and settles what they left, reading the targets first
 //!   (`drill recover`, and every start-up); [`owner`] — who owns a run.
+//! - [`shards`] — a distributed run's traffic: N shard processes (local, or an Indexed Job
+//!   recorded in the ledger) split the one schedule and report per second to the store;
+//!   the engine adds their HdrHistograms up into the run's recorder, so everything is judged
+//!   once. `shards::runner` is the shard's side (`drill load --run`).
 //! - [`checks`] — a check's measured value against its limit.
 //! - [`schedule`] — the scheduler (CronJob semantics) that decides which nominal times run
 //!   and records the rest as missed; [`fires`] — its records and the halt, in the store.
@@ -47,6 +51,7 @@ pub mod recover;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod shards;
 pub mod status;
 pub mod store;
 

@@ -69,6 +69,18 @@ pub(crate) async fn inject(
     let prepared = drill_faults::prepare(f, &cx.allow, hold)
         .await
         .map_err(InjectError::Prepare)?;
+    inject_prepared(cx, drill, &f.name, prepared).await
+}
+
+/// Makes a prepared change through the ledger: its intent (with the revert record) first,
+/// fenced, then the change, then `applied`. The shards' Job of a distributed run goes this
+/// way too.
+pub(crate) async fn inject_prepared(
+    cx: &Arc<RunContext>,
+    drill: &str,
+    name: &str,
+    prepared: drill_faults::Prepared,
+) -> Result<(), InjectError> {
     let record = serde_json::to_string(&prepared.record).map_err(InjectError::Record)?;
     let seq = cx.seq.fetch_add(1, Ordering::SeqCst);
     let id = format!("{}/{seq}", cx.run_id);
@@ -78,7 +90,7 @@ pub(crate) async fn inject(
         run_id: cx.run_id.clone(),
         seq,
         drill: drill.to_owned(),
-        fault: f.name.clone(),
+        fault: name.to_owned(),
         backend: backend.into(),
         record,
         changes: prepared.changes.clone(),
@@ -99,7 +111,7 @@ pub(crate) async fn inject(
     locked(&cx.faults).push(LiveFault {
         id: id.clone(),
         drill: drill.to_owned(),
-        name: f.name.clone(),
+        name: name.to_owned(),
         backend,
         record: prepared.record.clone(),
         state: FaultState::Intent,
@@ -133,7 +145,7 @@ pub(crate) async fn inject(
             if let Err(e) = fenced(&cx.own, cx.store.fault_step(lease, &id, step, "done")).await {
                 cx.say(&format!(
                     "error: {drill}/{}: step {step} ran, but the ledger refused to record it: {}; {}",
-                    f.name,
+                    name,
                     chain(&e),
                     lost_after_change(&row.manual_restore)
                 ));
@@ -154,7 +166,7 @@ pub(crate) async fn inject(
         Err(e @ FenceError::Lost(_)) => {
             cx.say(&format!(
                 "error: {drill}/{} was applied, but {}; {}",
-                f.name,
+                name,
                 chain(&e),
                 lost_after_change(&row.manual_restore)
             ));
@@ -164,7 +176,7 @@ pub(crate) async fn inject(
     }
     cx.say(&format!(
         "{drill}/{}: applied ({})",
-        f.name,
+        name,
         prepared.changes.join("; ")
     ));
     Ok(())

@@ -387,8 +387,13 @@ async fn execute(
         .unwrap_or_default();
     recorder.retain_for(longest_baseline.max(Duration::from_secs(10)) + Duration::from_secs(2));
 
-    let start = Instant::now();
-    let traffic_started_ms = now_ms();
+    // A distributed run's shards are started ahead of the schedule's zero, which they share.
+    let distributed = vp.playbook.traffic.distributed.clone();
+    let lead = distributed
+        .as_ref()
+        .map_or(Duration::ZERO, crate::shards::lead);
+    let start = Instant::now() + lead;
+    let traffic_started_ms = now_ms() + i64::try_from(lead.as_millis()).unwrap_or(0);
     let cx = Arc::new(RunContext {
         store: store.clone(),
         run_id: run_id.to_owned(),
@@ -407,6 +412,7 @@ async fn execute(
         phase_slos: vp.playbook.slo.phases.clone(),
         error_limit: vp.playbook.slo.error_rate.map(|p| p.fraction()),
         status,
+        distributed: distributed.is_some(),
     });
 
     let stop = drill_load::Stop::default();
@@ -421,7 +427,30 @@ async fn execute(
             fmt_dur(t.duration)
         ));
         cx.status.send_modify(|s| s.stage = RunStage::Running);
-        let traffic_task = tokio::spawn(t.execute_from(stop.clone(), start).in_current_span());
+        let traffic_task = match distributed {
+            Some(d) => {
+                cx.say(&format!(
+                    "traffic: {} shards ({}), the first arrival in {}",
+                    d.shards,
+                    match d.on {
+                        drill_spec::model::ShardsOn::Local => "processes on this host",
+                        drill_spec::model::ShardsOn::Kubernetes => "an Indexed Job",
+                    },
+                    fmt_dur(lead)
+                ));
+                let plan = crate::shards::ShardPlan {
+                    playbook: vp.playbook.clone(),
+                    records: t.records().to_vec(),
+                    scale,
+                    t0_ms: traffic_started_ms,
+                    shards: d.shards,
+                };
+                tokio::spawn(
+                    crate::shards::drive(cx.clone(), t, plan, d, stop.clone()).in_current_span(),
+                )
+            }
+            None => tokio::spawn(t.execute_from(stop.clone(), start).in_current_span()),
+        };
         let guards_task =
             tokio::spawn(guards::watch(cx.clone(), vp.playbook.guards.clone()).in_current_span());
         let status_task = tokio::spawn(

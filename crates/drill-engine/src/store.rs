@@ -3,7 +3,8 @@
 //! `Any` driver; `$N` placeholders work in both), with the migrations embedded here. It is
 //! one file because every statement shares the schema and the row decoders beside it; the
 //! daemon's tables (`drill_fires`, `drill_schedules`, `drill_halt`, `drill_audit`, migration 3;
-//! `drill_abort_requests`, migration 4) are migrated here and read and written by `fires.rs`.
+//! `drill_abort_requests`, migration 4) are migrated here and read and written by `fires.rs`;
+//! the load shards' (`drill_shard_plans`, `drill_shard_reports`, migration 5) by `shards/`.
 //!
 //! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
 //! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its
@@ -150,6 +151,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         reason TEXT NOT NULL,
         by_whom TEXT NOT NULL,
         at_ms BIGINT NOT NULL
+    );",
+    ),
+    (
+        5,
+        "load shards: the plan they share, their reports, and the stop they obey",
+        "CREATE TABLE drill_shard_plans (
+        run_id TEXT PRIMARY KEY,
+        shards BIGINT NOT NULL,
+        plan TEXT NOT NULL,
+        stop_reason TEXT,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE drill_shard_reports (
+        run_id TEXT NOT NULL,
+        shard BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        done BIGINT NOT NULL,
+        error TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, shard, seq)
     );",
     ),
 ];
@@ -323,6 +345,8 @@ pub struct Held {
 pub struct Store {
     pub(crate) pool: AnyPool,
     url: String,
+    /// The URL as given, password included: what a load shard this run starts connects to.
+    given: String,
     sqlite: bool,
 }
 
@@ -403,6 +427,7 @@ impl Store {
         Ok(Store {
             pool,
             url: shown,
+            given: url.to_owned(),
             sqlite,
         })
     }
@@ -410,6 +435,16 @@ impl Store {
     /// The URL, with any password hidden.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL as given (with its password), for the load shards a run starts.
+    pub(crate) fn given_url(&self) -> &str {
+        &self.given
+    }
+
+    /// Whether this is a SQLite file (reachable from this host only).
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     pub(crate) fn err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {

@@ -233,7 +233,12 @@ mod tests {
     use super::*;
     use crate::Arrivals;
 
-    fn stage(rate: Option<&str>, ramp_to: Option<&str>, over: Option<&str>, hold: Option<&str>) -> Stage {
+    fn stage(
+        rate: Option<&str>,
+        ramp_to: Option<&str>,
+        over: Option<&str>,
+        hold: Option<&str>,
+    ) -> Stage {
         Stage {
             rate: rate.map(|r| r.parse().expect("rate")),
             ramp_to: ramp_to.map(|r| r.parse().expect("rate")),
@@ -325,7 +330,9 @@ mod tests {
             latency: encode(&other).expect("encodes"),
             ..WireSecond::of(0, &Stats::default()).expect("encodes")
         };
-        let e = wire.stats().expect_err("two significant figures are not three");
+        let e = wire
+            .stats()
+            .expect_err("two significant figures are not three");
         assert!(e.to_string().contains("another version of drill"), "{e}");
     }
 

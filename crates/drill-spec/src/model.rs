@@ -270,6 +270,72 @@ pub struct Traffic {
     /// TLS options for staging endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// Spread the traffic over several processes (shards) that split the one schedule; the
+    /// engine adds up their measurements and judges the run once. Absent: one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<Distributed>,
+}
+
+/// Shards of the traffic: `shards` processes, shard `k` sending arrivals `k, k+N, …` of the
+/// one schedule, each reporting its HdrHistograms per second to the history store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Distributed {
+    /// How many shards (2 to 256).
+    pub shards: u32,
+    /// Where they run: `local` (processes on this host, also the way to use every core) or
+    /// `kubernetes` (one Indexed Job; needs a PostgreSQL store the pods can reach).
+    #[serde(default)]
+    pub on: ShardsOn,
+    /// The Job of `on: kubernetes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<ShardJob>,
+}
+
+/// Where shards run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardsOn {
+    #[default]
+    Local,
+    Kubernetes,
+}
+
+/// How the shards' Kubernetes Job is made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardJob {
+    /// The namespace the Job is created in.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The drill image the pods run (`drill load --store … --run … --shards N`).
+    pub image: String,
+    /// The service account of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// The Secret key holding the store's URL (`DRILL_STORE` of the pods); without it the
+    /// pods get the URL the engine uses, in plain text in the Job's spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_secret: Option<SecretKey>,
+    /// How long the pods have to be scheduled and started before the traffic's first
+    /// arrival (the shared zero is this far after the Job is created).
+    #[serde(default = "default_shard_start")]
+    pub start_within: Dur,
+}
+
+/// A key of a Kubernetes Secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    pub name: String,
+    pub key: String,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+fn default_shard_start() -> Dur {
+    Dur::from_secs(60)
 }
 
 fn default_request_timeout() -> Dur {

@@ -452,6 +452,49 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
         cx.error("traffic.max_in_flight", "max_in_flight must be at least 1");
     }
     positive(cx, "traffic.timeout", "timeout", tr.timeout);
+    if let Some(d) = &tr.distributed {
+        distributed(cx, d);
+    }
+}
+
+/// The most shards a run may have.
+pub const MAX_SHARDS: u32 = 256;
+
+fn distributed(cx: &mut Ctx<'_>, d: &crate::model::Distributed) {
+    use crate::model::ShardsOn;
+    if !(2..=MAX_SHARDS).contains(&d.shards) {
+        cx.error_hint(
+            "traffic.distributed.shards",
+            format!(
+                "{} shards: a distributed run has 2 to {MAX_SHARDS}",
+                d.shards
+            ),
+            "remove traffic.distributed to run the traffic in this process",
+        );
+    }
+    match (d.on, &d.kubernetes) {
+        (ShardsOn::Kubernetes, None) => cx.error_hint(
+            "traffic.distributed.kubernetes",
+            "shards on kubernetes need the Job's image",
+            "add kubernetes: {image: registry.example/drill:0.1, namespace: drill}",
+        ),
+        (ShardsOn::Local, Some(_)) => cx.warning(
+            "traffic.distributed.kubernetes",
+            "ignored: the shards run on this host (on: local)",
+        ),
+        (ShardsOn::Kubernetes, Some(j)) => {
+            if j.image.trim().is_empty() {
+                cx.error("traffic.distributed.kubernetes.image", "the image is empty");
+            }
+            positive(
+                cx,
+                "traffic.distributed.kubernetes.start_within",
+                "start_within",
+                j.start_within,
+            );
+        }
+        (ShardsOn::Local, None) => {}
+    }
 }
 
 /// `{name}` placeholders in a template (not `{{` parameter references).

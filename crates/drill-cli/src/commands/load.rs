@@ -11,14 +11,33 @@ use drill_load::{AdHoc, Report, Run, Stop};
 use drill_spec::units::Rate;
 
 use crate::exit;
-use crate::support::{dur, load, parse_scale, print_diags};
+use crate::support::{DbArg, dur, load, parse_scale, print_diags};
 
 /// The options of `drill load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// A playbook whose traffic to run (its SLOs become thresholds).
-    #[arg(conflicts_with_all = ["url", "rate", "connections"])]
+    #[arg(conflicts_with_all = ["url", "rate", "connections", "run"])]
     pub playbook: Option<PathBuf>,
+    /// Run one shard of a distributed run (`traffic.distributed`): its plan, the stop it
+    /// obeys and its reports are in the history store (--db or DATABASE_URL). What the
+    /// engine starts, as processes or as the pods of an Indexed Job.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["url", "rate", "connections"])]
+    pub run: Option<String>,
+    /// Send only shard K of N of the schedule: arrivals K, K+N, K+2N, … (with --run, or with
+    /// an ad-hoc --rate and a shared --t0).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<drill_load::Shard>,
+    /// With --run: this many shards, this one's index from JOB_COMPLETION_INDEX (the pods of
+    /// a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N", requires = "run", conflicts_with = "shard")]
+    pub shards: Option<u32>,
+    /// The schedule's zero, in milliseconds since the Unix epoch, shared by the shards of
+    /// an ad-hoc load (default: now). Arrivals already past are sent late or dropped.
+    #[arg(long, value_name = "MS", requires = "shard")]
+    pub t0: Option<i64>,
+    #[command(flatten)]
+    pub db: DbArg,
     /// Where `uses:` finds drills (default: drills/ beside or above the playbook, and ./drills).
     #[arg(long = "drills", value_name = "DIR")]
     pub drills: Vec<PathBuf>,
@@ -35,7 +54,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
     /// Ad hoc: the URL to load.
-    #[arg(long, value_name = "URL", required_unless_present = "playbook")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["playbook", "run"])]
     pub url: Option<String>,
     /// Ad hoc, open model: arrivals per unit of time, like 2000/s.
     #[arg(long, value_name = "RATE", conflicts_with = "connections")]
@@ -76,7 +95,14 @@ pub struct LoadArgs {
     pub insecure: bool,
 }
 
+fn parse_shard(s: &str) -> Result<drill_load::Shard, String> {
+    drill_load::Shard::parse(s)
+}
+
 pub fn run(args: LoadArgs) -> Result<ExitCode> {
+    if let Some(id) = &args.run {
+        return shard_of_run(id, &args, &args.db);
+    }
     let (run, title) = match &args.playbook {
         Some(path) => {
             let (outcome, unreadable) = load(std::slice::from_ref(path), &args.drills)?;
@@ -149,17 +175,29 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                 insecure: args.insecure,
                 late_tolerance: drill_load::DEFAULT_LATE_TOLERANCE,
             };
-            (
-                Run::ad_hoc(&a).map_err(|e| anyhow::anyhow!("{e}"))?,
-                format!("drill load {url}"),
-            )
+            let mut run = Run::ad_hoc(&a).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(s) = args.shard {
+                run = run
+                    .shard(s, a.max_in_flight)
+                    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
+            }
+            (run, format!("drill load {url}"))
         }
+    };
+    if args.shard.is_some() && args.playbook.is_some() {
+        bail!(
+            "--shard with a playbook: run the playbook with `drill apply` and traffic.distributed, which starts and adds up the shards"
+        );
+    }
+    let start = match args.t0 {
+        Some(t0) => instant_of(t0),
+        None => std::time::Instant::now(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let (report, interrupted) = rt.block_on(execute(run));
+    let (report, interrupted) = rt.block_on(execute(run, start));
     print_report(&report);
     write_outputs(&args, &report, &title)?;
     if let Some(w) = report.drop_warning() {
@@ -176,7 +214,57 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
     }))
 }
 
-async fn execute(run: Run) -> (Report, bool) {
+/// The `Instant` of `t0_ms` (milliseconds since the Unix epoch) on this host's clock.
+fn instant_of(t0_ms: i64) -> std::time::Instant {
+    let ahead = t0_ms - chrono::Utc::now().timestamp_millis();
+    let now = std::time::Instant::now();
+    let d = Duration::from_millis(ahead.unsigned_abs());
+    if ahead >= 0 {
+        now + d
+    } else {
+        now.checked_sub(d).unwrap_or(now)
+    }
+}
+
+/// `drill load --run RUN --shard K/N` (or `--shards N` in an Indexed Job's pod).
+fn shard_of_run(id: &str, args: &LoadArgs, db: &DbArg) -> Result<ExitCode> {
+    let shard = match (args.shard, args.shards) {
+        (Some(s), _) => s,
+        (None, Some(n)) => {
+            let k = std::env::var("JOB_COMPLETION_INDEX")
+                .context("--shards N takes this shard's index from JOB_COMPLETION_INDEX, which is not set: give --shard K/N")?;
+            drill_load::Shard::parse(&format!("{}/{n}", k.trim()))
+                .map_err(|e| anyhow::anyhow!("JOB_COMPLETION_INDEX: {e}"))?
+        }
+        (None, None) => bail!("--run needs --shard K/N (or --shards N with JOB_COMPLETION_INDEX)"),
+    };
+    let rt = crate::support::runtime()?;
+    rt.block_on(async {
+        let store = db.open().await?;
+        let log: drill_engine::Log = std::sync::Arc::new(|l: &str| eprintln!("{l}"));
+        match drill_engine::shards::runner::run(&store, id, shard, log).await {
+            Ok(end) => {
+                eprintln!(
+                    "shard {shard}: {} sent, {} dropped{}",
+                    end.sent,
+                    end.dropped,
+                    end.stopped
+                        .map(|s| format!("; stopped: {s}"))
+                        .unwrap_or_default()
+                );
+                Ok(exit::code(exit::OK))
+            }
+            Err(e) => {
+                let why = drill_engine::chain(&e);
+                eprintln!("shard {shard}: error: {why}");
+                drill_engine::shards::report_failure(&store, id, shard, &why).await;
+                Ok(exit::code(exit::ABORTED))
+            }
+        }
+    })
+}
+
+async fn execute(run: Run, start: std::time::Instant) -> (Report, bool) {
     let stop = Stop::default();
     let recorder = run.recorder();
     let total = run.duration;
@@ -234,7 +322,7 @@ async fn execute(run: Run) -> (Report, bool) {
             }
         })
     };
-    let report = run.execute(stop.clone()).await;
+    let report = run.execute_from(stop.clone(), start).await;
     if let Some(w) = watcher {
         w.abort();
     }

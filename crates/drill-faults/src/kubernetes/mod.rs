@@ -2,7 +2,8 @@
 //! kept in the revert record *and* as the annotation `drill.dev/original-replicas` on the
 //! object, so anyone can restore it), delete pods by label selector with a count/percent
 //! limit (the controller recreates them; revert waits until as many are ready as before),
-//! and probes for ready replicas and ready pods.
+//! and probes for ready replicas and ready pods; and the Indexed Job that runs a
+//! distributed run's load shards ([`job`]), recorded and reverted like a fault.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -16,6 +17,8 @@ use drill_spec::model::{Allow, Fault, KubernetesTarget};
 
 use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 
+pub mod job;
+
 /// Every permission the calls of this module need: (API group, resource, verbs). The Helm
 /// chart's Role grants exactly these (`charts/drill/templates/rbac.yaml`, checked by
 /// `crates/drill-cli/tests/chart.rs`), and the tower_test mock refuses any call outside
@@ -23,7 +26,8 @@ use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
 pub const RBAC: &[(&str, &str, &[&str])] = &[
     ("apps", "deployments", &["get", "patch"]),
     ("apps", "statefulsets", &["get", "patch"]),
-    ("", "pods", &["list", "delete"]),
+    ("", "pods", &["list", "watch", "delete"]),
+    ("batch", "jobs", &["get", "create", "delete"]),
 ];
 
 /// The annotation that keeps a scaled workload's original replica count on the object.
@@ -51,6 +55,11 @@ pub enum Action {
         selector: String,
         pods: Vec<String>,
         ready_before: u32,
+    },
+    /// The Indexed Job of a distributed run's load shards ([`job::manifest`]).
+    ShardJob {
+        name: String,
+        manifest: serde_json::Value,
     },
 }
 
@@ -87,6 +96,10 @@ impl Record {
             }
             Action::DeletePods { selector, .. } => format!(
                 "kubectl{ctx} -n {} get pods -l {selector} (the controller recreates them)",
+                self.namespace
+            ),
+            Action::ShardJob { name, .. } => format!(
+                "kubectl{ctx} -n {} delete job {name} --cascade=background",
                 self.namespace
             ),
         }
@@ -332,6 +345,7 @@ pub async fn apply_with(client: &Client, r: &Record) -> Result<(), FaultError> {
             }
             Ok(())
         }
+        Action::ShardJob { manifest, .. } => job::create(client, &r.namespace, manifest).await,
     }
 }
 
@@ -381,6 +395,7 @@ pub async fn revert_with(client: &Client, r: &Record) -> Result<Reverted, FaultE
                 ))
             }
         }
+        Action::ShardJob { name, .. } => job::delete(client, &r.namespace, name).await,
     }
 }
 

@@ -1,0 +1,553 @@
+//! A distributed run's traffic (`traffic.distributed`): N shard processes split the one
+//! schedule (shard `k` sends arrivals `k, k+N, …`, all from one absolute zero `t0`), each
+//! reports its measurements to the store every half second ([`runner`]), and the engine adds
+//! them up into the run's one recorder — exactly: HdrHistograms add bucket by bucket — so
+//! SLOs, checks and guards are evaluated once, by the same code as for one process.
+//!
+//! - **Where shards run.** `local`: N processes of this binary on this host. `kubernetes`: one
+//!   Indexed Job ([`drill_faults::kubernetes::job`]), written to the ledger before it is
+//!   created and deleted like a fault: at the end, on abort, by `drill recover`.
+//! - **Time.** Shards report per intended second; a second is added once it is
+//!   [`SETTLED`] past its end, and the drills mark their phases on whole seconds (waiting for
+//!   the next one), so that every span holds whole seconds and nothing is attributed to the
+//!   wrong side of a boundary. Guards see the traffic up to [`SETTLED`] late.
+//! - **Stop.** The engine writes the stop into the store; shards poll it every
+//!   [`POLL_EVERY`], and also stop when the run is no longer running or its lease ran out,
+//!   and by themselves after [`STORE_LOSS`] without the store.
+//! - **Silence is an error.** A shard without a report for [`SILENT_AFTER`] (or one that
+//!   reports a failure, or whose pod fails) aborts the run, saying which: its part of the
+//!   traffic is missing, and a verdict over the rest would not be the run's.
+//!
+//! What it is not: it sends no request itself (the shards' `drill-load` does).
+
+pub mod runner;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drill_faults::kubernetes::job::{self, ShardJobSpec};
+use drill_faults::kubernetes::{Action, Record};
+use drill_faults::{Prepared, RevertRecord};
+use drill_load::metrics::Stats;
+use drill_load::shard::Delta;
+use drill_load::{Shard, Stop};
+use drill_spec::model::{Distributed, Playbook, ShardsOn};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt;
+
+use crate::chain;
+use crate::context::RunContext;
+use crate::live;
+use crate::store::{StoreError, now_ms};
+
+/// How often shards poll the store for the stop, and the engine for reports.
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
+/// A shard that cannot reach the store this long stops sending.
+pub const STORE_LOSS: Duration = Duration::from_secs(5);
+/// A shard without a report this long (once the traffic has started) aborts the run.
+pub const SILENT_AFTER: Duration = Duration::from_secs(5);
+/// How long after its end a second's measurements are in: a shard reports every 0.5 s, the
+/// engine reads every 0.25 s, and a second is added 2 s after its end.
+pub const SETTLED: Duration = Duration::from_millis(3_000);
+const ADD_AFTER_MS: u64 = 2_000;
+/// How far ahead of the first arrival local shards are started.
+pub const LOCAL_LEAD: Duration = Duration::from_secs(2);
+
+/// What every shard of a run reads from the store: the traffic, its dataset's records, the
+/// time scale and the shared zero.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardPlan {
+    pub playbook: Playbook,
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub scale: f64,
+    /// The schedule's zero, milliseconds since the Unix epoch.
+    pub t0_ms: i64,
+    pub shards: u32,
+}
+
+/// One report of a shard, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub delta: Delta,
+    /// When the shard saw the stop and sent no more arrivals (its clock), if it did.
+    pub stopped_ms: Option<i64>,
+}
+
+/// A shard that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {0} has no shard plan: is it a distributed run, and still running?")]
+    NoPlan(String),
+    #[error("the shard plan does not read: {0}")]
+    Plan(#[source] serde_json::Error),
+    #[error("shard {mine}: the run has {plan} shards")]
+    Count { mine: Shard, plan: u32 },
+    #[error(transparent)]
+    Load(#[from] drill_load::LoadError),
+    #[error(transparent)]
+    Wire(#[from] drill_load::shard::WireError),
+    #[error("{0} report(s) could not be written to the store")]
+    Unreported(usize),
+}
+
+/// How long before the first arrival the shards are started: where they run decides.
+pub fn lead(d: &Distributed) -> Duration {
+    match (d.on, &d.kubernetes) {
+        (ShardsOn::Kubernetes, Some(k)) => k.start_within.0,
+        _ => LOCAL_LEAD,
+    }
+}
+
+/// Writes a shard's failure where the engine reads it.
+pub async fn report_failure(store: &crate::Store, run_id: &str, shard: Shard, error: &str) {
+    let _ = store
+        .put_shard_report(run_id, shard.index, i64::MAX / 2, true, Some(error), "{}")
+        .await;
+}
+
+/// What the engine knows of one shard.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    seq: i64,
+    at: Option<Instant>,
+    done: bool,
+    stopped_ms: Option<i64>,
+}
+
+/// Runs the traffic of `load` in `d.shards` shards and adds up what they measure into its
+/// recorder; returns its report, thresholds evaluated once.
+pub(crate) async fn drive(
+    cx: Arc<RunContext>,
+    load: drill_load::Run,
+    plan: ShardPlan,
+    d: Distributed,
+    stop: Stop,
+) -> drill_load::Report {
+    let n = plan.shards;
+    let recorder = load.recorder();
+    // Reports come up to half a second late, and are read every quarter second.
+    recorder.set_grace(plan.playbook.traffic.timeout.0 + SETTLED + Duration::from_secs(2));
+    let text = match serde_json::to_string(&plan) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.abort
+                .trigger(format!("the shards' plan cannot be written: {e}"));
+            return load.conclude(true, cx.start);
+        }
+    };
+    if let Err(e) = cx.store.put_shard_plan(&cx.run_id, n, &text).await {
+        cx.abort
+            .trigger(format!("the shards cannot start: {}", chain(&e)));
+        return load.conclude(true, cx.start);
+    }
+    let mut launched = match d.on {
+        ShardsOn::Local => local(&cx, n),
+        ShardsOn::Kubernetes => kubernetes(&cx, &d, n, &plan).await,
+    };
+    let (pods_tx, mut pods_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    if let Launched::Job { namespace } = &launched {
+        launched_watch(&cx, namespace.clone(), pods_tx);
+    }
+
+    // An abort (a guard, a halt, Ctrl-C, a failed shard) stops the shards at once, through
+    // the store, whatever the drills are doing; when it happened is what their stop is
+    // measured from.
+    let aborted_ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let on_abort = {
+        let (cx, stop, aborted_ms) = (cx.clone(), stop.clone(), aborted_ms.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = cx.abort.triggered() => {}
+                () = stopped(&stop) => {}
+            }
+            aborted_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            stop.stop();
+            let why = cx
+                .abort
+                .reason()
+                .unwrap_or_else(|| "the run was stopped".into());
+            // Retried by the loop below if the store does not take it now.
+            let _ = cx.store.stop_shards(&cx.run_id, &why).await;
+        })
+    };
+    let timeout = plan.playbook.traffic.timeout.0;
+    let end = load.duration;
+    let mut seen: BTreeMap<u32, Seen> = (0..n).map(|k| (k, Seen::default())).collect();
+    let mut pending: Vec<(u64, Stats)> = Vec::new();
+    let mut stop_sent: Option<(Instant, i64)> = None;
+    let mut every = tokio::time::interval(POLL_EVERY);
+    let mut failed: Option<String> = None;
+    loop {
+        every.tick().await;
+        let after = seen.values().map(|s| s.seq).min().unwrap_or(0);
+        match cx.store.shard_reports(&cx.run_id, after).await {
+            Ok(rows) => {
+                for row in rows {
+                    let Some(s) = seen.get_mut(&row.shard) else {
+                        continue;
+                    };
+                    if row.seq <= s.seq {
+                        continue;
+                    }
+                    s.seq = row.seq;
+                    s.at = Some(Instant::now());
+                    s.done |= row.done;
+                    if let Some(e) = row.error {
+                        failed.get_or_insert(format!("shard {}/{n} failed: {e}", row.shard));
+                        continue;
+                    }
+                    match serde_json::from_str::<Report>(&row.body) {
+                        Ok(r) => {
+                            s.stopped_ms = s.stopped_ms.or(r.stopped_ms);
+                            if let Err(e) = add(&recorder, &r.delta, &mut pending) {
+                                failed.get_or_insert(format!(
+                                    "shard {}/{n}'s report cannot be added: {e}",
+                                    row.shard
+                                ));
+                            }
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(format!(
+                                "shard {}/{n}'s report does not read: {e}",
+                                row.shard
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => cx.say(&format!("warning: shards: {}", chain(&e))),
+        }
+        while let Ok(why) = pods_rx.try_recv() {
+            failed.get_or_insert(why);
+        }
+        let now = cx.now();
+        settle(&recorder, &mut pending, Some(now));
+        recorder.tick(now);
+        // Silence, once the traffic has started.
+        if failed.is_none() && now > SILENT_AFTER && !stop.stopped() {
+            for (k, s) in &seen {
+                let quiet = s.at.map_or(now, |at| at.elapsed());
+                if !s.done && quiet > SILENT_AFTER {
+                    failed = Some(match s.at {
+                        Some(_) => format!(
+                            "shard {k}/{n} stopped reporting: its last report is {:.1}s old",
+                            quiet.as_secs_f64()
+                        ),
+                        None => format!(
+                            "shard {k}/{n} never reported, {:.1}s after the traffic's start",
+                            now.as_secs_f64()
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed.take() {
+            cx.abort.trigger(why.clone());
+            stop.stop();
+            failed = Some(why);
+        }
+        if stop.stopped() && stop_sent.is_none() {
+            let why = cx
+                .abort
+                .reason()
+                .unwrap_or_else(|| "the run was stopped".into());
+            if let Err(e) = cx.store.stop_shards(&cx.run_id, &why).await {
+                cx.say(&format!("warning: shards: {}", chain(&e)));
+            } else {
+                stop_sent = Some((Instant::now(), now_ms()));
+            }
+        }
+        if seen.values().all(|s| s.done) {
+            break;
+        }
+        let give_up = match stop_sent {
+            Some((at, _)) => at.elapsed() > timeout + STORE_LOSS + Duration::from_secs(2),
+            None => now > end + timeout + STORE_LOSS + Duration::from_secs(5),
+        };
+        if give_up {
+            let missing: Vec<String> = seen
+                .iter()
+                .filter(|(_, s)| !s.done)
+                .map(|(k, _)| format!("{k}/{n}"))
+                .collect();
+            cx.abort.trigger(format!(
+                "shard(s) {} sent no last report: their traffic is not all counted",
+                missing.join(", ")
+            ));
+            break;
+        }
+    }
+    on_abort.abort();
+    settle(&recorder, &mut pending, None);
+    let at_ms = aborted_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if stop_sent.is_some() && at_ms > 0 {
+        let lags: Vec<i64> = seen
+            .values()
+            .filter_map(|s| s.stopped_ms.map(|m| m - at_ms))
+            .collect();
+        if let (Some(lo), Some(hi)) = (lags.iter().min(), lags.iter().max()) {
+            cx.say(&format!(
+                "shards: {} of {n} stopped sending {:.2}–{:.2}s after the abort (their clocks)",
+                lags.len(),
+                *lo as f64 / 1000.0,
+                *hi as f64 / 1000.0
+            ));
+        }
+    }
+    let stopped = stop.stopped();
+    let report = load.conclude(stopped, cx.start);
+    let c = report.measurements.counters;
+    cx.say(&format!(
+        "shards: {} of {n} finished; {} arrivals scheduled, {} sent, {} dropped",
+        seen.values().filter(|s| s.done).count(),
+        c.scheduled,
+        c.sent,
+        c.dropped()
+    ));
+    launched.end(&cx).await;
+    if let Err(e) = cx.store.drop_shard_reports(&cx.run_id).await {
+        cx.say(&format!("warning: shards: {}", chain(&e)));
+    }
+    report
+}
+
+/// Resolves once `stop` is set (checked every 50 ms).
+async fn stopped(stop: &Stop) {
+    while !stop.stopped() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Adds a report's totals now and keeps its seconds for [`settle`].
+fn add(
+    recorder: &drill_load::Recorder,
+    d: &Delta,
+    pending: &mut Vec<(u64, Stats)>,
+) -> Result<(), drill_load::shard::WireError> {
+    let seconds = d
+        .seconds
+        .iter()
+        .map(|s| Ok((s.t, s.stats()?)))
+        .collect::<Result<Vec<_>, drill_load::shard::WireError>>()?;
+    recorder.absorb_totals(&d.counters, &d.checks, &d.failures, d.failures_total);
+    pending.extend(seconds);
+    Ok(())
+}
+
+/// Adds the seconds that ended at least 2 s before `now` (all of them with `None`): by then
+/// every span boundary at or before them is marked.
+fn settle(recorder: &drill_load::Recorder, pending: &mut Vec<(u64, Stats)>, now: Option<Duration>) {
+    pending.retain(|(t, s)| {
+        let ready = now.is_none_or(|now| (t + 1) * 1000 + ADD_AFTER_MS <= now.as_millis() as u64);
+        if ready {
+            recorder.absorb_second(*t, s);
+        }
+        !ready
+    });
+}
+
+/// Where the shards were started.
+enum Launched {
+    Local(Vec<tokio::process::Child>),
+    Job { namespace: String },
+    Nothing,
+}
+
+impl Launched {
+    /// After the last report: local processes are waited for (killed after 5 s); the Job is
+    /// deleted through the ledger.
+    async fn end(&mut self, cx: &Arc<RunContext>) {
+        match self {
+            Launched::Local(children) => {
+                for c in children.iter_mut() {
+                    if tokio::time::timeout(Duration::from_secs(5), c.wait())
+                        .await
+                        .is_err()
+                    {
+                        let _ = c.kill().await;
+                    }
+                }
+            }
+            Launched::Job { .. } => {
+                let jobs: Vec<_> = cx
+                    .outstanding(Some(TRAFFIC))
+                    .into_iter()
+                    .filter(|f| f.name == JOB_FAULT)
+                    .collect();
+                for f in jobs {
+                    if let Err(e) = live::revert(cx, &f).await {
+                        cx.say(&format!(
+                            "error: the shards' Job could not be deleted: {}",
+                            chain(&e)
+                        ));
+                    }
+                }
+            }
+            Launched::Nothing => {}
+        }
+    }
+}
+
+/// The ledger's drill and fault names of the shards' Job.
+pub const TRAFFIC: &str = "(traffic)";
+pub const JOB_FAULT: &str = "shards-job";
+
+fn local(cx: &Arc<RunContext>, n: u32) -> Launched {
+    let exe = std::env::var_os("DRILL_SHARD_BIN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_exe().ok());
+    let Some(exe) = exe else {
+        cx.abort
+            .trigger("the shards cannot start: this program's path is unknown");
+        return Launched::Nothing;
+    };
+    let mut children = Vec::new();
+    for k in 0..n {
+        let spawned = tokio::process::Command::new(&exe)
+            .args(["load", "--run", &cx.run_id, "--shard", &format!("{k}/{n}")])
+            .env("DATABASE_URL", cx.store.given_url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Ok(mut c) => {
+                if let Some(err) = c.stderr.take() {
+                    let cx = cx.clone();
+                    tokio::spawn(async move {
+                        let mut lines = tokio::io::BufReader::new(err).lines();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            // The shard's lines name it.
+                            cx.say(&l);
+                        }
+                    });
+                }
+                children.push(c);
+            }
+            Err(e) => {
+                cx.abort.trigger(format!(
+                    "shard {k}/{n} cannot start ({}): {e}",
+                    exe.display()
+                ));
+                break;
+            }
+        }
+    }
+    cx.say(&format!(
+        "shards: {} of {n} processes started on this host",
+        children.len()
+    ));
+    Launched::Local(children)
+}
+
+async fn kubernetes(cx: &Arc<RunContext>, d: &Distributed, n: u32, plan: &ShardPlan) -> Launched {
+    let Some(k) = &d.kubernetes else {
+        cx.abort
+            .trigger("shards on kubernetes need traffic.distributed.kubernetes");
+        return Launched::Nothing;
+    };
+    if cx.store.is_sqlite() {
+        cx.abort.trigger(
+            "shards on kubernetes report to the history store, and a SQLite file is out of their reach: give --db postgres://…",
+        );
+        return Launched::Nothing;
+    }
+    let lead = k.start_within.0;
+    let deadline = lead
+        + drill_spec::timeline::traffic(&plan.playbook.traffic.profile, plan.scale)
+            .duration
+            .0
+        + plan.playbook.traffic.timeout.0
+        + Duration::from_secs(60);
+    let spec = ShardJobSpec {
+        run_id: cx.run_id.clone(),
+        namespace: k.namespace.clone(),
+        image: k.image.clone(),
+        shards: n,
+        service_account: k.service_account.clone(),
+        store_url: cx.store.given_url().to_owned(),
+        store_secret: k
+            .store_secret
+            .as_ref()
+            .map(|s| (s.name.clone(), s.key.clone())),
+        deadline_s: i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX),
+        ttl_s: 600,
+    };
+    let name = job::job_name(&cx.run_id);
+    let prepared = Prepared {
+        record: RevertRecord::Kubernetes(Record {
+            context: None,
+            namespace: k.namespace.clone(),
+            action: Action::ShardJob {
+                name: name.clone(),
+                manifest: job::manifest(&spec),
+            },
+        }),
+        changes: vec![format!(
+            "create Job {}/{name} ({n} indexed pods of {}), deleted after the traffic",
+            k.namespace, k.image
+        )],
+    };
+    match live::inject_prepared(cx, TRAFFIC, JOB_FAULT, prepared).await {
+        Ok(()) => Launched::Job {
+            namespace: k.namespace.clone(),
+        },
+        Err(e) => {
+            cx.abort.trigger(format!(
+                "the shards' Job could not be created: {}",
+                chain(&e)
+            ));
+            Launched::Nothing
+        }
+    }
+}
+
+/// Watches the Job's pods; a pod that fails, or cannot pull or start its image, is sent.
+fn launched_watch(
+    cx: &Arc<RunContext>,
+    namespace: String,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    let run_id = cx.run_id.clone();
+    tokio::spawn(async move {
+        let Ok(client) = drill_faults::kubernetes::client(None).await else {
+            return;
+        };
+        while !tx.is_closed() {
+            let r = job::watch_pods(&client, &namespace, &run_id, 60, |p| {
+                let bad = p.phase == "Failed"
+                    || p.reason.as_deref().is_some_and(|r| {
+                        matches!(
+                            r,
+                            "ErrImagePull"
+                                | "ImagePullBackOff"
+                                | "CrashLoopBackOff"
+                                | "CreateContainerConfigError"
+                                | "InvalidImageName"
+                        )
+                    });
+                if bad {
+                    let _ = tx.send(format!(
+                        "shard pod {} (index {}) is {}{}",
+                        p.pod,
+                        p.index.map_or("?".into(), |i| i.to_string()),
+                        p.phase,
+                        p.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ));
+                }
+                !tx.is_closed()
+            })
+            .await;
+            if r.is_err() {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    });
+}

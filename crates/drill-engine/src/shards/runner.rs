@@ -1,0 +1,158 @@
+//! One shard (`drill load --run RUN --shard K/N`): reads the plan the engine wrote, sends its
+//! part of the schedule from the shared zero, and reports what it measured every half
+//! second until its last report. It stops within a poll (250 ms) when the engine says so, when
+//! the run is no longer running or its lease ran out, and by itself when it cannot reach the
+//! store for [`super::STORE_LOSS`]. It makes no change to any target: traffic only.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use drill_load::shard::Delta;
+use drill_load::{Shard, Stop};
+
+use super::store::Signal;
+use super::{POLL_EVERY, Report, STORE_LOSS, ShardError, ShardPlan};
+use crate::Log;
+use crate::store::{Store, now_ms};
+
+/// How a shard ended.
+#[derive(Debug, Clone)]
+pub struct ShardEnd {
+    pub sent: u64,
+    pub dropped: u64,
+    /// Why it stopped before its schedule's end.
+    pub stopped: Option<String>,
+}
+
+/// Runs shard `shard` of run `run_id`.
+pub async fn run(
+    store: &Store,
+    run_id: &str,
+    shard: Shard,
+    log: Log,
+) -> Result<ShardEnd, ShardError> {
+    let text = store
+        .shard_plan(run_id)
+        .await?
+        .ok_or_else(|| ShardError::NoPlan(run_id.to_owned()))?;
+    let plan: ShardPlan = serde_json::from_str(&text).map_err(ShardError::Plan)?;
+    if shard.count != plan.shards {
+        return Err(ShardError::Count {
+            mine: shard,
+            plan: plan.shards,
+        });
+    }
+    let cap = plan.playbook.traffic.max_in_flight.map(u64::from);
+    let load =
+        drill_load::Run::from_parts(&plan.playbook, plan.records, plan.scale)?.shard(shard, cap)?;
+    let recorder = load.recorder();
+    recorder.track_deltas();
+    // The shared zero, on this host's clock.
+    let ahead = plan.t0_ms - now_ms();
+    let start = if ahead >= 0 {
+        Instant::now() + Duration::from_millis(ahead.unsigned_abs())
+    } else {
+        Instant::now()
+            .checked_sub(Duration::from_millis(ahead.unsigned_abs()))
+            .unwrap_or_else(Instant::now)
+    };
+    log(&format!(
+        "shard {shard}: {} arrivals from t0 {}",
+        load.expected.unwrap_or(0),
+        plan.t0_ms
+    ));
+    let stop = Stop::default();
+    let mut traffic = tokio::spawn(load.execute_from(stop.clone(), start));
+
+    let mut outbox: VecDeque<(i64, String)> = VecDeque::new();
+    let mut seq = 0i64;
+    let mut last_ok = Instant::now();
+    let mut stopped: Option<String> = None;
+    let mut stopped_ms: Option<i64> = None;
+    let mut every = tokio::time::interval(POLL_EVERY);
+    let mut tick = 0u64;
+    let report = loop {
+        tokio::select! {
+            r = &mut traffic => break r.ok(),
+            _ = every.tick() => {}
+        }
+        tick += 1;
+        match store.shard_signal(run_id).await {
+            Ok(Signal::Go) => last_ok = Instant::now(),
+            Ok(Signal::Stop(why)) => {
+                last_ok = Instant::now();
+                if stopped.is_none() {
+                    stop.stop();
+                    stopped_ms = Some(now_ms());
+                    log(&format!("shard {shard}: stopping: {why}"));
+                    stopped = Some(why);
+                }
+            }
+            Err(e) => {
+                if last_ok.elapsed() > STORE_LOSS && stopped.is_none() {
+                    let why = format!(
+                        "the store has not answered for {:.1}s: {e}",
+                        last_ok.elapsed().as_secs_f64()
+                    );
+                    log(&format!("shard {shard}: stopping: {why}"));
+                    stop.stop();
+                    stopped_ms = Some(now_ms());
+                    stopped = Some(why);
+                }
+            }
+        }
+        // A report every other poll: the measurements since the last, and a heartbeat.
+        if tick % 2 == 0 {
+            seq += 1;
+            outbox.push_back((seq, body(&recorder, stopped_ms)?));
+            send(store, run_id, shard, &mut outbox, false).await;
+        }
+    };
+    // The last report: whatever is left, marked done.
+    seq += 1;
+    outbox.push_back((seq, body(&recorder, stopped_ms)?));
+    let deadline = Instant::now() + STORE_LOSS;
+    while !outbox.is_empty() {
+        send(store, run_id, shard, &mut outbox, true).await;
+        if outbox.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+    if !outbox.is_empty() {
+        return Err(ShardError::Unreported(outbox.len()));
+    }
+    let c = report.map(|r| r.measurements.counters).unwrap_or_default();
+    Ok(ShardEnd {
+        sent: c.sent,
+        dropped: c.dropped(),
+        stopped,
+    })
+}
+
+fn body(recorder: &drill_load::Recorder, stopped_ms: Option<i64>) -> Result<String, ShardError> {
+    let delta = Delta::take(recorder)?;
+    serde_json::to_string(&Report { delta, stopped_ms }).map_err(ShardError::Plan)
+}
+
+/// Sends the queued reports in order; what the store refuses stays queued for the next try.
+/// The last one is marked done when `last`.
+async fn send(
+    store: &Store,
+    run_id: &str,
+    shard: Shard,
+    outbox: &mut VecDeque<(i64, String)>,
+    last: bool,
+) {
+    while let Some((seq, body)) = outbox.front() {
+        let done = last && outbox.len() == 1;
+        if store
+            .put_shard_report(run_id, shard.index, *seq, done, None, body)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        outbox.pop_front();
+    }
+}
