@@ -68,14 +68,23 @@ app.kubernetes.io/component: daemon
   resources: ["statefulsets"]
   verbs: ["get", "patch"]
 {{- end }}
-{{- if has "delete-pods" $f }}
+{{- $pods := list -}}
+{{- if has "delete-pods" $f }}{{ $pods = concat $pods (list "list" "delete") }}{{ end -}}
+{{- if has "load-shards" $f }}{{ $pods = append $pods "watch" }}{{ end -}}
+{{- if $pods }}
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "delete"]
+  verbs: {{ toJson $pods }}
+{{- end }}
+{{- if has "load-shards" $f }}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create", "delete"]
 {{- end }}
 {{- end -}}
 
-{{/* What a revert needs (drill recover): restore a workload's scale, wait for pods. */}}
+{{/* What a revert needs (drill recover): restore a workload's scale, wait for pods,
+delete a distributed run's leftover shards Job. */}}
 {{- define "drill.revertRules" -}}
 {{- $f := .Values.rbac.faults -}}
 {{- if has "scale" $f }}
@@ -90,5 +99,10 @@ app.kubernetes.io/component: daemon
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+{{- end }}
+{{- if has "load-shards" $f }}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "delete"]
 {{- end }}
 {{- end -}}

@@ -44,7 +44,25 @@ pub struct PlanView {
     pub peak_rate_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// How the traffic is split (`traffic.distributed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsView>,
     pub events: Vec<Event>,
+}
+
+/// A distributed run's shards, as `drill plan` shows them.
+#[derive(Debug, Serialize)]
+pub struct ShardsView {
+    pub count: u32,
+    /// `local` or `kubernetes`.
+    pub on: &'static str,
+    /// Where: this host, or the Job's namespace and image.
+    pub place: String,
+    /// Each shard's share of the schedule.
+    pub expected_requests_each: u64,
+    pub peak_rate_per_s_each: f64,
+    /// How long before the first arrival the shards are started.
+    pub lead_s: f64,
 }
 
 fn secs(d: Dur) -> f64 {
@@ -254,6 +272,29 @@ impl PlanView {
             expected_requests: plan.traffic.expected_requests.round() as u64,
             peak_rate_per_s: plan.traffic.peak.per_second(),
             schedule: p.schedule.as_ref().map(|s| s.cron.clone()),
+            shards: p.traffic.distributed.as_ref().map(|d| {
+                let n = d.shards.max(1);
+                let total = plan.traffic.expected_requests.round() as u64;
+                ShardsView {
+                    count: d.shards,
+                    on: match d.run_on {
+                        drill_spec::model::ShardsOn::Local => "local",
+                        drill_spec::model::ShardsOn::Kubernetes => "kubernetes",
+                    },
+                    place: match (&d.run_on, &d.kubernetes) {
+                        (drill_spec::model::ShardsOn::Kubernetes, Some(k)) => format!(
+                            "an Indexed Job in namespace {} running {}",
+                            k.namespace, k.image
+                        ),
+                        _ => "processes on this host".into(),
+                    },
+                    expected_requests_each: total.div_ceil(u64::from(n)),
+                    peak_rate_per_s_each: (plan.traffic.peak.per_second() / f64::from(n) * 100.0)
+                        .round()
+                        / 100.0,
+                    lead_s: drill_engine::shards::lead(d).as_secs_f64(),
+                }
+            }),
             events,
         }
     }
@@ -275,6 +316,18 @@ impl PlanView {
         )?;
         if let Some(s) = &self.schedule {
             writeln!(out, "schedule: {s} (UTC, daemon only)")?;
+        }
+        if let Some(sh) = &self.shards {
+            writeln!(
+                out,
+                "shards: {} ({}), shard k sends arrivals k, k+{}, … of the one schedule: up to {} requests and {}/s each; started {} before the first arrival; judged once on their merged measurements; phases start and end on whole seconds",
+                sh.count,
+                sh.place,
+                sh.count,
+                group(sh.expected_requests_each),
+                sh.peak_rate_per_s_each,
+                dur(sh.lead_s)
+            )?;
         }
         let mut current: Option<&Option<String>> = None;
         for e in &self.events {

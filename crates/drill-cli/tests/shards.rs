@@ -1,6 +1,6 @@
-//! Distributed traffic (`traffic.distributed`, on: local): real shard processes of this
-//! binary against the loopback fixture, their reports added up in the history store, one
-//! verdict; a guard that trips on the merged data stops every shard; a shard that dies is an
+//! Distributed traffic (`traffic.distributed`, run_on: local): real shard processes of this
+//! binary against the loopback fixture, their reports added up in the history store
+//! (PostgreSQL and SQLite), one verdict; a guard that trips on the merged data stops every shard; a shard that dies is an
 //! error of the run, not a silent gap.
 
 mod common;
@@ -61,8 +61,13 @@ fn playbook(w: &Work, server: &Server, rate: &str, hold: &str, shards: u32) -> s
 /// drill's check are evaluated once, on the merged data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_local_shards_send_the_one_schedule_and_are_judged_once() {
+    // The store of staging, PostgreSQL (the other tests here use the SQLite default).
+    let db = drill_testkit::postgres_db("drill_shards");
+    if !drill_testkit::service("PostgreSQL on 127.0.0.1:5433", db.is_some()) {
+        return;
+    }
     let server = common::fixture().await;
-    let w = Work::new();
+    let w = Work::with_db(db.expect("checked"));
     let pb = playbook(&w, &server, "1000/s", "6s", 4);
     let run = Running::spawn(w.apply_args(&pb, &[]));
     let (code, out, err) = run.finish(Duration::from_secs(90));

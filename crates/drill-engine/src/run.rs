@@ -432,7 +432,7 @@ async fn execute(
                 cx.say(&format!(
                     "traffic: {} shards ({}), the first arrival in {}",
                     d.shards,
-                    match d.on {
+                    match d.run_on {
                         drill_spec::model::ShardsOn::Local => "processes on this host",
                         drill_spec::model::ShardsOn::Kubernetes => "an Indexed Job",
                     },

@@ -57,10 +57,19 @@ fn scenario(calls: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
                 }
                 None => assert!(body.is_empty(), "call {i} has an unexpected body"),
             }
+            // A watch answers with one JSON event per line.
+            let bytes = match (&c.reply, c.uri.contains("watch=true")) {
+                (Value::Array(events), true) => events
+                    .iter()
+                    .map(|e| serde_json::to_string(e).expect("json") + "\n")
+                    .collect::<String>()
+                    .into_bytes(),
+                _ => serde_json::to_vec(&c.reply).expect("json"),
+            };
             let resp = Response::builder()
                 .status(c.status)
                 .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&c.reply).expect("json")))
+                .body(Body::from(bytes))
                 .expect("response");
             send.send_response(resp);
         }
@@ -97,9 +106,12 @@ fn permission<'a>(method: &str, uri: &'a str) -> Option<(&'a str, &'a str, &'sta
         ["namespaces", _ns, r, _name] => (*r, true),
         _ => return None,
     };
+    let watch = uri.contains("watch=true");
     let verb = match (method, named) {
         ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
         ("GET", false) => "list",
+        ("POST", false) => "create",
         ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
         _ => return None,
@@ -261,7 +273,7 @@ fn every_permission_of_the_table_is_used_by_a_call_the_tests_expect() {
     let mut used = std::collections::BTreeSet::new();
     for w in toks.windows(3) {
         let method = w[1].trim_matches('"');
-        if w[0] != "call" || !["GET", "PATCH", "DELETE"].contains(&method) {
+        if w[0] != "call" || !["GET", "POST", "PATCH", "DELETE"].contains(&method) {
             continue;
         }
         let path = names
@@ -484,4 +496,165 @@ async fn a_namespace_or_context_outside_the_allow_list_makes_no_call() {
     assert!(e.to_string().contains("context \"production\""), "{e}");
     drop(client);
     calls.await.expect("no call at all");
+}
+
+const JOBS: &str = "/apis/batch/v1/namespaces/load/jobs?";
+const JOB: &str = "/apis/batch/v1/namespaces/load/jobs/drill-shards-20261206-101500-0a1b2";
+const JOB_DELETE: &str = "/apis/batch/v1/namespaces/load/jobs/drill-shards-20261206-101500-0a1b2?";
+const SHARD_PODS_WATCH: &str = "/api/v1/namespaces/load/pods?&watch=true&timeoutSeconds=60&labelSelector=drill.dev%2Frun%3D20261206-101500-0a1b2&allowWatchBookmarks=true&resourceVersion=0";
+
+fn shard_job() -> kubernetes::Record {
+    let spec = kubernetes::job::ShardJobSpec {
+        run_id: "20261206-101500-0a1b2".into(),
+        namespace: "load".into(),
+        image: "registry.local/drill:0.1".into(),
+        shards: 4,
+        service_account: Some("drill-shard".into()),
+        store_url: "postgres://drill@db/drill".into(),
+        store_secret: Some(("drill-store".into(), "url".into())),
+        deadline_s: 420,
+        ttl_s: 600,
+    };
+    let r = kubernetes::Record {
+        context: None,
+        namespace: "load".into(),
+        action: kubernetes::Action::ShardJob {
+            name: kubernetes::job::job_name(&spec.run_id),
+            manifest: kubernetes::job::manifest(&spec),
+        },
+    };
+    // Through the ledger's JSON and back: the record alone deletes the Job.
+    let json = serde_json::to_string(&RevertRecord::Kubernetes(r)).expect("json");
+    match serde_json::from_str(&json).expect("record") {
+        RevertRecord::Kubernetes(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The Job exactly as the API server receives it: Indexed, one pod per shard all at once,
+/// no retry (a shard's part of the schedule is bound to its time), a deadline and a TTL, the
+/// run's labels on the Job and its pods, and the store's URL from a Secret.
+fn job_body() -> Value {
+    let labels = json!({
+        "app.kubernetes.io/component": "load-shard",
+        "app.kubernetes.io/managed-by": "drill",
+        "app.kubernetes.io/name": "drill",
+        "drill.dev/run": "20261206-101500-0a1b2",
+    });
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "drill-shards-20261206-101500-0a1b2", "namespace": "load", "labels": labels},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 4,
+            "parallelism": 4,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 420,
+            "ttlSecondsAfterFinished": 600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": "drill-shard",
+                    "containers": [{
+                        "name": "shard",
+                        "image": "registry.local/drill:0.1",
+                        "args": ["load", "--run", "20261206-101500-0a1b2", "--shards", "4"],
+                        "env": [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "drill-store", "key": "url"}}}],
+                    }],
+                },
+            },
+        },
+    })
+}
+
+fn shard_pod(index: u32, phase: &str, waiting: Option<&str>) -> Value {
+    let mut status = json!({"phase": phase});
+    if let Some(r) = waiting {
+        status["containerStatuses"] = json!([{"name": "shard", "image": "registry.local/drill:0.1", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": r}}}]);
+    }
+    json!({"type": "MODIFIED", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("drill-shards-20261206-101500-0a1b2-{index}-x"), "namespace": "load", "annotations": {"batch.kubernetes.io/job-completion-index": index.to_string()}}, "status": status}})
+}
+
+/// Create (the exact spec), the watch of its pods (a pod that cannot pull its image is
+/// seen, with its shard), and the delete at the end of the run or on abort: the record in
+/// the ledger is read back, the Job is found, then deleted with its pods.
+#[tokio::test]
+async fn the_shards_job_is_created_indexed_watched_and_deleted_with_its_pods() {
+    let r = shard_job();
+    let job = job_body();
+    let (client, calls) = scenario(vec![
+        call("POST", JOBS, Some(job.clone()), job.clone()),
+        call(
+            "GET",
+            SHARD_PODS_WATCH,
+            None,
+            json!([
+                shard_pod(0, "Running", None),
+                shard_pod(3, "Pending", Some("ErrImagePull"))
+            ]),
+        ),
+        call("GET", JOB, None, job.clone()),
+        call(
+            "DELETE",
+            JOB_DELETE,
+            Some(json!({"propagationPolicy": "Background"})),
+            job.clone(),
+        ),
+    ]);
+    kubernetes::apply_with(&client, &r).await.expect("created");
+    let mut seen = Vec::new();
+    kubernetes::job::watch_pods(&client, "load", "20261206-101500-0a1b2", 60, |p| {
+        seen.push(p);
+        true
+    })
+    .await
+    .expect("watched");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].index, Some(0));
+    assert_eq!(seen[0].phase, "Running");
+    assert_eq!(seen[1].index, Some(3));
+    assert_eq!(seen[1].reason.as_deref(), Some("ErrImagePull"));
+    let done = kubernetes::revert_with(&client, &r).await.expect("deleted");
+    assert!(
+        matches!(&done, Reverted::Restored(m) if m[0].contains("deleted Job load/drill-shards-20261206-101500-0a1b2")),
+        "{done:?}"
+    );
+    calls.await.expect("exactly these calls");
+    assert_eq!(
+        r.manual_restore(),
+        "kubectl -n load delete job drill-shards-20261206-101500-0a1b2 --cascade=background"
+    );
+}
+
+/// `drill recover` after the engine died: the ledger's record finds the Job gone (its TTL,
+/// or someone's kubectl) and says so without deleting anything; or finds it and deletes it.
+#[tokio::test]
+async fn recover_reads_whether_the_job_is_still_there_before_deleting_it() {
+    let r = shard_job();
+    let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "jobs.batch not found"});
+    let (client, calls) = scenario(vec![Call {
+        method: "GET",
+        uri: JOB,
+        body: None,
+        status: 404,
+        reply: gone,
+    }]);
+    let done = kubernetes::revert_with(&client, &r).await.expect("settled");
+    assert_eq!(done, Reverted::AlreadyRestored);
+    calls.await.expect("one read, no delete");
+
+    let (client, calls) = scenario(vec![
+        call("GET", JOB, None, job_body()),
+        call(
+            "DELETE",
+            JOB_DELETE,
+            Some(json!({"propagationPolicy": "Background"})),
+            job_body(),
+        ),
+    ]);
+    let done = kubernetes::revert_with(&client, &r).await.expect("deleted");
+    assert!(matches!(done, Reverted::Restored(_)), "{done:?}");
+    calls.await.expect("read, then delete");
 }

@@ -284,10 +284,11 @@ pub struct Distributed {
     /// How many shards (2 to 256).
     pub shards: u32,
     /// Where they run: `local` (processes on this host, also the way to use every core) or
-    /// `kubernetes` (one Indexed Job; needs a PostgreSQL store the pods can reach).
+    /// `kubernetes` (one Indexed Job; needs a PostgreSQL store the pods can reach). (Not
+    /// `on`: YAML reads a bare `on` as `true`.)
     #[serde(default)]
-    pub on: ShardsOn,
-    /// The Job of `on: kubernetes`.
+    pub run_on: ShardsOn,
+    /// The Job of `run_on: kubernetes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<ShardJob>,
 }

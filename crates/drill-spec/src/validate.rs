@@ -472,7 +472,7 @@ fn distributed(cx: &mut Ctx<'_>, d: &crate::model::Distributed) {
             "remove traffic.distributed to run the traffic in this process",
         );
     }
-    match (d.on, &d.kubernetes) {
+    match (d.run_on, &d.kubernetes) {
         (ShardsOn::Kubernetes, None) => cx.error_hint(
             "traffic.distributed.kubernetes",
             "shards on kubernetes need the Job's image",
@@ -480,7 +480,7 @@ fn distributed(cx: &mut Ctx<'_>, d: &crate::model::Distributed) {
         ),
         (ShardsOn::Local, Some(_)) => cx.warning(
             "traffic.distributed.kubernetes",
-            "ignored: the shards run on this host (on: local)",
+            "ignored: the shards run on this host (run_on: local)",
         ),
         (ShardsOn::Kubernetes, Some(j)) => {
             if j.image.trim().is_empty() {

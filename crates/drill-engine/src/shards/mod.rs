@@ -97,7 +97,7 @@ pub enum ShardError {
 
 /// How long before the first arrival the shards are started: where they run decides.
 pub fn lead(d: &Distributed) -> Duration {
-    match (d.on, &d.kubernetes) {
+    match (d.run_on, &d.kubernetes) {
         (ShardsOn::Kubernetes, Some(k)) => k.start_within.0,
         _ => LOCAL_LEAD,
     }
@@ -145,7 +145,7 @@ pub(crate) async fn drive(
             .trigger(format!("the shards cannot start: {}", chain(&e)));
         return load.conclude(true, cx.start);
     }
-    let mut launched = match d.on {
+    let mut launched = match d.run_on {
         ShardsOn::Local => local(&cx, n),
         ShardsOn::Kubernetes => kubernetes(&cx, &d, n, &plan).await,
     };
@@ -545,9 +545,8 @@ fn launched_watch(
                 !tx.is_closed()
             })
             .await;
-            if r.is_err() {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
+            // A watch ends at its timeout (or on an error): look again shortly after.
+            tokio::time::sleep(Duration::from_secs(if r.is_err() { 2 } else { 1 })).await;
         }
     });
 }

@@ -72,7 +72,7 @@ pub struct Record {
 }
 
 impl Record {
-    pub(crate) fn manual_restore(&self) -> String {
+    pub fn manual_restore(&self) -> String {
         let ctx = self
             .context
             .as_deref()
