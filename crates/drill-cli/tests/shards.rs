@@ -184,3 +184,267 @@ async fn a_shard_that_dies_aborts_the_run_and_says_which() {
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(err.contains("shard 2/4 stopped reporting"), "{err}");
 }
+
+/// A Kubernetes API server of our own, enough for the shards' Job: it records every call,
+/// and plays the Job controller by starting the Job's pods as local processes (its image's
+/// command is this binary, with `JOB_COMPLETION_INDEX` and the env the manifest gives).
+mod fake_api {
+    use std::process::{Child, Command};
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, State};
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use axum::routing::any;
+    use serde_json::{Value, json};
+
+    #[derive(Default)]
+    pub struct Api {
+        pub calls: Mutex<Vec<(String, String, Option<Value>)>>,
+        pub job: Mutex<Option<Value>>,
+        pods: Mutex<Vec<Child>>,
+    }
+
+    impl Api {
+        pub fn calls(&self) -> Vec<(String, String, Option<Value>)> {
+            self.calls.lock().expect("lock").clone()
+        }
+        pub fn pods_alive(&self) -> usize {
+            let mut g = self.pods.lock().expect("lock");
+            g.iter_mut()
+                .map(|c| c.try_wait().ok().flatten().is_none())
+                .filter(|alive| *alive)
+                .count()
+        }
+    }
+
+    impl Drop for Api {
+        fn drop(&mut self) {
+            for c in self.pods.lock().expect("lock").iter_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    async fn handle(
+        State(api): State<Arc<Api>>,
+        method: Method,
+        uri: Uri,
+        Path(_rest): Path<String>,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        let body: Option<Value> = serde_json::from_slice(&body).ok();
+        api.calls.lock().expect("lock").push((
+            method.to_string(),
+            uri.path().to_owned(),
+            body.clone(),
+        ));
+        let path = uri.path();
+        let not_found = || {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})),
+            )
+                .into_response()
+        };
+        if path.ends_with("/jobs") && method == Method::POST {
+            let job = body.unwrap_or_default();
+            let n = job["spec"]["parallelism"].as_u64().unwrap_or(0);
+            let c = &job["spec"]["template"]["spec"]["containers"][0];
+            let args: Vec<String> = c["args"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let url = c["env"][0]["value"].as_str().unwrap_or_default().to_owned();
+            let mut pods = api.pods.lock().expect("lock");
+            for k in 0..n {
+                pods.push(
+                    Command::new(env!("CARGO_BIN_EXE_drill"))
+                        .args(&args)
+                        .env("JOB_COMPLETION_INDEX", k.to_string())
+                        .env("DATABASE_URL", &url)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .expect("a pod"),
+                );
+            }
+            *api.job.lock().expect("lock") = Some(job.clone());
+            return (StatusCode::CREATED, axum::Json(job)).into_response();
+        }
+        if path.contains("/jobs/") {
+            let job = api.job.lock().expect("lock").clone();
+            return match (method, job) {
+                (Method::GET, Some(j)) => axum::Json(j).into_response(),
+                (Method::DELETE, Some(j)) => {
+                    // Background propagation: the pods go too.
+                    *api.job.lock().expect("lock") = None;
+                    for c in api.pods.lock().expect("lock").iter_mut() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    axum::Json(j).into_response()
+                }
+                _ => not_found(),
+            };
+        }
+        if path.ends_with("/pods") && method == Method::GET {
+            // A watch that sees nothing and ends (the engine watches again).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            return (StatusCode::OK, "").into_response();
+        }
+        (StatusCode::FORBIDDEN, "not granted").into_response()
+    }
+
+    /// Starts it; returns it and a kubeconfig naming it.
+    pub async fn start(dir: &std::path::Path) -> (Arc<Api>, std::path::PathBuf) {
+        let api = Arc::new(Api::default());
+        let app = axum::Router::new()
+            .route("/{*rest}", any(handle))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let cfg = dir.join("kubeconfig");
+        std::fs::write(
+            &cfg,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: 'http://{addr}'}}}}]\nusers: [{{name: fake, user: {{token: t}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: load}}}}]\ncurrent-context: fake\n"
+            ),
+        )
+        .expect("kubeconfig");
+        (api, cfg)
+    }
+}
+
+fn kubernetes_playbook(w: &Work, server: &Server, hold: &str) -> std::path::PathBuf {
+    w.file(
+        "k8s.yaml",
+        &SHARDED
+            .replace("BASE", &server.url(""))
+            .replace("RATE", "400/s")
+            .replace("HOLD", hold)
+            .replace(
+                "distributed: {shards: SHARDS}",
+                "distributed: {shards: 3, run_on: kubernetes, kubernetes: {image: registry.local/drill:0.1, namespace: load, start_within: 3s}}",
+            ),
+    )
+}
+
+/// `run_on: kubernetes` end to end, against an API server that starts the Job's pods as
+/// local processes: the Job is created once with the run's spec, its pods are watched, the
+/// run is judged on the merged reports of its 3 shards, and the Job is deleted at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_on_kubernetes_run_as_an_indexed_job_deleted_at_the_end() {
+    let db = drill_testkit::postgres_db("drill_shards_k8s");
+    if !drill_testkit::service("PostgreSQL on 127.0.0.1:5433", db.is_some()) {
+        return;
+    }
+    let server = common::fixture().await;
+    let w = Work::with_db(db.expect("checked"));
+    let (api, kubeconfig) = fake_api::start(w.dir.path()).await;
+    let pb = kubernetes_playbook(&w, &server, "6s");
+    let mut c = w.apply_args(&pb, &[]);
+    c.env("KUBECONFIG", &kubeconfig);
+    let (code, out, err) = Running::spawn(c).finish(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // A 2 s ramp from 100/s to 400/s (500), then 6 s at 400/s.
+    assert_eq!(server.requests(), 500 + 2_400, "{err}");
+    let calls = api.calls();
+    let posts: Vec<_> = calls.iter().filter(|c| c.0 == "POST").collect();
+    assert_eq!(posts.len(), 1, "{calls:?}");
+    let job = posts[0].2.as_ref().expect("a body");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    assert_eq!(job["spec"]["parallelism"], 3);
+    assert_eq!(job["spec"]["completions"], 3);
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    assert!(job["spec"]["activeDeadlineSeconds"].as_i64().unwrap_or(0) > 9);
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 600);
+    let report = common::last_report(&w).await;
+    let id = report["run"].as_str().expect("run id");
+    assert_eq!(job["metadata"]["labels"]["drill.dev/run"], id);
+    assert!(
+        calls.iter().any(|c| c.0 == "GET" && c.1.ends_with("/pods")),
+        "the pods are watched: {calls:?}"
+    );
+    let last = calls.last().expect("calls");
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str()),
+        (
+            "DELETE",
+            format!("/apis/batch/v1/namespaces/load/jobs/drill-shards-{id}").as_str()
+        ),
+        "{calls:?}"
+    );
+    // The ledger says what was made and undone.
+    let faults = report["faults"].as_array().expect("faults");
+    assert!(
+        faults
+            .iter()
+            .any(|f| f["fault"] == "shards-job" && f["state"] == "reverted"),
+        "{faults:?}"
+    );
+    drop(api);
+    drill_testkit::drop_postgres_db("drill_shards_k8s");
+}
+
+/// The engine dies mid-run (kill -9): its shards stop by themselves once the run's lease
+/// runs out, and `drill recover` finds the Job in the ledger, reads it, and deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_shards_job_is_deleted_by_drill_recover() {
+    let db = drill_testkit::postgres_db("drill_shards_recover");
+    if !drill_testkit::service("PostgreSQL on 127.0.0.1:5433", db.is_some()) {
+        return;
+    }
+    let server = common::fixture().await;
+    let w = Work::with_db(db.expect("checked"));
+    let (api, kubeconfig) = fake_api::start(w.dir.path()).await;
+    let pb = kubernetes_playbook(&w, &server, "60s");
+    let mut c = w.apply_args(&pb, &["--lease", "3s"]);
+    c.env("KUBECONFIG", &kubeconfig);
+    let mut run = Running::spawn(c);
+    run.wait_for("hook: injecting", Duration::from_secs(60));
+    run.kill9();
+    let killed = Instant::now();
+    // The shards see the lease run out on the store's clock and stop sending.
+    tokio::time::sleep(Duration::from_secs(3 + 2)).await;
+    let quiet = server.requests();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        server.requests(),
+        quiet,
+        "shards still send {:?} after their engine died",
+        killed.elapsed()
+    );
+    assert_eq!(api.pods_alive(), 0, "every shard process ended by itself");
+    assert!(
+        api.job.lock().expect("lock").is_some(),
+        "the Job is left over"
+    );
+
+    let mut rec = w.cmd(&["recover"]);
+    rec.env("KUBECONFIG", &kubeconfig);
+    let o = rec.output().expect("drill recover");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("deleted Job load/drill-shards-"), "{text}");
+    assert!(api.job.lock().expect("lock").is_none(), "deleted");
+    let calls = api.calls();
+    let tail: Vec<&str> = calls.iter().rev().take(2).map(|c| c.0.as_str()).collect();
+    assert_eq!(tail, ["DELETE", "GET"], "read, then delete: {calls:?}");
+    drop(api);
+    drill_testkit::drop_postgres_db("drill_shards_recover");
+}

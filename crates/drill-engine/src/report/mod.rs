@@ -193,6 +193,8 @@ fn timeline(i: &Input<'_>) -> Value {
     let windows: Vec<Value> = i
         .ledger
         .iter()
+        // The shards' Job is the traffic's, not a fault of a drill: no window.
+        .filter(|f| f.drill != crate::shards::TRAFFIC)
         .filter_map(|f| {
             let from = f.applied_ms?;
             Some(json!({
