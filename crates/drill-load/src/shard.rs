@@ -322,6 +322,88 @@ mod tests {
         }
     }
 
+    /// The engine's recorder fed by three shards' reports measures what one process that
+    /// recorded every sample measures: the whole run, spans on whole seconds, the seconds,
+    /// the counters and the failures.
+    #[test]
+    fn a_recorder_fed_by_shard_reports_equals_one_that_recorded_every_sample() {
+        use crate::metrics::{ErrorSet, Outcome};
+        let timeout = Duration::from_secs(1);
+        let one = Recorder::new(ErrorSet::standard(), timeout);
+        let engine = Recorder::new(ErrorSet::standard(), timeout);
+        let shards: Vec<Recorder> = (0..3)
+            .map(|_| {
+                let r = Recorder::new(ErrorSet::standard(), timeout);
+                r.track_deltas();
+                r
+            })
+            .collect();
+        for r in [&one, &engine] {
+            r.open_span("d/baseline", Duration::from_secs(2));
+            r.close_span("d/baseline", Duration::from_secs(5));
+            r.open_span("d/fault", Duration::from_secs(5));
+            r.close_span("d/fault", Duration::from_secs(8));
+        }
+        let mut reports = Vec::new();
+        for i in 0..5_000u64 {
+            let intended = Duration::from_micros(i * 2_000 + 17);
+            let latency = Duration::from_micros(300 + (i * 7_919) % 90_000);
+            let o = Outcome {
+                status: Some(if i % 97 == 0 { 503 } else { 200 }),
+                failure: None,
+                request_id: None,
+                check: None,
+            };
+            let k = (i % 3) as usize;
+            one.count_scheduled();
+            one.count_sent(false, 1);
+            one.record("home", intended, latency, latency, &o);
+            shards[k].count_scheduled();
+            shards[k].count_sent(false, 1);
+            shards[k].record("home", intended, latency, latency, &o);
+            if i % 700 == 0 {
+                // Reports go out while the run goes, through JSON.
+                for s in &shards {
+                    let d = Delta::take(s).expect("a delta");
+                    reports.push(serde_json::to_string(&d).expect("json"));
+                }
+            }
+        }
+        for s in &shards {
+            reports.push(serde_json::to_string(&Delta::take(s).expect("a delta")).expect("json"));
+        }
+        for r in &reports {
+            let d: Delta = serde_json::from_str(r).expect("json");
+            engine.absorb_totals(&d.counters, &d.checks, &d.failures, d.failures_total);
+            for s in &d.seconds {
+                engine.absorb_second(s.t, &s.stats().expect("decodes"));
+            }
+        }
+        let same = |a: &Stats, b: &Stats, what: &str| {
+            assert_eq!(a.requests, b.requests, "{what}");
+            assert_eq!(a.failed, b.failed, "{what}");
+            assert_eq!(a.by_status, b.by_status, "{what}");
+            for q in [50.0, 90.0, 95.0, 99.0, 99.9, 100.0] {
+                assert_eq!(a.latency_at(q), b.latency_at(q), "{what} p{q}");
+            }
+        };
+        same(&one.overall(), &engine.overall(), "overall");
+        for span in ["d/baseline", "d/fault"] {
+            let (a, b) = (one.span(span).expect("span"), engine.span(span).expect("span"));
+            assert!(a.requests > 1_000, "{span}: {}", a.requests);
+            same(&a, &b, span);
+        }
+        let (a, b) = (one.finish(), engine.finish());
+        assert_eq!(a.counters.scheduled, b.counters.scheduled);
+        assert_eq!(a.counters.sent, b.counters.sent);
+        assert_eq!(a.counters.completed, b.counters.completed);
+        assert_eq!(a.failures_total, b.failures_total);
+        let secs = |m: &crate::Measurements| -> Vec<(u64, u64, f64)> {
+            m.seconds.iter().map(|s| (s.t, s.requests, s.p99_ms)).collect()
+        };
+        assert_eq!(secs(&a), secs(&b));
+    }
+
     #[test]
     fn a_histogram_of_other_buckets_is_refused() {
         let mut other: Histogram<u64> = Histogram::new(2).expect("valid");

@@ -102,7 +102,7 @@ pub async fn run(
             }
         }
         // A report every other poll: the measurements since the last, and a heartbeat.
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             seq += 1;
             outbox.push_back((seq, body(&recorder, stopped_ms)?));
             send(store, run_id, shard, &mut outbox, false).await;
