@@ -4,9 +4,12 @@
 //! the arrival-rate profile, independent of how slow responses are; arrivals that cannot start
 //! on time are counted as dropped) and a closed-loop one for benchmarks; latency recorded from
 //! the intended start (no coordinated omission) and from the actual send, in HdrHistograms,
-//! overall, per phase and per second; thresholds; k6-compatible summaries.
+//! overall, per phase and per second; thresholds; k6-compatible summaries. Shards of one
+//! schedule ([`shard`]): which arrivals a process sends, and the per-second reports of its
+//! measurements (HdrHistogram V2) that another recorder adds up exactly.
 //!
-//! What it is not: it knows nothing of faults. The engine marks phase boundaries on the
+//! What it is not: it knows nothing of faults, nor of where shards run or how their reports
+//! travel (the engine's `shards` does). The engine marks phase boundaries on the
 //! [`Recorder`] and reads the measurements.
 
 pub mod arrivals;
