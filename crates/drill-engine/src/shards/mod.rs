@@ -247,10 +247,10 @@ pub(crate) async fn drive(
                 }
             }
         }
-        if let Some(why) = failed.take() {
+        if let Some(why) = &failed {
+            // The first failure is the run's cause; later ones change nothing.
             cx.abort.trigger(why.clone());
             stop.stop();
-            failed = Some(why);
         }
         if stop.stopped() && stop_sent.is_none() {
             let why = cx
