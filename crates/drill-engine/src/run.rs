@@ -445,11 +445,22 @@ async fn execute(
                     t0_ms: traffic_started_ms,
                     shards: d.shards,
                 };
-                tokio::spawn(
-                    crate::shards::drive(cx.clone(), t, plan, d, stop.clone()).in_current_span(),
-                )
+                let cap = vp.playbook.traffic.max_in_flight.map(u64::from);
+                match t.in_shards(d.shards, cap) {
+                    Ok(t) => {
+                        let drive = crate::shards::drive(cx.clone(), t, plan, d, stop.clone());
+                        tokio::spawn(async move { Some(drive.await) }.in_current_span())
+                    }
+                    Err(e) => {
+                        abort.trigger(format!("the traffic cannot be split: {e}"));
+                        tokio::spawn(async { None })
+                    }
+                }
             }
-            None => tokio::spawn(t.execute_from(stop.clone(), start).in_current_span()),
+            None => {
+                let run = t.execute_from(stop.clone(), start);
+                tokio::spawn(async move { Some(run.await) }.in_current_span())
+            }
         };
         let guards_task =
             tokio::spawn(guards::watch(cx.clone(), vp.playbook.guards.clone()).in_current_span());
@@ -470,10 +481,10 @@ async fn execute(
         // The traffic runs to its end unless the run was aborted.
         let mut traffic_task = traffic_task;
         let report = tokio::select! {
-            r = &mut traffic_task => r.ok(),
+            r = &mut traffic_task => r.ok().flatten(),
             () = abort.triggered() => {
                 stop.stop();
-                traffic_task.await.ok()
+                traffic_task.await.ok().flatten()
             }
         };
         stop.stop();

@@ -112,16 +112,22 @@ impl Report {
             return None;
         }
         let mut why = Vec::new();
+        let shards = self.open.map_or(1, |o| o.shard.count);
+        let each = if shards > 1 {
+            format!(" in each of {shards} shards")
+        } else {
+            String::new()
+        };
         if c.dropped_cap > 0 {
             why.push(format!(
-                "{} at the in-flight cap of {} (requests were slower than the cap allows at this rate: raise --max-in-flight or traffic.max_in_flight; the default is the peak rate × the timeout)",
+                "{} at the in-flight cap of {}{each} (requests were slower than the cap allows at this rate: raise --max-in-flight or traffic.max_in_flight; the default is the peak rate × the timeout)",
                 c.dropped_cap,
                 self.open.map_or(0, |o| o.max_in_flight)
             ));
         }
         if c.dropped_late > 0 {
             why.push(format!(
-                "{} because the client fell more than {} ms behind the schedule on {} worker thread(s) (this machine's CPU could not keep up: free cores, or give --workers up to the core count)",
+                "{} because the client fell more than {} ms behind the schedule on {} worker thread(s){each} (this machine's CPU could not keep up: free cores, or give --workers up to the core count)",
                 c.dropped_late,
                 self.open.map_or(0, |o| o.late_tolerance.as_millis()),
                 self.open.map_or(0, |o| o.workers)
@@ -320,6 +326,26 @@ impl Run {
     /// one, its in-flight cap follow its share of the peak rate; a cap the playbook sets is
     /// the whole run's, divided among the shards.
     pub fn shard(mut self, shard: Shard, cap: Option<u64>) -> Result<Self, LoadError> {
+        self.split(shard, cap)?;
+        self.expected = self.expected.map(|e| shard.share(e));
+        Ok(self)
+    }
+
+    /// The engine's view of a load it runs in `shards` other processes: the whole schedule
+    /// is expected, and the limits its report names (in-flight cap, workers) are each
+    /// shard's.
+    pub fn in_shards(mut self, shards: u32, cap: Option<u64>) -> Result<Self, LoadError> {
+        self.split(
+            Shard {
+                index: 0,
+                count: shards.max(1),
+            },
+            cap,
+        )?;
+        Ok(self)
+    }
+
+    fn split(&mut self, shard: Shard, cap: Option<u64>) -> Result<(), LoadError> {
         let Mode::Open { arrivals, cfg } = &mut self.mode else {
             return Err(LoadError::Invalid(
                 "only the open model (a rate) can be split into shards".into(),
@@ -333,8 +359,7 @@ impl Run {
             || executor::default_max_in_flight(peak, self.load.timeout),
             |c| c.div_ceil(u64::from(shard.count.max(1))).max(1),
         );
-        self.expected = self.expected.map(|e| shard.share(e));
-        Ok(self)
+        Ok(())
     }
 
     /// The dataset's records, for shards in other processes.

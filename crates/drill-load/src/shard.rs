@@ -389,7 +389,10 @@ mod tests {
         };
         same(&one.overall(), &engine.overall(), "overall");
         for span in ["d/baseline", "d/fault"] {
-            let (a, b) = (one.span(span).expect("span"), engine.span(span).expect("span"));
+            let (a, b) = (
+                one.span(span).expect("span"),
+                engine.span(span).expect("span"),
+            );
             assert!(a.requests > 1_000, "{span}: {}", a.requests);
             same(&a, &b, span);
         }
@@ -399,7 +402,10 @@ mod tests {
         assert_eq!(a.counters.completed, b.counters.completed);
         assert_eq!(a.failures_total, b.failures_total);
         let secs = |m: &crate::Measurements| -> Vec<(u64, u64, f64)> {
-            m.seconds.iter().map(|s| (s.t, s.requests, s.p99_ms)).collect()
+            m.seconds
+                .iter()
+                .map(|s| (s.t, s.requests, s.p99_ms))
+                .collect()
         };
         assert_eq!(secs(&a), secs(&b));
     }
