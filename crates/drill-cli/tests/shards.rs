@@ -69,6 +69,19 @@ async fn four_local_shards_send_the_one_schedule_and_are_judged_once() {
     let server = common::fixture().await;
     let w = Work::with_db(db.expect("checked"));
     let pb = playbook(&w, &server, "1000/s", "6s", 4);
+    // Three bearer tokens from a dataset, so the test sees which record each arrival used.
+    let yaml = std::fs::read_to_string(&pb).expect("playbook");
+    w.file(
+        "sharded.yaml",
+        &yaml.replace(
+            "  requests: [{name: home, path: /}]",
+            "  dataset: creds.json\n  requests: [{name: home, path: /, bearer: \"{token}\"}]",
+        ),
+    );
+    w.file(
+        "creds.json",
+        r#"[{"token": "tok-0"}, {"token": "tok-1"}, {"token": "tok-2"}]"#,
+    );
     let run = Running::spawn(w.apply_args(&pb, &[]));
     let (code, out, err) = run.finish(Duration::from_secs(90));
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -84,6 +97,16 @@ async fn four_local_shards_send_the_one_schedule_and_are_judged_once() {
         .expect("http_reqs");
     assert_eq!(reqs, expected, "{k6}");
     assert_eq!(server.requests(), expected, "at the server");
+    // Arrival i uses record i mod 3 of the one schedule, whichever shard sends it: 7,100 =
+    // 3 x 2,366 + 2. (Shards counting their own arrivals from 0 would give 2,368, 2,368 and
+    // 2,364: each shard's 1,775 arrivals leave two extra on the first two tokens.)
+    let tokens = server.seen().tokens;
+    let want: std::collections::BTreeMap<String, u64> =
+        [("tok-0", 2_367), ("tok-1", 2_367), ("tok-2", 2_366)]
+            .into_iter()
+            .map(|(t, n)| (t.to_owned(), n))
+            .collect();
+    assert_eq!(tokens, want, "records split as in one process");
     let thresholds = k6["metrics"]["http_req_duration"]["thresholds"]
         .as_object()
         .expect("thresholds");
