@@ -97,6 +97,50 @@ pub fn fmt_metric(m: Metric, v: f64) -> String {
     }
 }
 
+/// A traffic check over a span in which no request was measured cannot pass: `0% of 0
+/// requests failed` says nothing of the service (the traffic was stopped, cut off, or all
+/// dropped). `baseline` for a delta. `None` when there is something to judge.
+fn unmeasured(
+    name: &str,
+    kind: &'static str,
+    phase: Phase,
+    limit: String,
+    s: &Stats,
+    baseline: Option<&Stats>,
+) -> Option<CheckResult> {
+    let base_empty = baseline.is_some_and(|b| b.requests == 0);
+    let where_ = match (s.requests == 0, base_empty) {
+        (true, true) => " (nor in its baseline)",
+        (true, false) => "",
+        (false, true) => " in its baseline",
+        (false, false) => return None,
+    };
+    let dropped = s.dropped + baseline.map_or(0, |b| b.dropped);
+    let dropped = if dropped > 0 {
+        format!("; {} arrivals were dropped", fmt_num(dropped as f64))
+    } else {
+        String::new()
+    };
+    Some(CheckResult {
+        name: name.to_owned(),
+        kind,
+        phase,
+        passed: false,
+        verdict: Verdict::Inconclusive,
+        why: format!("no request was measured{where_}{dropped}"),
+        measured: format!(
+            "0 requests{}",
+            if base_empty && s.requests > 0 {
+                " in the baseline"
+            } else {
+                ""
+            }
+        ),
+        limit,
+        recovery_s: None,
+    })
+}
+
 /// An SLO check: every limit in `limits` over the span's traffic.
 pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult {
     let ts = drill_load::summary::evaluate(phase.to_string().as_str(), limits, s);
@@ -114,6 +158,9 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
         })
         .collect::<Vec<_>>()
         .join(", ");
+    if let Some(r) = unmeasured(name, "slo", phase, limit.clone(), s, None) {
+        return r;
+    }
     let why = ts
         .iter()
         .filter(|t| passed || !t.ok)
@@ -173,6 +220,10 @@ pub fn traffic(
         return slo(&c.name, phase, l, s);
     }
     if let Some(cc) = &c.count {
+        let limit = format!("at most {} {}", cc.max, cc.of);
+        if let Some(r) = unmeasured(&c.name, "count", phase, limit, s, None) {
+            return r;
+        }
         let n = s.count(cc.of);
         let ok = n <= cc.max;
         return CheckResult {
@@ -194,6 +245,10 @@ pub fn traffic(
         };
     }
     if let Some(d) = &c.delta {
+        let limit = format!("rise at most {}", quantity(d.max));
+        if let Some(r) = unmeasured(&c.name, "delta", phase, limit, s, Some(baseline)) {
+            return r;
+        }
         return delta(c, d, phase, s, span, baseline, error_limit);
     }
     CheckResult {
@@ -404,5 +459,34 @@ mod tests {
         assert_eq!(fmt_dur(Duration::from_secs(300)), "5m0s");
         assert_eq!(fmt_dur(Duration::from_millis(812)), "812ms");
         assert_eq!(fmt_dur(Duration::from_millis(12_340)), "12.3s");
+    }
+
+    /// `0% of 0 requests failed` is no pass: a span without requests cannot judge an SLO.
+    #[test]
+    fn a_check_over_a_span_without_requests_is_inconclusive() {
+        let limits = Limits {
+            p95: Some(drill_spec::units::Dur::from_secs(1)),
+            ..Limits::default()
+        };
+        let mut none = Stats::default();
+        let r = slo("calm", Phase::Fault, &limits, &none);
+        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+        assert!(!r.passed);
+        assert_eq!(r.why, "no request was measured");
+        none.dropped = 1_200;
+        let r = slo("calm", Phase::Fault, &limits, &none);
+        assert_eq!(
+            r.why,
+            "no request was measured; 1,200 arrivals were dropped"
+        );
+        let mut some = Stats::default();
+        for _ in 0..10 {
+            some.latency.record(5_000).expect("in range");
+            some.requests += 1;
+        }
+        assert_eq!(
+            slo("calm", Phase::Fault, &limits, &some).verdict,
+            Verdict::Pass
+        );
     }
 }
