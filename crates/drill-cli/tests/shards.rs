@@ -1,7 +1,8 @@
 //! Distributed traffic (`traffic.distributed`, run_on: local): real shard processes of this
 //! binary against the loopback fixture, their reports added up in the history store
-//! (PostgreSQL and SQLite), one verdict; a guard that trips on the merged data stops every shard; a shard that dies is an
-//! error of the run, not a silent gap.
+//! (PostgreSQL and SQLite), one verdict; a guard that trips on the merged data stops every
+//! shard; a shard that dies is an error of the run, not a silent gap; shards cut off from the
+//! store stop by themselves.
 
 mod common;
 
@@ -206,6 +207,144 @@ async fn a_shard_that_dies_aborts_the_run_and_says_which() {
     let (code, out, err) = run.finish(Duration::from_secs(60));
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(err.contains("shard 2/4 stopped reporting"), "{err}");
+}
+
+/// A TCP proxy to PostgreSQL that can be cut like a partition: from then on it forwards
+/// nothing and holds every connection open, old and new, so queries hang rather than fail.
+mod partition {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub struct Proxy {
+        pub port: u16,
+        cut: Arc<AtomicBool>,
+    }
+
+    impl Proxy {
+        pub fn cut(&self) {
+            self.cut.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub async fn start(to: &'static str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let c = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let cut = c.clone();
+                tokio::spawn(async move {
+                    if cut.load(Ordering::SeqCst) {
+                        let _held = inbound;
+                        std::future::pending::<()>().await;
+                        return;
+                    }
+                    let Ok(outbound) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    tokio::join!(pipe(ri, wo, cut.clone()), pipe(ro, wi, cut));
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    async fn pipe(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, cut: Arc<AtomicBool>) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if cut.load(Ordering::SeqCst) {
+                let _held = (r, w);
+                std::future::pending::<()>().await;
+                return;
+            }
+            if w.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The shards lose the store (a partition that holds their queries open) while the engine
+/// keeps it: each shard stops sending by itself within the store-loss bound (5 s, plus one
+/// bounded store call of 2 s, plus a second for a busy machine), says why, and the engine
+/// aborts the run on their silence. (Measured here: 6.3 s after their last answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_cut_off_from_the_store_stop_by_themselves() {
+    let db = drill_testkit::postgres_db("drill_shards_cut");
+    if !drill_testkit::service("PostgreSQL on 127.0.0.1:5433", db.is_some()) {
+        return;
+    }
+    let db = db.expect("checked");
+    let proxy = partition::start("127.0.0.1:5433").await;
+    let via_proxy = db.replace("127.0.0.1:5433", &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(via_proxy, db);
+    let server = common::fixture().await;
+    let w = Work::with_db(db);
+    // The shards reach the store through the proxy; the engine directly.
+    let shard_bin = w.file(
+        "shard.sh",
+        &format!(
+            "#!/bin/sh\nDATABASE_URL='{via_proxy}' exec '{}' \"$@\"\n",
+            env!("CARGO_BIN_EXE_drill")
+        ),
+    );
+    common::chmod_x(&shard_bin);
+    let pb = playbook(&w, &server, "200/s", "30s", 2);
+    let mut c = w.apply_args(&pb, &[]);
+    c.env("DRILL_SHARD_BIN", &shard_bin);
+    let mut run = Running::spawn(c);
+    run.wait_for("2 of 2 processes started", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = server.requests();
+    proxy.cut();
+    let cut = Instant::now();
+    // When the fixture saw its last request.
+    let mut last = (server.requests(), Instant::now());
+    while cut.elapsed() < Duration::from_secs(12) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n = server.requests();
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+    }
+    let (code, out, err) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(3), "aborted: {out}\n{err}");
+    assert!(last.0 > before, "the shards sent on after the cut: {err}");
+    let quiet_after = last.1.duration_since(cut);
+    assert!(
+        quiet_after < Duration::from_millis(8_000),
+        "the last request came {quiet_after:?} after the cut\n{err}"
+    );
+    for k in 0..2 {
+        assert!(
+            err.contains(&format!(
+                "shard {k}/2: stopping: the store has not answered"
+            )),
+            "{err}"
+        );
+    }
+    assert!(
+        out.contains("aborted: shard") && out.contains("stopped reporting"),
+        "{out}\n{err}"
+    );
+    // The drill's fault phase came after the cut: nothing of it reached the engine, and its
+    // check says so rather than passing on 0 requests.
+    assert!(
+        out.contains("calm could not be judged in the fault phase: no request was measured"),
+        "{out}"
+    );
+    drill_testkit::drop_postgres_db("drill_shards_cut");
 }
 
 /// A Kubernetes API server of our own, enough for the shards' Job: it records every call,

@@ -210,3 +210,9 @@ pub fn nix_kill(pid: u32, sig: &str) {
             .success()
     );
 }
+
+/// Makes a script the test wrote executable.
+pub fn chmod_x(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

@@ -47,6 +47,9 @@ use crate::store::{StoreError, now_ms};
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
 /// A shard that cannot reach the store this long stops sending.
 pub const STORE_LOSS: Duration = Duration::from_secs(5);
+/// The longest a shard waits for one answer of the store: a query held open by a partition
+/// counts as no answer, so a shard behind one still stops after [`STORE_LOSS`].
+pub const STORE_CALL: Duration = Duration::from_secs(2);
 /// A shard without a report this long (once the traffic has started) aborts the run.
 pub const SILENT_AFTER: Duration = Duration::from_secs(5);
 /// How long after its end a second's measurements are in: a shard reports every 0.5 s, the
@@ -105,9 +108,9 @@ pub fn lead(d: &Distributed) -> Duration {
 
 /// Writes a shard's failure where the engine reads it.
 pub async fn report_failure(store: &crate::Store, run_id: &str, shard: Shard, error: &str) {
-    let _ = store
-        .put_shard_report(run_id, shard.index, i64::MAX / 2, true, Some(error), "{}")
-        .await;
+    // Bounded: the failure may be that the store is gone.
+    let put = store.put_shard_report(run_id, shard.index, i64::MAX / 2, true, Some(error), "{}");
+    let _ = tokio::time::timeout(STORE_CALL, put).await;
 }
 
 /// What the engine knows of one shard.

@@ -11,7 +11,7 @@ use drill_load::shard::Delta;
 use drill_load::{Shard, Stop};
 
 use super::store::Signal;
-use super::{POLL_EVERY, Report, STORE_LOSS, ShardError, ShardPlan};
+use super::{POLL_EVERY, Report, STORE_CALL, STORE_LOSS, ShardError, ShardPlan};
 use crate::Log;
 use crate::store::{Store, now_ms};
 
@@ -77,7 +77,13 @@ pub async fn run(
             _ = every.tick() => {}
         }
         tick += 1;
-        match store.shard_signal(run_id).await {
+        // Bounded: a store behind a partition may hold a query open rather than refuse it.
+        let signal = match tokio::time::timeout(STORE_CALL, store.shard_signal(run_id)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer in {}s", STORE_CALL.as_secs())),
+        };
+        let answered = signal.is_ok();
+        match signal {
             Ok(Signal::Go) => last_ok = Instant::now(),
             Ok(Signal::Stop(why)) => {
                 last_ok = Instant::now();
@@ -101,11 +107,14 @@ pub async fn run(
                 }
             }
         }
-        // A report every other poll: the measurements since the last, and a heartbeat.
+        // A report every other poll: the measurements since the last, and a heartbeat. It is
+        // sent only while the store answers, so the poll above keeps its pace without one.
         if tick.is_multiple_of(2) {
             seq += 1;
             outbox.push_back((seq, body(&recorder, stopped_ms)?));
-            send(store, run_id, shard, &mut outbox, false).await;
+            if answered {
+                send(store, run_id, shard, &mut outbox, false).await;
+            }
         }
     };
     // The last report: whatever is left, marked done.
@@ -135,7 +144,8 @@ fn body(recorder: &drill_load::Recorder, stopped_ms: Option<i64>) -> Result<Stri
     serde_json::to_string(&Report { delta, stopped_ms }).map_err(ShardError::Plan)
 }
 
-/// Sends the queued reports in order; what the store refuses stays queued for the next try.
+/// Sends the queued reports in order; what the store refuses, or does not answer within
+/// [`STORE_CALL`], stays queued for the next try (a retried report is written once).
 /// The last one is marked done when `last`.
 async fn send(
     store: &Store,
@@ -146,11 +156,8 @@ async fn send(
 ) {
     while let Some((seq, body)) = outbox.front() {
         let done = last && outbox.len() == 1;
-        if store
-            .put_shard_report(run_id, shard.index, *seq, done, None, body)
-            .await
-            .is_err()
-        {
+        let put = store.put_shard_report(run_id, shard.index, *seq, done, None, body);
+        if !matches!(tokio::time::timeout(STORE_CALL, put).await, Ok(Ok(()))) {
             return;
         }
         outbox.pop_front();

@@ -103,7 +103,8 @@ impl Store {
         })
     }
 
-    /// Writes one report of a shard.
+    /// Writes one report of a shard. Writing the same `seq` again changes nothing: a shard
+    /// retries a report whose answer it did not get, which the store may have kept.
     pub async fn put_shard_report(
         &self,
         run_id: &str,
@@ -114,7 +115,8 @@ impl Store {
         body: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO drill_shard_reports (run_id, shard, seq, at_ms, done, error, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO drill_shard_reports (run_id, shard, seq, at_ms, done, error, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (run_id, shard, seq) DO NOTHING",
         )
         .bind(run_id)
         .bind(i64::from(shard))
