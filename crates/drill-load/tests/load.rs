@@ -95,8 +95,9 @@ async fn five_thousand_requests_per_second_are_scheduled_exactly_and_achieved() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percentiles_follow_the_injected_latency_and_never_undercut_it() {
+    const INJECTED: f64 = 100.0;
     let server = Server::start(Behaviour {
-        delay: Duration::from_millis(20),
+        delay: Duration::from_millis(INJECTED as u64),
         ..Behaviour::default()
     })
     .await
@@ -104,20 +105,24 @@ async fn percentiles_follow_the_injected_latency_and_never_undercut_it() {
     // 1,000 samples: p99 is the 10th slowest, not a single scheduling hiccup.
     let r = run(&ad_hoc(server.url("/"), 200.0, 5.0)).await;
     let o = &r.measurements.overall;
-    // Behaviour: the percentiles sit on the injected 20 ms, within bounds a shared 2-core
-    // machine always meets (seen: p99 21.1-21.9 ms under CI, 20.7 ms on a quiet machine; the
-    // tight figures are the benchmark's), and nothing is ever below it.
-    for (q, bound) in [(50.0, 5.0), (90.0, 5.0), (95.0, 5.0), (99.0, 15.0)] {
+    // Behaviour: the percentiles sit on the injected 100 ms, and nothing is ever below it.
+    // The bounds are what a shared, busy 2-core CI machine adds (seen: p95 +6.4 ms there over
+    // an injected 20 ms, +0.7 ms on a quiet machine); the injected latency is large beside that
+    // noise so the test judges drill, not the machine. Tight figures are the benchmark's.
+    for (q, bound) in [(50.0, 15.0), (90.0, 20.0), (95.0, 20.0), (99.0, 40.0)] {
         let got = ms(o.latency_at(q));
         eprintln!("p{q}: {got:.3} ms");
         assert!(
-            (got - 20.0).abs() <= bound,
-            "p{q} = {got:.3} ms, injected 20 ms, bound {bound} ms"
+            (INJECTED..=INJECTED + bound).contains(&got),
+            "p{q} = {got:.3} ms, injected {INJECTED} ms, allowed up to +{bound} ms"
         );
     }
+    // The histogram keeps 3 significant figures: near 100 ms a bucket is 64 µs wide and the
+    // minimum reads as its bucket's lowest value.
     assert!(
-        ms(o.latency_min()) >= 20.0,
-        "nothing can be faster than the injected latency"
+        ms(o.latency_min()) >= INJECTED - 0.064,
+        "nothing can be faster than the injected latency: min {:.3} ms",
+        ms(o.latency_min())
     );
 }
 
