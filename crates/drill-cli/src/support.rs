@@ -1,5 +1,5 @@
 //! What the commands share: loading playbooks, the history store argument, durations, the
-//! runtime, and the log line printer.
+//! runtime, signals, and the log line printer.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,6 +59,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the runtime")
+}
+
+/// Watches SIGINT and SIGTERM (call inside the runtime): the first calls `first` with the
+/// signal's name; the second prints `again` and exits at once (exit 3, aborted).
+pub fn on_signals(first: impl FnOnce(&'static str) + Send + 'static, again: &'static str) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let mut first = Some(first);
+        loop {
+            let name = tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } "SIGINT" }
+                _ = term.recv() => "SIGTERM",
+            };
+            match first.take() {
+                Some(f) => f(name),
+                None => {
+                    eprintln!("drill: {name} again: {again}");
+                    std::process::exit(i32::from(crate::exit::ABORTED));
+                }
+            }
+        }
+    });
 }
 
 /// A log that prints above the progress bar when there is one.

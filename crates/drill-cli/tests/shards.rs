@@ -180,6 +180,65 @@ async fn a_guard_on_merged_data_stops_every_shard_within_a_second() {
     assert!(server.requests() < 400 * 20, "{}", server.requests());
 }
 
+/// Ctrl-C in the terminal: SIGINT reaches `drill apply` and its local shards together (one
+/// process group). Each shard stops sending at once and still sends its last report, so the
+/// run ends as soon as the revert is done and its merged count is every request the server
+/// saw; the engine reverts the fault and exits 3. (A shard that died on the signal would leave
+/// the engine waiting for last reports that never come, and its traffic uncounted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_engine_and_its_shards_together_and_every_request_is_counted() {
+    use std::os::unix::process::CommandExt;
+    let server = common::fixture().await;
+    let w = Work::new();
+    let pb = playbook(&w, &server, "300/s", "30s", 4);
+    let mut cmd = w.apply_args(&pb, &[]);
+    // As a shell does for a foreground job: the terminal's Ctrl-C goes to the whole group.
+    cmd.process_group(0);
+    let mut run = Running::spawn(cmd);
+    run.wait_for("hook/noop: applied", Duration::from_secs(60));
+    let pgid = run.child.id();
+    common::nix_kill_group(pgid, "INT");
+    let signalled = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let after_1s = server.requests();
+    let (code, out, err) = run.finish(Duration::from_secs(60));
+    let took = signalled.elapsed();
+    for l in err.lines().filter(|l| l.contains("shards:") || l.contains("SIGINT")) {
+        eprintln!("{l}");
+    }
+    eprintln!("the run ended {took:?} after the signal");
+    assert_eq!(code, Some(3), "aborted: {out}\n{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    for k in 0..4 {
+        assert!(
+            err.contains(&format!("shard {k}/4: stopping: interrupted by SIGINT")),
+            "shard {k}/4 did not stop on the signal: {err}"
+        );
+    }
+    assert!(err.contains("shards: 4 of 4 finished"), "{err}");
+    assert!(!err.contains("sent no last report"), "{err}");
+    assert!(err.contains("hook/noop: reverted"), "{err}");
+    assert_eq!(
+        server.requests(),
+        after_1s,
+        "requests arrived more than 1 s after Ctrl-C"
+    );
+    // No wait for missing last reports (that would be the traffic timeout plus 7 s).
+    assert!(
+        took < Duration::from_secs(15),
+        "the run took {took:?} to end"
+    );
+    let report = common::last_report(&w).await;
+    let reqs = report["k6_summary"]["metrics"]["http_reqs"]["count"]
+        .as_u64()
+        .expect("http_reqs");
+    assert_eq!(
+        reqs,
+        server.requests(),
+        "every request the server saw is counted"
+    );
+}
+
 /// A shard killed mid-run stops reporting: the run says which, and is aborted, not judged
 /// on three quarters of its traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,9 @@ use anyhow::Result;
 use drill_engine::{Abort, LiveStatus, Options};
 
 use crate::exit;
-use crate::support::{DbArg, Output, dur, load, log_to, parse_scale, print_diags, runtime};
+use crate::support::{
+    DbArg, Output, dur, load, log_to, on_signals, parse_scale, print_diags, runtime,
+};
 
 /// The options of `drill apply`.
 #[derive(Debug, clap::Args)]
@@ -280,32 +282,15 @@ fn progress_line(s: &LiveStatus) -> String {
 /// First SIGINT/SIGTERM: stop the traffic, revert everything, report (exit 3). Second: exit at
 /// once; the ledger lets `drill recover` finish the revert.
 fn watch_signals(abort: Abort) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        let mut first = true;
-        loop {
-            let name = tokio::select! {
-                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } "SIGINT" }
-                _ = term.recv() => "SIGTERM",
-            };
-            if first {
-                first = false;
-                eprintln!(
-                    "drill: {name}: stopping the traffic and reverting every fault (again to exit at once; `drill recover` then finishes the revert)"
-                );
-                abort.trigger(format!("interrupted by {name}"));
-            } else {
-                eprintln!(
-                    "drill: {name} again: exiting now; run `drill recover` to revert what is still changed"
-                );
-                std::process::exit(i32::from(exit::ABORTED));
-            }
-        }
-    });
+    on_signals(
+        move |name| {
+            eprintln!(
+                "drill: {name}: stopping the traffic and reverting every fault (again to exit at once; `drill recover` then finishes the revert)"
+            );
+            abort.trigger(format!("interrupted by {name}"));
+        },
+        "exiting now; run `drill recover` to revert what is still changed",
+    );
 }
 
 fn print_dry_run(out: &drill_engine::Outcome) {

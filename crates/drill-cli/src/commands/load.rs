@@ -242,7 +242,22 @@ fn shard_of_run(id: &str, args: &LoadArgs, db: &DbArg) -> Result<ExitCode> {
     rt.block_on(async {
         let store = db.open().await?;
         let log: drill_engine::Log = std::sync::Arc::new(|l: &str| eprintln!("{l}"));
-        match drill_engine::shards::runner::run(&store, id, shard, log).await {
+        // A Ctrl-C in the terminal reaches the engine and its local shards together, and a
+        // deleted pod gets SIGTERM: the shard stops sending and still sends its last report.
+        let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
+        crate::support::on_signals(
+            move |name| {
+                let _ = tx.send(name);
+            },
+            "exiting now, without the last report",
+        );
+        let interrupt = async move {
+            match rx.await {
+                Ok(name) => format!("interrupted by {name}"),
+                Err(_) => std::future::pending().await,
+            }
+        };
+        match drill_engine::shards::runner::run(&store, id, shard, log, interrupt).await {
             Ok(end) => {
                 eprintln!(
                     "shard {shard}: {} sent, {} dropped{}",
@@ -308,20 +323,18 @@ async fn execute(run: Run, start: std::time::Instant) -> (Report, bool) {
             }
         })
     });
-    let signals = {
+    {
         let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+        crate::support::on_signals(
+            move |_| {
                 eprintln!(
                     "\nstopping: finishing the requests in flight (press Ctrl-C again to quit at once)"
                 );
                 stop.stop();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(exit::ABORTED));
-                }
-            }
-        })
-    };
+            },
+            "quitting now",
+        );
+    }
     let report = run.execute_from(stop.clone(), start).await;
     if let Some(w) = watcher {
         w.abort();
@@ -329,7 +342,6 @@ async fn execute(run: Run, start: std::time::Instant) -> (Report, bool) {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    signals.abort();
     (report, stop.stopped())
 }
 

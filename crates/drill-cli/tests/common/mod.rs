@@ -211,6 +211,15 @@ pub fn nix_kill(pid: u32, sig: &str) {
     );
 }
 
+/// Sends `sig` to every process of group `pgid`, as a terminal's Ctrl-C does.
+pub fn nix_kill_group(pgid: u32, sig: &str) {
+    assert!(
+        run("kill", &[&format!("-{sig}"), "--", &format!("-{pgid}")])
+            .status
+            .success()
+    );
+}
+
 /// Makes a script the test wrote executable.
 pub fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt;

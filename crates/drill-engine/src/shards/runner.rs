@@ -2,7 +2,10 @@
 //! part of the schedule from the shared zero, and reports what it measured every half
 //! second until its last report. It stops within a poll (250 ms) when the engine says so, when
 //! the run is no longer running or its lease ran out, and by itself when it cannot reach the
-//! store for [`super::STORE_LOSS`]. It makes no change to any target: traffic only.
+//! store for [`super::STORE_LOSS`], and when `interrupt` resolves (the CLI's SIGINT/SIGTERM:
+//! a Ctrl-C in the terminal reaches the engine and its local shards together, and a pod being
+//! deleted is sent SIGTERM) — in every case it still sends its last report. It makes no change
+//! to any target: traffic only.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,12 +27,14 @@ pub struct ShardEnd {
     pub stopped: Option<String>,
 }
 
-/// Runs shard `shard` of run `run_id`.
+/// Runs shard `shard` of run `run_id`. When `interrupt` resolves, with why, the shard stops
+/// sending as on the engine's stop and still reports what it measured.
 pub async fn run(
     store: &Store,
     run_id: &str,
     shard: Shard,
     log: Log,
+    interrupt: impl std::future::Future<Output = String>,
 ) -> Result<ShardEnd, ShardError> {
     let text = store
         .shard_plan(run_id)
@@ -67,13 +72,17 @@ pub async fn run(
     let mut outbox: VecDeque<(i64, String)> = VecDeque::new();
     let mut seq = 0i64;
     let mut last_ok = Instant::now();
-    let mut stopped: Option<String> = None;
-    let mut stopped_ms: Option<i64> = None;
+    let mut ending = Ending::default();
     let mut every = tokio::time::interval(POLL_EVERY);
     let mut tick = 0u64;
+    let mut interrupt = std::pin::pin!(interrupt);
     let report = loop {
         tokio::select! {
             r = &mut traffic => break r.ok(),
+            why = &mut interrupt, if ending.why.is_none() => {
+                ending.stop(&stop, &log, shard, why);
+                continue;
+            }
             _ = every.tick() => {}
         }
         tick += 1;
@@ -87,31 +96,22 @@ pub async fn run(
             Ok(Signal::Go) => last_ok = Instant::now(),
             Ok(Signal::Stop(why)) => {
                 last_ok = Instant::now();
-                if stopped.is_none() {
-                    stop.stop();
-                    stopped_ms = Some(now_ms());
-                    log(&format!("shard {shard}: stopping: {why}"));
-                    stopped = Some(why);
-                }
+                ending.stop(&stop, &log, shard, why);
             }
-            Err(e) => {
-                if last_ok.elapsed() > STORE_LOSS && stopped.is_none() {
-                    let why = format!(
-                        "the store has not answered for {:.1}s: {e}",
-                        last_ok.elapsed().as_secs_f64()
-                    );
-                    log(&format!("shard {shard}: stopping: {why}"));
-                    stop.stop();
-                    stopped_ms = Some(now_ms());
-                    stopped = Some(why);
-                }
+            Err(e) if last_ok.elapsed() > STORE_LOSS => {
+                let why = format!(
+                    "the store has not answered for {:.1}s: {e}",
+                    last_ok.elapsed().as_secs_f64()
+                );
+                ending.stop(&stop, &log, shard, why);
             }
+            Err(_) => {}
         }
         // A report every other poll: the measurements since the last, and a heartbeat. It is
         // sent only while the store answers, so the poll above keeps its pace without one.
         if tick.is_multiple_of(2) {
             seq += 1;
-            outbox.push_back((seq, body(&recorder, stopped_ms)?));
+            outbox.push_back((seq, body(&recorder, ending.at_ms)?));
             if answered {
                 send(store, run_id, shard, &mut outbox, false).await;
             }
@@ -119,7 +119,7 @@ pub async fn run(
     };
     // The last report: whatever is left, marked done.
     seq += 1;
-    outbox.push_back((seq, body(&recorder, stopped_ms)?));
+    outbox.push_back((seq, body(&recorder, ending.at_ms)?));
     let deadline = Instant::now() + STORE_LOSS;
     while !outbox.is_empty() {
         send(store, run_id, shard, &mut outbox, true).await;
@@ -135,8 +135,27 @@ pub async fn run(
     Ok(ShardEnd {
         sent: c.sent,
         dropped: c.dropped(),
-        stopped,
+        stopped: ending.why,
     })
+}
+
+/// Why and when the shard stopped before its schedule's end: the first cause counts.
+#[derive(Default)]
+struct Ending {
+    why: Option<String>,
+    at_ms: Option<i64>,
+}
+
+impl Ending {
+    fn stop(&mut self, stop: &Stop, log: &Log, shard: Shard, why: String) {
+        if self.why.is_some() {
+            return;
+        }
+        stop.stop();
+        self.at_ms = Some(now_ms());
+        log(&format!("shard {shard}: stopping: {why}"));
+        self.why = Some(why);
+    }
 }
 
 fn body(recorder: &drill_load::Recorder, stopped_ms: Option<i64>) -> Result<String, ShardError> {
