@@ -220,35 +220,9 @@ pub fn traffic(
         return slo(&c.name, phase, l, s);
     }
     if let Some(cc) = &c.count {
-        let limit = format!("at most {} {}", cc.max, cc.of);
-        if let Some(r) = unmeasured(&c.name, "count", phase, limit, s, None) {
-            return r;
-        }
-        let n = s.count(cc.of);
-        let ok = n <= cc.max;
-        return CheckResult {
-            name: c.name.clone(),
-            kind: "count",
-            phase,
-            passed: ok,
-            verdict: pass_or_fail(ok),
-            why: format!(
-                "{} {} responses in {} requests (limit at most {})",
-                fmt_num(n as f64),
-                cc.of,
-                fmt_num(s.requests as f64),
-                cc.max
-            ),
-            measured: format!("{n} {} in {} requests", cc.of, s.requests),
-            limit: format!("at most {} {}", cc.max, cc.of),
-            recovery_s: None,
-        };
+        return count(&c.name, cc, phase, s);
     }
     if let Some(d) = &c.delta {
-        let limit = format!("rise at most {}", quantity(d.max));
-        if let Some(r) = unmeasured(&c.name, "delta", phase, limit, s, Some(baseline)) {
-            return r;
-        }
         return delta(c, d, phase, s, span, baseline, error_limit);
     }
     CheckResult {
@@ -264,6 +238,31 @@ pub fn traffic(
     }
 }
 
+fn count(name: &str, cc: &drill_spec::model::CountCheck, phase: Phase, s: &Stats) -> CheckResult {
+    let limit = format!("at most {} {}", cc.max, cc.of);
+    if let Some(r) = unmeasured(name, "count", phase, limit.clone(), s, None) {
+        return r;
+    }
+    let n = s.count(cc.of);
+    let ok = n <= cc.max;
+    CheckResult {
+        name: name.to_owned(),
+        kind: "count",
+        phase,
+        passed: ok,
+        verdict: pass_or_fail(ok),
+        why: format!(
+            "{} {} responses in {} requests (limit {limit})",
+            fmt_num(n as f64),
+            cc.of,
+            fmt_num(s.requests as f64),
+        ),
+        measured: format!("{n} {} in {} requests", cc.of, s.requests),
+        limit,
+        recovery_s: None,
+    }
+}
+
 fn delta(
     c: &Check,
     d: &drill_spec::model::DeltaCheck,
@@ -273,6 +272,10 @@ fn delta(
     baseline: &Stats,
     error_limit: Option<f64>,
 ) -> CheckResult {
+    let limit = format!("rise at most {}", quantity(d.max));
+    if let Some(r) = unmeasured(&c.name, "delta", phase, limit.clone(), s, Some(baseline)) {
+        return r;
+    }
     let now = metric_value(d.metric, s, span);
     let base = metric_value(d.metric, baseline, span);
     let rise = now - base;
@@ -282,7 +285,6 @@ fn delta(
     } else {
         "-"
     };
-    let limit = format!("rise at most {}", quantity(d.max));
     let mut measured = format!(
         "{} {} (baseline {}, {sign}{})",
         d.metric.name(),
