@@ -4,7 +4,7 @@
 //! playbook runs (through `drill_faults::steps`, which checks the allow-list; each recorded in
 //! the call log first).
 //!
-//! Every call to a target is preceded by a fenced write (`store.rs`): it is made only if the
+//! Every call to a target is preceded by a fenced write (`store/`): it is made only if the
 //! store confirms, in the transaction that records it, that this process still holds the
 //! run's lease at its epoch. A lost lease aborts the run and makes every later call here a
 //! no-op: the new owner settles what is left.

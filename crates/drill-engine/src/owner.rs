@@ -1,7 +1,7 @@
 //! Who owns a run: host, pid, the process's start time (so a reused pid is not mistaken for
 //! the owner) and a random id drawn when the process starts — the identity itself: two
 //! processes never share it, whatever their hostnames. Whether an owner still holds its run is
-//! the lease's business (`store.rs`, on the store's clock); the pid may only tell, on the same
+//! the lease's business (`store/`, on the store's clock); the pid may only tell, on the same
 //! host, that an owner is certainly gone.
 
 /// A run's owner.

@@ -9,7 +9,7 @@
 //!
 //! A run is never reported as passed while anything it changed is still changed.
 //!
-//! The run's lease is renewed every third of its length, fenced (`store.rs`). When a renewal
+//! The run's lease is renewed every third of its length, fenced (`store/`). When a renewal
 //! — or any fenced write — finds another owner, the run has been taken over: traffic stops,
 //! no further call reaches a target, the sweep and teardown are skipped (the new owner settles
 //! what is left), the run's row is never written again, and the outcome is `aborted` naming

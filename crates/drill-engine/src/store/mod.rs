@@ -1,10 +1,11 @@
 //! The history store and write-ahead fault ledger, through sqlx: a SQLite file by default,
 //! PostgreSQL for a `postgres://` URL. One schema and one set of statements serve both (sqlx's
-//! `Any` driver; `$N` placeholders work in both), with the migrations embedded here. It is
-//! one file because every statement shares the schema and the row decoders beside it; the
-//! daemon's tables (`drill_fires`, `drill_schedules`, `drill_halt`, `drill_audit`, migration 3;
-//! `drill_abort_requests`, migration 4) are migrated here and read and written by `fires.rs`;
-//! the load shards' (`drill_shard_plans`, `drill_shard_reports`, migration 5) by `shards/`.
+//! `Any` driver; `$N` placeholders work in both), with the migrations embedded
+//! (`migrations.rs`). This file holds the runs, their leases and the target locks;
+//! `ledger.rs` the fault ledger. The daemon's tables (`drill_fires`, `drill_schedules`,
+//! `drill_halt`, `drill_audit`, migration 3; `drill_abort_requests`, migration 4) are
+//! migrated here and read and written by `fires.rs`; the load shards' (`drill_shard_plans`,
+//! `drill_shard_reports`, migration 5) by `shards/`.
 //!
 //! Tables: `drill_runs` (one row per run: status, owner and lease heartbeat, reports),
 //! `drill_faults` (the ledger: one row per injected fault, written as an *intent* with its
@@ -32,6 +33,12 @@ use sqlx::{AnyPool, Row, SqlSafeStr};
 
 use crate::owner::Owner;
 
+mod ledger;
+mod migrations;
+
+pub use ledger::{FaultRow, FaultState};
+use migrations::MIGRATIONS;
+
 /// A store error, with what was being done.
 #[derive(Debug, thiserror::Error)]
 #[error("history store ({url}): {what}")]
@@ -42,140 +49,6 @@ pub struct StoreError {
     source: sqlx::Error,
 }
 
-/// The schema, in order. Types are chosen to mean the same in SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "runs, fault ledger and target locks",
-        "CREATE TABLE drill_runs (
-        id TEXT PRIMARY KEY,
-        playbook TEXT NOT NULL,
-        file TEXT NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT,
-        owner TEXT NOT NULL,
-        heartbeat_ms BIGINT NOT NULL,
-        lease_ms BIGINT NOT NULL,
-        started_ms BIGINT NOT NULL,
-        finished_ms BIGINT,
-        time_scale DOUBLE PRECISION NOT NULL,
-        report TEXT,
-        markdown TEXT,
-        junit TEXT
-    );
-    CREATE INDEX drill_runs_status ON drill_runs (status);
-    CREATE TABLE drill_faults (
-        id TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        drill TEXT NOT NULL,
-        fault TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        record TEXT NOT NULL,
-        changes TEXT NOT NULL,
-        manual_restore TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts BIGINT NOT NULL,
-        error TEXT,
-        intent_ms BIGINT NOT NULL,
-        applied_ms BIGINT,
-        reverted_ms BIGINT
-    );
-    CREATE INDEX drill_faults_run ON drill_faults (run_id);
-    CREATE INDEX drill_faults_state ON drill_faults (state);
-    CREATE TABLE drill_locks (
-        target TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        since_ms BIGINT NOT NULL
-    );",
-    ),
-    (
-        2,
-        "fencing epochs, the steps of composite faults, the call log",
-        "ALTER TABLE drill_runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
-    CREATE TABLE drill_fault_steps (
-        fault_id TEXT NOT NULL,
-        step TEXT NOT NULL,
-        state TEXT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        PRIMARY KEY (fault_id, step)
-    );
-    CREATE TABLE drill_calls (
-        run_id TEXT NOT NULL,
-        epoch BIGINT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        kind TEXT NOT NULL,
-        label TEXT NOT NULL
-    );
-    CREATE INDEX drill_calls_run ON drill_calls (run_id);",
-    ),
-    (
-        3,
-        "the daemon: fires of schedules, schedules seen, halt, the API's audit",
-        "CREATE TABLE drill_fires (
-        playbook TEXT NOT NULL,
-        nominal_ms BIGINT NOT NULL,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        run_id TEXT,
-        owner TEXT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        PRIMARY KEY (playbook, nominal_ms)
-    );
-    CREATE TABLE drill_schedules (
-        playbook TEXT PRIMARY KEY,
-        since_ms BIGINT NOT NULL
-    );
-    CREATE TABLE drill_halt (
-        id BIGINT PRIMARY KEY,
-        reason TEXT NOT NULL,
-        by_whom TEXT NOT NULL,
-        since_ms BIGINT NOT NULL
-    );
-    CREATE TABLE drill_audit (
-        at_ms BIGINT NOT NULL,
-        subject TEXT NOT NULL,
-        role TEXT NOT NULL,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        status BIGINT NOT NULL,
-        detail TEXT
-    );
-    CREATE INDEX drill_audit_at ON drill_audit (at_ms);",
-    ),
-    (
-        4,
-        "abort requests: any daemon on the store may abort any run",
-        "CREATE TABLE drill_abort_requests (
-        run_id TEXT PRIMARY KEY,
-        reason TEXT NOT NULL,
-        by_whom TEXT NOT NULL,
-        at_ms BIGINT NOT NULL
-    );",
-    ),
-    (
-        5,
-        "load shards: the plan they share, their reports, and the stop they obey",
-        "CREATE TABLE drill_shard_plans (
-        run_id TEXT PRIMARY KEY,
-        shards BIGINT NOT NULL,
-        plan TEXT NOT NULL,
-        stop_reason TEXT,
-        created_ms BIGINT NOT NULL
-    );
-    CREATE TABLE drill_shard_reports (
-        run_id TEXT NOT NULL,
-        shard BIGINT NOT NULL,
-        seq BIGINT NOT NULL,
-        at_ms BIGINT NOT NULL,
-        done BIGINT NOT NULL,
-        error TEXT,
-        body TEXT NOT NULL,
-        PRIMARY KEY (run_id, shard, seq)
-    );",
-    ),
-];
-
 /// Where the history lives when neither `--db` nor `DATABASE_URL` says: the user's data
 /// directory (`$XDG_DATA_HOME/drill/history.db`, else `~/.local/share/drill/history.db`).
 pub fn default_path() -> PathBuf {
@@ -185,75 +58,6 @@ pub fn default_path() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("drill").join("history.db")
-}
-
-/// A fault's place in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultState {
-    /// Stored before the mutation: it may or may not have happened.
-    Intent,
-    Applied,
-    Reverted,
-    /// Cannot be undone; recorded as such (the record says what restores redundancy).
-    Permanent,
-    /// The revert failed (so far): still changed.
-    RevertFailed,
-    /// Recovery read the target: the fault never took effect, nothing was changed.
-    NotApplied,
-}
-
-impl FaultState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultState::Intent => "intent",
-            FaultState::Applied => "applied",
-            FaultState::Reverted => "reverted",
-            FaultState::Permanent => "permanent",
-            FaultState::RevertFailed => "revert_failed",
-            FaultState::NotApplied => "not_applied",
-        }
-    }
-
-    fn parse(s: &str) -> FaultState {
-        match s {
-            "intent" => FaultState::Intent,
-            "applied" => FaultState::Applied,
-            "reverted" => FaultState::Reverted,
-            "permanent" => FaultState::Permanent,
-            "not_applied" => FaultState::NotApplied,
-            _ => FaultState::RevertFailed,
-        }
-    }
-
-    /// Whether the target may still be changed.
-    pub fn outstanding(self) -> bool {
-        matches!(
-            self,
-            FaultState::Intent | FaultState::Applied | FaultState::RevertFailed
-        )
-    }
-}
-
-/// One ledger row.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultRow {
-    pub id: String,
-    pub run_id: String,
-    pub seq: i64,
-    pub drill: String,
-    pub fault: String,
-    pub backend: String,
-    /// The revert record, JSON.
-    pub record: String,
-    pub changes: Vec<String>,
-    pub manual_restore: String,
-    pub state: FaultState,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub intent_ms: i64,
-    pub applied_ms: Option<i64>,
-    pub reverted_ms: Option<i64>,
 }
 
 /// One run.
@@ -655,26 +459,31 @@ impl Store {
 
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(self.run_select("ORDER BY started_ms DESC, id DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("cannot list runs"))?;
-        rows.iter()
-            .map(|r| run_row(r).map_err(self.err("cannot read a run")))
-            .collect()
+        self.list_runs(None, limit).await
     }
 
     /// The most recent runs of one playbook, newest first.
     pub async fn runs_of(&self, playbook: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(
-            self.run_select("WHERE playbook = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"),
-        )
-        .bind(playbook)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot list runs"))?;
+        self.list_runs(Some(playbook), limit).await
+    }
+
+    async fn list_runs(
+        &self,
+        playbook: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let query = match playbook {
+            Some(p) => sqlx::query(
+                self.run_select("WHERE playbook = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"),
+            )
+            .bind(p.to_owned()),
+            None => sqlx::query(self.run_select("ORDER BY started_ms DESC, id DESC LIMIT $1")),
+        };
+        let rows = query
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("cannot list runs"))?;
         rows.iter()
             .map(|r| run_row(r).map_err(self.err("cannot read a run")))
             .collect()
@@ -721,202 +530,6 @@ impl Store {
             .await
             .map_err(self.err("cannot read the report"))?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>("r").ok().flatten()))
-    }
-
-    /// Writes a fault's intent — with the record that reverts it — before the mutation.
-    pub async fn fault_intent(&self, lease: &Lease, f: &FaultRow) -> Result<(), FenceError> {
-        let write = sqlx::query(
-            "INSERT INTO drill_faults (id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, intent_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'intent', 0, $10)",
-        )
-        .bind(&f.id)
-        .bind(&f.run_id)
-        .bind(f.seq)
-        .bind(&f.drill)
-        .bind(&f.fault)
-        .bind(&f.backend)
-        .bind(&f.record)
-        .bind(serde_json::to_string(&f.changes).unwrap_or_default())
-        .bind(&f.manual_restore)
-        .bind(f.intent_ms);
-        self.fenced(lease, "cannot write the fault's intent", write)
-            .await?;
-        Ok(())
-    }
-
-    /// Moves a fault to `state`, stamping the matching time; `error` for failed reverts.
-    pub async fn fault_state(
-        &self,
-        lease: &Lease,
-        id: &str,
-        state: FaultState,
-        error: Option<&str>,
-    ) -> Result<(), FenceError> {
-        let now = now_ms();
-        let st = state.as_str();
-        let q = match state {
-            FaultState::Applied => sqlx::query(
-                "UPDATE drill_faults SET state = $1, applied_ms = $2, error = $3 WHERE id = $4",
-            )
-            .bind(st)
-            .bind(now)
-            .bind(error)
-            .bind(id),
-            FaultState::Reverted | FaultState::Permanent | FaultState::NotApplied => sqlx::query(
-                "UPDATE drill_faults SET state = $1, reverted_ms = $2, error = $3 WHERE id = $4",
-            )
-            .bind(st)
-            .bind(now)
-            .bind(error)
-            .bind(id),
-            FaultState::RevertFailed => {
-                sqlx::query("UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3")
-                    .bind(st)
-                    .bind(error)
-                    .bind(id)
-            }
-            FaultState::Intent => {
-                sqlx::query("UPDATE drill_faults SET state = $1, error = $2 WHERE id = $3")
-                    .bind(st)
-                    .bind(error)
-                    .bind(id)
-            }
-        };
-        self.fenced(lease, "cannot update the ledger", q).await?;
-        Ok(())
-    }
-
-    /// Counts a revert attempt of a fault that is still outstanding, fenced; `false` when the
-    /// fault is settled already (someone else reverted it): leave it alone.
-    pub async fn revert_attempt(&self, lease: &Lease, id: &str) -> Result<bool, FenceError> {
-        let n = self
-            .fenced(
-                lease,
-                "cannot update the ledger",
-                sqlx::query(
-                    "UPDATE drill_faults SET attempts = attempts + 1
-                     WHERE id = $1 AND state IN ('intent', 'applied', 'revert_failed')",
-                )
-                .bind(id),
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// Records a step of a composite fault: `intent` before its mutation, `done` after.
-    pub async fn fault_step(
-        &self,
-        lease: &Lease,
-        fault: &str,
-        step: &str,
-        state: &str,
-    ) -> Result<(), FenceError> {
-        let q = if state == "intent" {
-            sqlx::query(
-                "INSERT INTO drill_fault_steps (fault_id, step, state, at_ms) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(fault)
-            .bind(step)
-            .bind(state)
-            .bind(now_ms())
-        } else {
-            sqlx::query(
-                "UPDATE drill_fault_steps SET state = $3, at_ms = $4 WHERE fault_id = $1 AND step = $2",
-            )
-            .bind(fault)
-            .bind(step)
-            .bind(state)
-            .bind(now_ms())
-        };
-        self.fenced(lease, "cannot record the fault's step", q)
-            .await?;
-        Ok(())
-    }
-
-    /// The steps of a fault that completed, in order.
-    pub async fn steps_done(&self, fault: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT step FROM drill_fault_steps WHERE fault_id = $1 AND state = 'done' ORDER BY at_ms",
-        )
-        .bind(fault)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot read the fault's steps"))?;
-        rows.iter()
-            .map(|r| {
-                r.try_get("step")
-                    .map_err(self.err("cannot read the fault's steps"))
-            })
-            .collect()
-    }
-
-    /// Records a mutating call that is not a fault (a setup or teardown step, an action),
-    /// fenced: it may be made only if this returns `Ok`.
-    pub async fn record_call(
-        &self,
-        lease: &Lease,
-        kind: &str,
-        label: &str,
-    ) -> Result<(), FenceError> {
-        self.fenced(
-            lease,
-            "cannot record the call",
-            sqlx::query(
-                "INSERT INTO drill_calls (run_id, epoch, at_ms, kind, label) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&lease.run_id)
-            .bind(lease.epoch)
-            .bind(now_ms())
-            .bind(kind)
-            .bind(label),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// The calls recorded for a run: `(epoch, kind, label)`, in order.
-    pub async fn calls(&self, run: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT epoch, kind, label FROM drill_calls WHERE run_id = $1 ORDER BY at_ms",
-        )
-        .bind(run)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot read the calls"))?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("epoch")?, r.try_get("kind")?, r.try_get("label")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.err("cannot read the calls"))
-    }
-
-    /// The ledger of one run, in order.
-    pub async fn faults(&self, run: &str) -> Result<Vec<FaultRow>, StoreError> {
-        let rows = sqlx::query(fault_select("WHERE run_id = $1 ORDER BY seq"))
-            .bind(run)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("cannot read the ledger"))?;
-        rows.iter()
-            .map(|r| fault_row(r).map_err(self.err("cannot read the ledger")))
-            .collect()
-    }
-
-    /// Every fault that may still be changed, with its run, oldest first.
-    pub async fn outstanding(&self) -> Result<Vec<(FaultRow, RunRow)>, StoreError> {
-        let rows = sqlx::query(fault_select(
-            "WHERE state IN ('intent', 'applied', 'revert_failed') ORDER BY intent_ms, seq",
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("cannot read the ledger"))?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let f = fault_row(r).map_err(self.err("cannot read the ledger"))?;
-            if let Some(run) = self.run(&f.run_id).await? {
-                out.push((f, run));
-            }
-        }
-        Ok(out)
     }
 
     /// Runs that need recovering: marked running with no live owner (see [`RunRow::live`]),
@@ -1035,12 +648,6 @@ impl Store {
 
 const RUN_COLUMNS: &str = "id, playbook, file, status, reason, owner, heartbeat_ms, lease_ms, started_ms, finished_ms, time_scale, epoch";
 
-const FAULT_COLUMNS: &str = "id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, error, intent_ms, applied_ms, reverted_ms";
-
-fn fault_select(rest: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(format!("SELECT {FAULT_COLUMNS} FROM drill_faults {rest}"))
-}
-
 pub(crate) fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
     Ok(RunRow {
         id: r.try_get("id")?,
@@ -1056,28 +663,6 @@ pub(crate) fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
         time_scale: r.try_get("time_scale")?,
         epoch: r.try_get("epoch")?,
         age_ms: r.try_get("age_ms")?,
-    })
-}
-
-fn fault_row(r: &AnyRow) -> Result<FaultRow, sqlx::Error> {
-    let changes: String = r.try_get("changes")?;
-    let state: String = r.try_get("state")?;
-    Ok(FaultRow {
-        id: r.try_get("id")?,
-        run_id: r.try_get("run_id")?,
-        seq: r.try_get("seq")?,
-        drill: r.try_get("drill")?,
-        fault: r.try_get("fault")?,
-        backend: r.try_get("backend")?,
-        record: r.try_get("record")?,
-        changes: serde_json::from_str(&changes).unwrap_or_default(),
-        manual_restore: r.try_get("manual_restore")?,
-        state: FaultState::parse(&state),
-        attempts: r.try_get("attempts")?,
-        error: r.try_get("error")?,
-        intent_ms: r.try_get("intent_ms")?,
-        applied_ms: r.try_get("applied_ms")?,
-        reverted_ms: r.try_get("reverted_ms")?,
     })
 }
 
