@@ -1,8 +1,8 @@
 //! Distributed traffic (`traffic.distributed`, run_on: local): real shard processes of this
 //! binary against the loopback fixture, their reports added up in the history store
-//! (PostgreSQL and SQLite), one verdict; a guard that trips on the merged data stops every
-//! shard; a shard that dies is an error of the run, not a silent gap; shards cut off from the
-//! store stop by themselves.
+//! (PostgreSQL and SQLite), one verdict; a guard that trips on the merged data, a Ctrl-C and
+//! a daemon's halt each stop every shard; a shard that dies is an error of the run, not a
+//! silent gap; shards cut off from the store stop by themselves.
 
 mod common;
 
@@ -203,7 +203,10 @@ async fn ctrl_c_stops_the_engine_and_its_shards_together_and_every_request_is_co
     let after_1s = server.requests();
     let (code, out, err) = run.finish(Duration::from_secs(60));
     let took = signalled.elapsed();
-    for l in err.lines().filter(|l| l.contains("shards:") || l.contains("SIGINT")) {
+    for l in err
+        .lines()
+        .filter(|l| l.contains("shards:") || l.contains("SIGINT"))
+    {
         eprintln!("{l}");
     }
     eprintln!("the run ended {took:?} after the signal");
@@ -236,6 +239,68 @@ async fn ctrl_c_stops_the_engine_and_its_shards_together_and_every_request_is_co
         reqs,
         server.requests(),
         "every request the server saw is counted"
+    );
+}
+
+/// `drill halt` while the daemon runs a sharded playbook: the halt aborts the run, and every
+/// shard stops sending within a second of it (measured by the shards against the abort), and
+/// the fixture sees no request once the engine has their last reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_stops_every_shard_of_a_daemon_run_within_a_second() {
+    let server = common::fixture().await;
+    let w = Work::new();
+    let dir = w.dir.path().join("playbooks");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let yaml = std::fs::read_to_string(playbook(&w, &server, "300/s", "60s", 4)).expect("yaml");
+    std::fs::write(
+        dir.join("sharded.yaml"),
+        yaml.replace(
+            "metadata: {name: sharded}\n",
+            "metadata: {name: sharded}\nschedule: {cron: \"* * * * * *\", concurrency: forbid}\n",
+        ),
+    )
+    .expect("playbook");
+    let mut d = Running::spawn(w.cmd(&["daemon", "--playbooks", &dir.display().to_string()]));
+    d.wait_for("4 of 4 processes started", Duration::from_secs(30));
+    d.wait_for("hook/noop: applied", Duration::from_secs(30));
+    let halt = w.drill(&["halt", "--reason", "incident 7"]);
+    assert!(halt.status.success(), "{}", drill_testkit::stdout(&halt));
+    d.wait_for("stopped sending", Duration::from_secs(10));
+    let line = d.seen.last().cloned().unwrap_or_default();
+    let reported = server.requests();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    d.wait_for("ABORTED: halted by", Duration::from_secs(20));
+    eprintln!("{line}");
+    common::nix_kill(d.child.id(), "TERM");
+    let (code, _, err) = d.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(line.contains("4 of 4"), "{line}");
+    let worst: f64 = line
+        .split('–')
+        .nth(1)
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        worst < 1.0,
+        "the last shard stopped {worst}s after the halt: {line}"
+    );
+    assert_eq!(
+        server.requests(),
+        reported,
+        "requests arrived after every shard had reported its stop"
+    );
+    let store = w.store().await;
+    let runs = store.runs(10).await.expect("runs");
+    assert_eq!(runs[0].status, "aborted", "{:?}", runs[0]);
+    assert!(
+        runs[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("halted by"),
+        "{:?}",
+        runs[0].reason
     );
 }
 
