@@ -304,6 +304,24 @@ async fn a_halt_stops_every_shard_of_a_daemon_run_within_a_second() {
     );
 }
 
+/// The pid of shard `k`/4 of the run `run` has logged (other tests run shards too).
+fn shard_pid(run: &Running, k: u32) -> u32 {
+    let id = run
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split(':').next()))
+        .expect("the run's id")
+        .to_owned();
+    let pattern = format!("[-]-run {id} --shard {k}/4");
+    let pids = drill_testkit::stdout(&drill_testkit::run("pgrep", &["-f", &pattern]));
+    pids.lines()
+        .next()
+        .unwrap_or_else(|| panic!("no shard {k}/4 process"))
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
 /// A shard killed mid-run stops reporting: the run says which, and is aborted, not judged
 /// on three quarters of its traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,23 +332,31 @@ async fn a_shard_that_dies_aborts_the_run_and_says_which() {
     let mut run = Running::spawn(w.apply_args(&pb, &[]));
     run.wait_for("4 of 4 processes started", Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(4)).await;
-    // This run's shard 2/4 (other tests run shards too).
-    let id = run
-        .seen
-        .iter()
-        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split(':').next()))
-        .expect("the run's id")
-        .to_owned();
-    let pattern = format!("[-]-run {id} --shard 2/4");
-    let pids = drill_testkit::stdout(&drill_testkit::run("pgrep", &["-f", &pattern]));
-    let pid = pids
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("no shard 2/4 process"));
-    common::nix_kill(pid.trim().parse().expect("pid"), "KILL");
+    common::nix_kill(shard_pid(&run, 2), "KILL");
     let (code, out, err) = run.finish(Duration::from_secs(60));
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(err.contains("shard 2/4 stopped reporting"), "{err}");
+}
+
+/// A shard stopped on its own (SIGTERM: a pod evicted from its node) sends its last report
+/// and ends early; the engine did not ask it to, so the run is aborted and says which shard
+/// and why — its traffic is not the schedule's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_stopped_on_its_own_aborts_the_run_and_says_why() {
+    let server = common::fixture().await;
+    let w = Work::new();
+    let pb = playbook(&w, &server, "200/s", "30s", 4);
+    let mut run = Running::spawn(w.apply_args(&pb, &[]));
+    run.wait_for("4 of 4 processes started", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    common::nix_kill(shard_pid(&run, 1), "TERM");
+    let (code, out, err) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(3), "{out}\n{err}");
+    assert!(
+        err.contains("shard 1/4 stopped before the end of its schedule: interrupted by SIGTERM"),
+        "{err}"
+    );
+    assert!(!err.contains("stopped reporting"), "{err}");
 }
 
 /// A TCP proxy to PostgreSQL that can be cut like a partition: from then on it forwards

@@ -77,6 +77,10 @@ pub struct Report {
     pub delta: Delta,
     /// When the shard saw the stop and sent no more arrivals (its clock), if it did.
     pub stopped_ms: Option<i64>,
+    /// Why it stopped before its schedule's end: the engine's stop, or its own (a signal, the
+    /// store lost). A shard that stops while the engine has not is an error of the run.
+    #[serde(default)]
+    pub stopped_why: Option<String>,
 }
 
 /// A shard that could not run.
@@ -207,6 +211,14 @@ pub(crate) async fn drive(
                     match serde_json::from_str::<Report>(&row.body) {
                         Ok(r) => {
                             s.stopped_ms = s.stopped_ms.or(r.stopped_ms);
+                            // Its traffic ends early and the engine did not ask: the verdict
+                            // would be on part of the schedule.
+                            if let Some(why) = r.stopped_why.as_ref().filter(|_| !stop.stopped()) {
+                                failed.get_or_insert(format!(
+                                    "shard {}/{n} stopped before the end of its schedule: {why}",
+                                    row.shard
+                                ));
+                            }
                             if let Err(e) = add(&recorder, &r.delta, &mut pending) {
                                 failed.get_or_insert(format!(
                                     "shard {}/{n}'s report cannot be added: {e}",

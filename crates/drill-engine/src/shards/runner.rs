@@ -111,7 +111,7 @@ pub async fn run(
         // sent only while the store answers, so the poll above keeps its pace without one.
         if tick.is_multiple_of(2) {
             seq += 1;
-            outbox.push_back((seq, body(&recorder, ending.at_ms)?));
+            outbox.push_back((seq, body(&recorder, &ending)?));
             if answered {
                 send(store, run_id, shard, &mut outbox, false).await;
             }
@@ -119,7 +119,7 @@ pub async fn run(
     };
     // The last report: whatever is left, marked done.
     seq += 1;
-    outbox.push_back((seq, body(&recorder, ending.at_ms)?));
+    outbox.push_back((seq, body(&recorder, &ending)?));
     let deadline = Instant::now() + STORE_LOSS;
     while !outbox.is_empty() {
         send(store, run_id, shard, &mut outbox, true).await;
@@ -158,9 +158,14 @@ impl Ending {
     }
 }
 
-fn body(recorder: &drill_load::Recorder, stopped_ms: Option<i64>) -> Result<String, ShardError> {
+fn body(recorder: &drill_load::Recorder, ending: &Ending) -> Result<String, ShardError> {
     let delta = Delta::take(recorder)?;
-    serde_json::to_string(&Report { delta, stopped_ms }).map_err(ShardError::Plan)
+    serde_json::to_string(&Report {
+        delta,
+        stopped_ms: ending.at_ms,
+        stopped_why: ending.why.clone(),
+    })
+    .map_err(ShardError::Plan)
 }
 
 /// Sends the queued reports in order; what the store refuses, or does not answer within
