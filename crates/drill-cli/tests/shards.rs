@@ -116,6 +116,19 @@ async fn four_local_shards_send_the_one_schedule_and_are_judged_once() {
         1,
         "one p95 threshold, evaluated once: {k6}"
     );
+    // Each shard's part, in the report beside the merged figures: 7,100 = 4 x 1,775.
+    let shards = &report["traffic"]["shards"];
+    assert_eq!(shards["count"], 4, "{shards}");
+    assert_eq!(shards["run_on"], "local", "{shards}");
+    let each = shards["each"].as_array().expect("each shard");
+    assert_eq!(each.len(), 4, "{shards}");
+    for (k, p) in each.iter().enumerate() {
+        assert_eq!(p["shard"], k as u64, "{p}");
+        assert_eq!(p["sent"], 1_775, "{p}");
+        assert_eq!(p["dropped"], 0, "{p}");
+        assert_eq!(p["finished"], true, "{p}");
+        assert!(p["stopped"].is_null(), "{p}");
+    }
     let drill = &report["drills"][0];
     assert_eq!(drill["status"], "completed", "{drill}");
     // The drill's phases are measured on whole seconds of the merged data.
@@ -130,6 +143,16 @@ async fn four_local_shards_send_the_one_schedule_and_are_judged_once() {
             .await
             .expect("reports")
             .is_empty()
+    );
+    let md = store
+        .report(id, "markdown")
+        .await
+        .expect("markdown")
+        .expect("stored");
+    assert!(md.contains("4 shards (local), one schedule"), "{md}");
+    assert!(
+        md.contains("| 3/4 | 1775 | 1775 | 0 | 0 | yes |  |"),
+        "{md}"
     );
 }
 
@@ -240,6 +263,14 @@ async fn ctrl_c_stops_the_engine_and_its_shards_together_and_every_request_is_co
         server.requests(),
         "every request the server saw is counted"
     );
+    let each = report["traffic"]["shards"]["each"]
+        .as_array()
+        .expect("each shard");
+    assert_eq!(each.len(), 4);
+    for p in each {
+        assert_eq!(p["finished"], true, "{p}");
+        assert_eq!(p["stopped"], "interrupted by SIGINT", "{p}");
+    }
 }
 
 /// `drill halt` while the daemon runs a sharded playbook: the halt aborts the run, and every
@@ -357,6 +388,17 @@ async fn a_shard_stopped_on_its_own_aborts_the_run_and_says_why() {
         "{err}"
     );
     assert!(!err.contains("stopped reporting"), "{err}");
+    // The report names it too, and the three others as stopped by the engine.
+    let report = common::last_report(&w).await;
+    let each = report["traffic"]["shards"]["each"]
+        .as_array()
+        .expect("each shard");
+    assert_eq!(each[1]["stopped"], "interrupted by SIGTERM", "{report}");
+    assert_eq!(each[1]["finished"], true, "{report}");
+    for k in [0, 2, 3] {
+        let why = each[k]["stopped"].as_str().unwrap_or("");
+        assert!(why.contains("shard 1/4 stopped before"), "{}", each[k]);
+    }
 }
 
 /// A TCP proxy to PostgreSQL that can be cut like a partition: from then on it forwards

@@ -418,6 +418,7 @@ async fn execute(
     let stop = drill_load::Stop::default();
     let mut drills: Vec<DrillResult> = vp.drills.iter().map(DrillResult::new).collect();
     let mut traffic_report = None;
+    let mut shards = None;
     if abort.reason().is_none()
         && let Some(t) = traffic
     {
@@ -449,7 +450,13 @@ async fn execute(
                 match t.in_shards(d.shards, cap) {
                     Ok(t) => {
                         let drive = crate::shards::drive(cx.clone(), t, plan, d, stop.clone());
-                        tokio::spawn(async move { Some(drive.await) }.in_current_span())
+                        tokio::spawn(
+                            async move {
+                                let (report, shards) = drive.await;
+                                Some((report, Some(shards)))
+                            }
+                            .in_current_span(),
+                        )
                     }
                     Err(e) => {
                         abort.trigger(format!("the traffic cannot be split: {e}"));
@@ -459,7 +466,7 @@ async fn execute(
             }
             None => {
                 let run = t.execute_from(stop.clone(), start);
-                tokio::spawn(async move { Some(run.await) }.in_current_span())
+                tokio::spawn(async move { Some((run.await, None)) }.in_current_span())
             }
         };
         let guards_task =
@@ -480,13 +487,15 @@ async fn execute(
 
         // The traffic runs to its end unless the run was aborted.
         let mut traffic_task = traffic_task;
-        let report = tokio::select! {
+        let ended = tokio::select! {
             r = &mut traffic_task => r.ok().flatten(),
             () = abort.triggered() => {
                 stop.stop();
                 traffic_task.await.ok().flatten()
             }
         };
+        let (report, parts) = ended.unzip();
+        shards = parts.flatten();
         stop.stop();
         guards_task.abort();
         status_task.abort();
@@ -591,6 +600,7 @@ async fn execute(
         finished_ms: now_ms(),
         time_scale: scale,
         traffic: traffic_report.as_ref(),
+        shards: shards.as_ref(),
         ledger: &ledger,
         traffic_started_ms: traffic_report.as_ref().map(|_| traffic_started_ms),
         plan: Some(&plan),

@@ -320,6 +320,18 @@ impl Counters {
     pub fn dropped(&self) -> u64 {
         self.dropped_cap + self.dropped_late
     }
+
+    /// Adds another process's counters (a shard's): sums, but the in-flight peak is the
+    /// largest of either (processes do not share a cap, and their peaks need not coincide).
+    pub fn add(&mut self, o: &Counters) {
+        self.scheduled += o.scheduled;
+        self.sent += o.sent;
+        self.completed += o.completed;
+        self.dropped_cap += o.dropped_cap;
+        self.dropped_late += o.dropped_late;
+        self.follow_ups += o.follow_ups;
+        self.in_flight_peak = self.in_flight_peak.max(o.in_flight_peak);
+    }
 }
 
 #[derive(Debug)]
@@ -707,15 +719,7 @@ impl Recorder {
         failures_total: u64,
     ) {
         let mut g = self.lock();
-        let c = &mut g.counters;
-        c.scheduled += counters.scheduled;
-        c.sent += counters.sent;
-        c.completed += counters.completed;
-        c.dropped_cap += counters.dropped_cap;
-        c.dropped_late += counters.dropped_late;
-        c.follow_ups += counters.follow_ups;
-        // The largest of any one shard: shards do not share a cap.
-        c.in_flight_peak = c.in_flight_peak.max(counters.in_flight_peak);
+        g.counters.add(counters);
         for (name, pass, fail) in checks {
             let e = g.checks.entry(name.clone()).or_default();
             e.0 += pass;

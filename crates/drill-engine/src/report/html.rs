@@ -130,6 +130,7 @@ pub fn render(r: &Value) -> String {
             fmt_ms(t["p99_ms"].as_f64().unwrap_or(0.0)),
             fmt_ms(t["max_ms"].as_f64().unwrap_or(0.0)),
         );
+        shards(&mut h, &t["shards"]);
     }
     if r["timeline"].is_object() {
         h.push_str("<section id=\"timeline\">\n");
@@ -143,6 +144,37 @@ pub fn render(r: &Value) -> String {
     failures(&mut h, r);
     h.push_str("</body></html>\n");
     h
+}
+
+/// Each shard's part of a distributed run: a shard that dropped arrivals or stopped early
+/// stands out beside the merged figures.
+fn shards(h: &mut String, sh: &Value) {
+    let Some(each) = sh["each"].as_array() else {
+        return;
+    };
+    let n = text(&sh["count"]);
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">{n} shards ({}), one schedule, judged on their merged measurements</p>\n<table><tr><th>shard</th><th>scheduled</th><th>sent</th><th>dropped</th><th>failed</th><th>last report</th><th>stopped early</th></tr>",
+        esc(&text(&sh["run_on"]))
+    );
+    for p in each {
+        let finished = p["finished"].as_bool().unwrap_or(false);
+        let dropped = p["dropped"].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}/{n}</td><td>{}</td><td>{}</td><td{}>{dropped}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>",
+            text(&p["shard"]),
+            text(&p["scheduled"]),
+            text(&p["sent"]),
+            if dropped > 0 { " class=\"fail\"" } else { "" },
+            text(&p["failed"]),
+            if finished { "" } else { " class=\"fail\"" },
+            if finished { "yes" } else { "missing" },
+            esc(p["stopped"].as_str().unwrap_or("")),
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1140px;color:#1d2330;padding:0 12px}\

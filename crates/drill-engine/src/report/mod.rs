@@ -30,6 +30,8 @@ pub struct Input<'a> {
     pub finished_ms: i64,
     pub time_scale: f64,
     pub traffic: Option<&'a drill_load::Report>,
+    /// Each shard's part, when the traffic was distributed.
+    pub shards: Option<&'a crate::shards::Shards>,
     pub ledger: &'a [FaultRow],
     /// When the traffic's clock started (the zero of every `*_s` offset), if it ran.
     pub traffic_started_ms: Option<i64>,
@@ -119,6 +121,7 @@ pub fn json(i: &Input<'_>) -> Value {
             "max_ms": ms(o.latency_max()),
             "by_class": o.by_class,
             "failure_samples": r.measurements.failures,
+            "shards": i.shards,
         })
     });
     let faults: Vec<Value> = i
@@ -288,6 +291,27 @@ pub fn markdown(i: &Input<'_>) -> String {
             o.latency_at(99.0).as_secs_f64() * 1e3,
             o.latency_max().as_secs_f64() * 1e3,
         );
+        if let Some(sh) = i.shards {
+            let _ = writeln!(
+                s,
+                "\n{} shards ({}), one schedule, judged on their merged measurements:\n\n| shard | scheduled | sent | dropped | failed | last report | stopped early |\n| --- | ---: | ---: | ---: | ---: | --- | --- |",
+                sh.count, sh.run_on
+            );
+            for p in &sh.each {
+                let _ = writeln!(
+                    s,
+                    "| {}/{} | {} | {} | {} | {} | {} | {} |",
+                    p.shard,
+                    sh.count,
+                    p.scheduled,
+                    p.sent,
+                    p.dropped,
+                    p.failed,
+                    if p.finished { "yes" } else { "**missing**" },
+                    p.stopped.as_deref().unwrap_or("").replace('|', "\\|")
+                );
+            }
+        }
         if !t.thresholds.is_empty() {
             let _ = writeln!(
                 s,
@@ -622,6 +646,7 @@ mod tests {
             finished_ms: 3_600_000,
             time_scale: 1.0,
             traffic: Some(&traffic),
+            shards: None,
             ledger: &[],
             traffic_started_ms: Some(0),
             plan: Some(&plan),

@@ -124,16 +124,65 @@ struct Seen {
     at: Option<Instant>,
     done: bool,
     stopped_ms: Option<i64>,
+    stopped_why: Option<String>,
+    /// Its counters and failed requests so far, added up from its reports.
+    counters: drill_load::metrics::Counters,
+    failed: u64,
+}
+
+/// The shards of a distributed run, each one's part: what the report shows beside the merged
+/// figures, so a shard that dropped arrivals (its host saturated) or stopped early is named.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shards {
+    pub count: u32,
+    /// `local` or `kubernetes`.
+    pub run_on: &'static str,
+    /// One entry per shard that was started, in shard order.
+    pub each: Vec<ShardPart>,
+}
+
+/// One shard's part of the run, added up from its reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardPart {
+    pub shard: u32,
+    pub scheduled: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    /// Whether its last report arrived.
+    pub finished: bool,
+    /// Why it stopped before its schedule's end, if it did.
+    pub stopped: Option<String>,
 }
 
 /// Runs the traffic of `load` in `d.shards` shards and adds up what they measure into its
-/// recorder; returns its report, thresholds evaluated once.
+/// recorder; returns its report, thresholds evaluated once, and each shard's part.
 pub(crate) async fn drive(
     cx: Arc<RunContext>,
     load: drill_load::Run,
     plan: ShardPlan,
     d: Distributed,
     stop: Stop,
+) -> (drill_load::Report, Shards) {
+    let mut shards = Shards {
+        count: plan.shards,
+        run_on: match d.run_on {
+            ShardsOn::Local => "local",
+            ShardsOn::Kubernetes => "kubernetes",
+        },
+        each: Vec::new(),
+    };
+    let report = run_shards(cx, load, plan, d, stop, &mut shards).await;
+    (report, shards)
+}
+
+async fn run_shards(
+    cx: Arc<RunContext>,
+    load: drill_load::Run,
+    plan: ShardPlan,
+    d: Distributed,
+    stop: Stop,
+    parts: &mut Shards,
 ) -> drill_load::Report {
     let n = plan.shards;
     let recorder = load.recorder();
@@ -211,6 +260,9 @@ pub(crate) async fn drive(
                     match serde_json::from_str::<Report>(&row.body) {
                         Ok(r) => {
                             s.stopped_ms = s.stopped_ms.or(r.stopped_ms);
+                            s.stopped_why = s.stopped_why.take().or(r.stopped_why.clone());
+                            s.counters.add(&r.delta.counters);
+                            s.failed += r.delta.failures_total;
                             // Its traffic ends early and the engine did not ask: the verdict
                             // would be on part of the schedule.
                             if let Some(why) = r.stopped_why.as_ref().filter(|_| !stop.stopped()) {
@@ -314,6 +366,24 @@ pub(crate) async fn drive(
                 *hi as f64 / 1000.0
             ));
         }
+    }
+    parts.each = seen
+        .iter()
+        .map(|(k, s)| ShardPart {
+            shard: *k,
+            scheduled: s.counters.scheduled,
+            sent: s.counters.sent,
+            dropped: s.counters.dropped(),
+            failed: s.failed,
+            finished: s.done,
+            stopped: s.stopped_why.clone(),
+        })
+        .collect();
+    for p in parts.each.iter().filter(|p| p.dropped > 0) {
+        cx.say(&format!(
+            "warning: shard {}/{n} dropped {} of its {} arrivals: its host did not keep up (see the report's shards)",
+            p.shard, p.dropped, p.scheduled
+        ));
     }
     let stopped = stop.stopped();
     let report = load.conclude(stopped, cx.start);
