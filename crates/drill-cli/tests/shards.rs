@@ -353,18 +353,25 @@ fn shard_pid(run: &Running, k: u32) -> u32 {
         .expect("pid")
 }
 
-/// A shard killed mid-run stops reporting: the run says which, and is aborted, not judged
-/// on three quarters of its traffic.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shard_that_dies_aborts_the_run_and_says_which() {
+/// Runs a 4-shard playbook at 200/s for 30 s, sends `sig` to shard `k`/4 four seconds in,
+/// and returns how `drill apply` ended.
+async fn signal_one_shard(k: u32, sig: &str) -> (Work, Option<i32>, String, String) {
     let server = common::fixture().await;
     let w = Work::new();
     let pb = playbook(&w, &server, "200/s", "30s", 4);
     let mut run = Running::spawn(w.apply_args(&pb, &[]));
     run.wait_for("4 of 4 processes started", Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(4)).await;
-    common::nix_kill(shard_pid(&run, 2), "KILL");
+    common::nix_kill(shard_pid(&run, k), sig);
     let (code, out, err) = run.finish(Duration::from_secs(60));
+    (w, code, out, err)
+}
+
+/// A shard killed mid-run stops reporting: the run says which, and is aborted, not judged
+/// on three quarters of its traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_dies_aborts_the_run_and_says_which() {
+    let (_w, code, out, err) = signal_one_shard(2, "KILL").await;
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(err.contains("shard 2/4 stopped reporting"), "{err}");
 }
@@ -374,14 +381,7 @@ async fn a_shard_that_dies_aborts_the_run_and_says_which() {
 /// and why — its traffic is not the schedule's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_stopped_on_its_own_aborts_the_run_and_says_why() {
-    let server = common::fixture().await;
-    let w = Work::new();
-    let pb = playbook(&w, &server, "200/s", "30s", 4);
-    let mut run = Running::spawn(w.apply_args(&pb, &[]));
-    run.wait_for("4 of 4 processes started", Duration::from_secs(30));
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    common::nix_kill(shard_pid(&run, 1), "TERM");
-    let (code, out, err) = run.finish(Duration::from_secs(60));
+    let (w, code, out, err) = signal_one_shard(1, "TERM").await;
     assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(
         err.contains("shard 1/4 stopped before the end of its schedule: interrupted by SIGTERM"),
