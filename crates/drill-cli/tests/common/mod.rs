@@ -211,6 +211,17 @@ pub fn nix_kill(pid: u32, sig: &str) {
     );
 }
 
+/// The newest run in the store ended `status`, its reason containing `reason`.
+pub async fn assert_newest_run(w: &Work, status: &str, reason: &str) {
+    let runs = w.store().await.runs(10).await.expect("runs");
+    let run = runs.first().expect("a run");
+    assert_eq!(run.status, status, "{run:?}");
+    assert!(
+        run.reason.as_deref().unwrap_or("").contains(reason),
+        "{run:?}"
+    );
+}
+
 /// Sends `sig` to every process of group `pgid`, as a terminal's Ctrl-C does.
 pub fn nix_kill_group(pgid: u32, sig: &str) {
     assert!(

@@ -344,6 +344,21 @@ impl Store {
         }))
     }
 
+    /// A transaction whose first statement renewed the lease (the fence): what follows in it
+    /// is committed only while the lease holds.
+    async fn begin_fenced(
+        &self,
+        lease: &Lease,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, FenceError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("cannot start a transaction"))?;
+        self.fence(&mut tx, lease).await?;
+        Ok(tx)
+    }
+
     /// Runs `write` in one transaction after the fence: it happens only if the lease holds.
     async fn fenced<'q>(
         &self,
@@ -351,12 +366,7 @@ impl Store {
         what: &'static str,
         write: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<u64, FenceError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.err("cannot start a transaction"))?;
-        self.fence(&mut tx, lease).await?;
+        let mut tx = self.begin_fenced(lease).await?;
         let n = write
             .execute(&mut *tx)
             .await
@@ -368,12 +378,7 @@ impl Store {
 
     /// Renews a run's lease; [`FenceError::Lost`] when another owner took it over.
     pub async fn renew(&self, lease: &Lease) -> Result<(), FenceError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.err("cannot start a transaction"))?;
-        self.fence(&mut tx, lease).await?;
+        let tx = self.begin_fenced(lease).await?;
         tx.commit()
             .await
             .map_err(self.err("cannot renew the lease"))?;
