@@ -171,11 +171,16 @@ async fn a_process_stopped_before_the_drill_stays_stopped() {
 /// A uniquely named worker program: a copy of `sleep` under another name, in a directory of
 /// this test process's own.
 fn named_sleep(name: &str) -> std::path::PathBuf {
+    named_copy("/bin/sleep", name)
+}
+
+/// A copy of the program `bin` named `name`, so its processes are told apart by name.
+fn named_copy(bin: &str, name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("drill-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let worker = dir.join(name);
-    std::fs::copy("/bin/sleep", &worker).expect("copy sleep");
-    worker
+    let copy = dir.join(name);
+    std::fs::copy(bin, &copy).expect("copy the program");
+    copy
 }
 
 /// Stops `child` through a `stop` fault on the process `target`, reverts from a JSON
@@ -228,6 +233,56 @@ async fn stopping_a_process_restarts_it_with_its_command_once() {
     let running = stop_then_restart(target, &a, &mut child, "the restart command runs").await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(running.0),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// A process that takes a while to exit on SIGTERM (a worker's warm shutdown) is waited for,
+/// then restarted: reverting while it is still shutting down must not call it "already
+/// running" and leave nothing to restart it once it exits.
+#[tokio::test]
+async fn a_process_slow_to_exit_on_sigterm_is_waited_for_then_restarted() {
+    let shell = named_copy("/bin/bash", "drillslowexit");
+    let ready = shell.with_file_name("ready");
+    let _ = std::fs::remove_file(&ready);
+    let script = format!(
+        "trap 'sleep 1.5; exit 0' TERM; : > {}; while :; do sleep 0.1; done",
+        ready.display()
+    );
+    let mut child = std::process::Command::new(&shell)
+        .args(["-c", &script])
+        .spawn()
+        .expect("slow worker");
+    // Its trap is set once it has written `ready`.
+    drill_testkit::eventually("the trap is set", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    let restart = json!({"command": ["sh", "-c", format!("{} -c \"{script}\" >/dev/null 2>&1 &", shell.display())]});
+    let target = json!({"name": "drillslowexit", "restart": restart});
+    let a = allow(json!({"processes": ["drillslowexit"], "exec": ["sh"]}));
+    let f = fault(json!({"name": "stop", "action": "stop", "target": {"process": target.clone()}}));
+    let p = prepare(&f, &a, Duration::from_secs(1))
+        .await
+        .expect("prepare");
+    apply(&p.record).await.expect("apply");
+    // Revert at once, while the process is still in its trap.
+    let started = std::time::Instant::now();
+    let reverted = revert(&roundtrip(&p.record)).await.expect("revert");
+    let waited = started.elapsed();
+    assert!(matches!(reverted, Reverted::Restored(_)), "{reverted:?}");
+    assert!(
+        waited >= Duration::from_millis(1_000),
+        "the revert did not wait for the exit: {waited:?}"
+    );
+    let _ = child.wait();
+    let t: drill_spec::model::ProcessTarget =
+        serde_json::from_value(target).expect("process target");
+    drill_testkit::eventually("restarted", Duration::from_secs(10), || {
+        process::find(&t).is_ok_and(|(pid, _)| pid != child.id() as i32)
+    });
+    let (pid, _) = process::find(&t).expect("restarted");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
 }

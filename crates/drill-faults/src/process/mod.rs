@@ -141,6 +141,10 @@ pub(crate) fn prepare(
     })
 }
 
+/// How long a revert waits for a process sent SIGTERM (or SIGKILL) to exit before it runs the
+/// restart command: past it, the process is taken to ignore the signal, still running.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn signal(pid: i32, s: Signal) -> Result<(), FaultError> {
     match kill(Pid::from_raw(pid), s) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
@@ -183,6 +187,15 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
             )]))
         }
         Action::Stop | Action::Kill => {
+            // A process told to stop may take a while to exit (a queue worker's warm shutdown
+            // finishes its job first): wait for it, bounded, rather than call it "already
+            // running" and watch it exit just after, with nothing left to restart it.
+            let deadline = std::time::Instant::now() + EXIT_GRACE;
+            while same && !r.was_stopped && alive(r.pid) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            // Still alive after the grace: it did not stop (it ignores the signal); it is in
+            // its recorded state, running.
             let still_running = same && alive(r.pid);
             // Restarted already (by an earlier revert, or by a supervisor): the pid file names
             // a live process of the same program, or, without a pid file, some process has
