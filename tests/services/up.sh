@@ -44,6 +44,13 @@ if ! "$py/bin/python" -c 'import helm_python, kubernetes_validate' >/dev/null 2>
   "$py/bin/pip" install -q 'helm-python-sdk>=0.2,<0.3' 'kubernetes-validate>=1.34,<2'
 fi
 
+# Python's own OpenMetrics parser, which the daemon's /metrics must satisfy whatever a
+# playbook names (crates/drill-cli/tests/security.rs).
+if ! "$py/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
+  echo "+ installing prometheus_client into $py"
+  "$py/bin/pip" install -q 'prometheus-client>=0.20,<1'
+fi
+
 bash "$(dirname "$0")/postgres.sh"
 bash "$(dirname "$0")/mariadb.sh"
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use drill_spec::Loader;
 
 /// Documents drill reads: `*.yaml` and `*.yml`.
@@ -80,16 +80,45 @@ pub fn load(loader: &mut Loader<'_>, explicit: &[PathBuf], library: &[PathBuf]) 
     Ok(unreadable)
 }
 
-fn read(f: &Path) -> Result<String> {
-    let meta = std::fs::metadata(f).with_context(|| "cannot read the file".to_string())?;
-    if meta.len() > drill_spec::node::MAX_INPUT_BYTES as u64 {
-        anyhow::bail!(
-            "the file is {:.1} MiB, more than the {} MiB drill reads",
-            meta.len() as f64 / (1024.0 * 1024.0),
-            drill_spec::node::MAX_INPUT_BYTES / (1024 * 1024)
+/// Reads a playbook, drill or policy file: a regular file only, at most
+/// [`drill_spec::node::MAX_INPUT_BYTES`], the limit enforced while reading (a file that
+/// grows, or `/dev/zero`, stops there). Opened without blocking, so a FIFO named `x.yaml`
+/// is refused at once instead of waiting for a writer that never comes.
+pub fn read(f: &Path) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let max = drill_spec::node::MAX_INPUT_BYTES;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(f)
+        .context("cannot read the file")?;
+    let meta = file.metadata().context("cannot read the file")?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        bail!("it is {what}; drill reads regular files only");
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(max + 1));
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("cannot read the file")?;
+    if bytes.len() > max {
+        bail!(
+            "the file is more than the {} MiB drill reads",
+            max / (1024 * 1024)
         );
     }
-    let bytes = std::fs::read(f).context("cannot read the file")?;
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "the file is not UTF-8 (invalid byte at offset {})",

@@ -5,7 +5,7 @@ use std::io::Write;
 use drill_spec::ValidPlaybook;
 use drill_spec::cond::Subject;
 use drill_spec::model::{
-    After, DockerTarget, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
+    After, DockerTarget, Exec, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
 };
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
@@ -188,7 +188,24 @@ impl PlanView {
                         "irreversible: changed for good, reported in the run".to_string(),
                     )
                 } else {
-                    ("revert", format!("undo {}", f.action.name()))
+                    let how = match (&f.exec, &f.target) {
+                        (Some(e), _) => e.revert.as_ref().map(command),
+                        (_, Some(TargetRef::Process(p)))
+                            if matches!(f.action, FaultAction::Stop | FaultAction::Kill) =>
+                        {
+                            p.restart
+                                .as_ref()
+                                .map(|r| format!("restart: {}", command(r)))
+                        }
+                        _ => None,
+                    };
+                    (
+                        "revert",
+                        match how {
+                            Some(h) => format!("undo {}: {h}", f.action.name()),
+                            None => format!("undo {}", f.action.name()),
+                        },
+                    )
                 };
                 events.push(Event {
                     kind,
@@ -213,7 +230,7 @@ impl PlanView {
                         Some(e.redis.clone()),
                     )
                 } else if let Some(e) = &a.exec {
-                    (format!("exec {}", e.command.join(" ")), None)
+                    (command(e), None)
                 } else if let Some(h) = &a.http {
                     (format!("{} {}", h.method, h.url), Some(h.url.clone()))
                 } else {
@@ -263,6 +280,12 @@ impl PlanView {
                 detail: step_detail(s),
                 target: None,
             });
+        }
+        // One redaction rule: what came from the environment prints as `${NAME}`, URL
+        // passwords as `***`.
+        for e in &mut events {
+            e.detail = pb.redact.apply(&e.detail).into_owned();
+            e.target = e.target.take().map(|t| pb.redact.apply(&t).into_owned());
         }
         PlanView {
             playbook: p.metadata.name.clone(),
@@ -377,13 +400,31 @@ fn group(n: u64) -> String {
     out
 }
 
+/// A command as it will run: its program resolved on this host the way the run resolves it
+/// (`drill_spec::program`), so `plan` shows the file, not the name; arguments with URL
+/// passwords masked.
+fn command(e: &Exec) -> String {
+    let args =
+        drill_spec::redact::text(&e.command[1.min(e.command.len())..].join(" ")).into_owned();
+    let program = e.command.first().map_or("", String::as_str);
+    match drill_spec::program::resolve(
+        program,
+        e.dir.as_deref(),
+        e.env.get("PATH").map(String::as_str),
+        &crate::support::HOST,
+    ) {
+        Ok(r) => format!("exec {} {args}", r.path).trim_end().to_owned(),
+        Err(why) => format!("exec {program} {args} (not runnable here: {why})"),
+    }
+}
+
 fn step_name(s: &Step, i: usize) -> String {
     s.name.clone().unwrap_or_else(|| format!("step {}", i + 1))
 }
 
 fn step_detail(s: &Step) -> String {
     match (&s.exec, &s.http) {
-        (Some(e), _) => format!("exec {}", e.command.join(" ")),
+        (Some(e), _) => command(e),
         (_, Some(h)) => format!("{} {}", h.method, h.url),
         _ => String::new(),
     }
@@ -465,7 +506,7 @@ fn fault_target(f: &Fault) -> Option<String> {
         Some(TargetRef::Sql(e)) => Some(format!("sql {}", e.url)),
         Some(TargetRef::Http(e)) => Some(format!("http {}", e.url)),
         None => match (&f.exec, &f.http) {
-            (Some(e), _) => Some(format!("exec {}", e.inject.command.join(" "))),
+            (Some(e), _) => Some(command(&e.inject)),
             (_, Some(h)) => Some(format!("http {}", h.inject.url)),
             _ => None,
         },

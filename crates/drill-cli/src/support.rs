@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use drill_engine::{Log, Store};
+use drill_spec::policy::{Origin, Policy, Scope};
 use drill_spec::units::Dur;
 use drill_spec::{Loader, Outcome};
 
@@ -32,7 +33,10 @@ impl DbArg {
         if let Some((scheme, _)) = url.split_once("://")
             && !matches!(scheme, "postgres" | "postgresql" | "sqlite")
         {
-            bail!("--db {url}: the history store is a SQLite file or a postgres:// URL");
+            bail!(
+                "--db {}: the history store is a SQLite file or a postgres:// URL",
+                drill_spec::redact::url(&url)
+            );
         }
         Ok(url)
     }
@@ -113,12 +117,68 @@ pub fn env_var(name: &str) -> Option<String> {
 }
 
 pub fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
+    load_scoped(paths, drills, None)
+}
+
+/// How programs are found on this machine, for a policy's exec rules.
+pub static HOST: drill_faults::exec::Real = drill_faults::exec::Real;
+
+/// Loads playbooks, validated against a policy when one is in force.
+pub fn load_scoped(
+    paths: &[PathBuf],
+    drills: &[PathBuf],
+    policy: Option<&Policy>,
+) -> Result<(Outcome, usize)> {
     let explicit = files::expand(paths)?;
     let library = files::library_dirs(&explicit, drills);
     let env = env_var;
     let mut loader = Loader::new(&env);
+    if let Some(policy) = policy {
+        loader = loader.with_scope(Scope {
+            policy,
+            origin: Origin::Loaded,
+            host: Some(&HOST),
+        });
+    }
     let unreadable = files::load(&mut loader, &explicit, &library)?;
     Ok((loader.finish(), unreadable))
+}
+
+/// `--policy FILE`: the operator's policy (`kind: Policy`, see docs/SECURITY.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArg {
+    /// Check every playbook against an operator's policy (kind: Policy): its targets inside
+    /// the policy's envelope, its actions and sizes within the policy's limits.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+impl PolicyArg {
+    /// The policy, or `Err` after printing its errors (file:line:col) to stderr.
+    pub fn read(&self) -> std::result::Result<Option<Policy>, ()> {
+        let Some(path) = &self.policy else {
+            return Ok(None);
+        };
+        read_policy(path).map(Some)
+    }
+}
+
+/// Reads and validates a policy file; prints every error, located, when it is not valid.
+pub fn read_policy(path: &std::path::Path) -> std::result::Result<Policy, ()> {
+    let name = path.display().to_string();
+    let text = match files::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            return Err(());
+        }
+    };
+    drill_spec::policy::parse(&name, &text).map_err(|(diags, sources)| {
+        for d in &diags {
+            eprintln!("{}", sources.render(d));
+        }
+        eprintln!("the policy {name} is invalid; nothing was executed");
+    })
 }
 
 pub fn print_diags(outcome: &Outcome) {

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Running, Work, fixture};
+use common::{Running, Work, api_base, call, fixture, token};
 use drill_testkit::stdout;
 
 const PLAYBOOK: &str = r#"apiVersion: drill/v1
@@ -34,72 +33,6 @@ drills:
           action: exec
           exec: {inject: {command: ["true"]}, revert: {command: ["true"]}}
 "#;
-
-/// `curl`: the status and the body.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if body.is_some() {
-        c.args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-        ]);
-    }
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("curl");
-    if let Some(b) = body {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b)
-            .expect("body");
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// The daemon's base URL from its "API on http://ADDR/api/v1/" line.
-fn api_base(line: &str) -> String {
-    line.split("API on ")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .trim_end_matches('/')
-        .trim_end_matches("/api/v1")
-        .to_owned()
-}
-
-fn token(w: &Work, file: &std::path::Path, role: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_drill"))
-        .current_dir(w.dir.path())
-        .args([
-            "token",
-            "add",
-            "--tokens",
-            &file.display().to_string(),
-            "--role",
-            role,
-            "--subject",
-            &format!("{role}-1"),
-        ])
-        .output()
-        .expect("drill token add");
-    assert!(out.status.success(), "{out:?}");
-    stdout(&out).trim().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() {
@@ -138,6 +71,8 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         &w.dir.path().join("reports").display().to_string(),
         "--log-format",
         "json",
+        "--policy",
+        &common::open_policy(&w).display().to_string(),
     ]));
     d.wait_for("API on http://", Duration::from_secs(20));
     let line = d.seen.last().cloned().unwrap_or_default();

@@ -29,6 +29,7 @@ fn the_chart_lints_renders_valid_objects_and_grants_exactly_the_backends_calls()
         .arg(root.join("tests/chart/check.py"))
         .arg(root.join("charts/drill"))
         .arg(serde_json::to_string(&rbac).expect("json"))
+        .arg(env!("CARGO_BIN_EXE_drill"))
         .output()
         .expect("python");
     let text = format!(

@@ -6,6 +6,8 @@
 //! about it, and the report names the check and the measured value.
 //! A missing Docker, Redis or PostgreSQL fails the test (unless DRILL_TEST_SKIP_MISSING=1).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -162,6 +164,18 @@ fn through_a_daemon(dir: &tempfile::TempDir) -> (Option<i32>, String) {
     let pbs = dir.path().join("daemon-playbooks");
     std::fs::create_dir_all(&pbs).expect("dir");
     std::fs::copy(repo().join("playbooks/local.yaml"), pbs.join("local.yaml")).expect("copy");
+    // The operator's policy for the demo: what local.yaml touches, its failover's psql, and
+    // its dataset's directory, for a posted playbook.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: drill/v1\nkind: Policy\nallow:\n  http: [\"127.0.0.1\"]\n  docker: {{labels: [\"drill.demo=worker\"]}}\n  redis: [\"redis://127.0.0.1:6390\"]\n  sql: [\"postgres://127.0.0.1:5454\"]\n  exec: [\"{}\"]\nposted: {{exec: true, files: [\"{}\"]}}\n",
+            common::which("psql"),
+            dir.path().join("env").display()
+        ),
+    )
+    .expect("policy");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut daemon = Command::new(bin)
@@ -172,6 +186,8 @@ fn through_a_daemon(dir: &tempfile::TempDir) -> (Option<i32>, String) {
         .arg(repo().join("drills"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--tokens"])
         .arg(&tokens)
+        .arg("--policy")
+        .arg(&policy)
         .arg("--db")
         .arg(dir.path().join("daemon.db"))
         .arg("--report-dir")
@@ -573,6 +589,21 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     };
     readable(&tokens);
+    // The operator's policy, as the chart renders it: the demo target's API and Redis.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: drill/v1\nkind: Policy\nallow:\n  http: [\"127.0.0.1\"]\n  redis: [\"redis://127.0.0.1:6390\"]\n",
+    )
+    .expect("policy");
+    readable(&policy);
+    // A posted playbook reads its dataset from the playbook directory only.
+    std::fs::copy(
+        env_dir.join("load_credentials.json"),
+        pbs.join("load_credentials.json"),
+    )
+    .expect("dataset");
+    readable(&pbs.join("load_credentials.json"));
     let port = free_port();
     let mount = |from: &Path, to: &str, ro: bool| {
         format!(
@@ -595,6 +626,7 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
         .arg(mount(&pbs, "/etc/drill/playbooks", true))
         .arg(mount(&repo().join("drills"), "/etc/drill/drills", true))
         .arg(mount(&tokens, "/etc/drill/secret/tokens", true))
+        .arg(mount(&policy, "/etc/drill/policy/policy.yaml", true))
         .arg(mount(&data, "/var/lib/drill", false))
         .arg(mount(env_dir, &env_s, true))
         .arg("drill:test")
@@ -606,6 +638,7 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
             "/etc/drill/secret/tokens",
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--policy", "/etc/drill/policy/policy.yaml"])
         .args(["--db", "/var/lib/drill/history.db"])
         .args([
             "--report-dir",
@@ -625,10 +658,7 @@ fn in_container(dir: &tempfile::TempDir, env_dir: &Path, name: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let yaml = IN_CONTAINER.replace(
-        "DATASET",
-        &env_dir.join("load_credentials.json").display().to_string(),
-    );
+    let yaml = IN_CONTAINER.replace("DATASET", "load_credentials.json");
     let body = serde_json::json!({"yaml": yaml, "time_scale": 0.1}).to_string();
     let (s, b) = api("POST", &format!("{base}/api/v1/runs"), &token, Some(&body));
     assert_eq!(s, 202, "{b}");

@@ -51,6 +51,7 @@ pub mod recover;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod seal;
 pub mod shards;
 pub mod status;
 pub mod store;

@@ -284,6 +284,20 @@ pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> Found {
             }
         }
     }
+    // Every command the run would run, resolved and checked now: a step refused later would
+    // stop a run that has already changed things.
+    for (label, e) in commands(vp) {
+        match drill_faults::exec::resolve(e, allow) {
+            Ok(r) => preview.push(format!(
+                "{label}: would run {}",
+                drill_faults::exec::shown(&r)
+            )),
+            Err(e) => errors.push(PreflightError {
+                label,
+                cause: e.into(),
+            }),
+        }
+    }
     for (label, p) in all_probes(vp) {
         match drill_faults::probe(&p, allow).await {
             Ok(v) => preview.push(format!("{label}: reads {}", checks::fmt_num(v))),
@@ -301,6 +315,45 @@ pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> Found {
         }),
     }
     found
+}
+
+/// The commands of the setup and teardown steps and of the drills' actions, labelled. (A
+/// fault's own commands are resolved by its `prepare`.)
+fn commands(vp: &ValidPlaybook) -> Vec<(String, &drill_spec::model::Exec)> {
+    fn step<'a>(
+        kind: &str,
+        i: usize,
+        s: &'a Step,
+    ) -> Option<(String, &'a drill_spec::model::Exec)> {
+        let name = s.name.clone().unwrap_or_else(|| format!("step {}", i + 1));
+        s.exec.as_ref().map(|e| (format!("{kind} {name}"), e))
+    }
+    let pb = &vp.playbook;
+    let mut out: Vec<(String, &drill_spec::model::Exec)> = Vec::new();
+    out.extend(
+        pb.setup
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| step("setup", i, s)),
+    );
+    out.extend(
+        pb.teardown
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| step("teardown", i, s)),
+    );
+    for d in &vp.drills {
+        for (i, a) in d.spec.actions.iter().enumerate() {
+            if let Some(e) = &a.exec {
+                let name = a
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("action {}", i + 1));
+                out.push((format!("{}/{name}", d.name), e));
+            }
+        }
+    }
+    out
 }
 
 /// Whether the traffic target accepts TCP connections.

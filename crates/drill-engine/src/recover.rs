@@ -52,6 +52,9 @@ impl Recovered {
 pub enum RevertError {
     #[error("the stored revert record cannot be read")]
     Record(#[source] serde_json::Error),
+    /// The record is sealed with another key (or damaged): nothing was touched.
+    #[error(transparent)]
+    Sealed(crate::seal::SealError),
     /// The backend's last error, after every attempt the budget allowed.
     #[error(transparent)]
     Fault(#[from] drill_faults::FaultError),
@@ -269,7 +272,17 @@ pub async fn settle_row(
     budget: Duration,
     log: &Log,
 ) -> Result<Settled, RevertError> {
-    let record: RevertRecord = match serde_json::from_str(&f.record) {
+    let plain = match store.record(f) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = RevertError::Sealed(e);
+            store
+                .fault_state(lease, &f.id, FaultState::RevertFailed, Some(&chain(&e)))
+                .await?;
+            return Err(e);
+        }
+    };
+    let record: RevertRecord = match serde_json::from_str(&plain) {
         Ok(r) => r,
         Err(e) => {
             let e = RevertError::Record(e);

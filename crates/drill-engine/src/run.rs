@@ -110,6 +110,12 @@ pub(crate) async fn run(
     let mut vp = vp.clone();
     preflight::resolve_urls(&mut vp);
     let vp = vp;
+    // Every line this run logs goes through the one redaction rule: values from the
+    // environment as `${NAME}`, URL passwords as `***`.
+    let opts = &Options {
+        log: redacting(opts.log.clone(), vp.redact.clone()),
+        ..opts.clone()
+    };
     let log = opts.log.clone();
     let name = vp.playbook.metadata.name.clone();
 
@@ -191,6 +197,11 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// A log that prints each line through `redact` first.
+fn redacting(log: Log, redact: drill_spec::redact::Redactor) -> Log {
+    Arc::new(move |line: &str| log(&redact.apply(line)))
 }
 
 /// Renews the run's lease every third of `lease`, and reconciles other runs. A renewal that
@@ -312,6 +323,13 @@ async fn dry_run(
         Status::Aborted
     };
     let reason = (!errors.is_empty()).then(|| format!("preflight failed: {}", errors.join("; ")));
+    let redact = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| vp.redact.apply(&l).into_owned())
+            .collect()
+    };
+    let (preview, errors) = (redact(preview), redact(errors));
+    let reason = reason.map(|r| vp.redact.apply(&r).into_owned());
     let mut out = Outcome::bare(None, status, reason);
     out.report = serde_json::json!({"dry_run": true, "would": preview, "errors": errors});
     out.preview = preview;
@@ -604,7 +622,10 @@ async fn execute(
         ledger: &ledger,
         traffic_started_ms: traffic_report.as_ref().map(|_| traffic_started_ms),
         plan: Some(&plan),
-    });
+    })
+    .redacted(&vp.redact);
+    out.reason = out.reason.map(|r| vp.redact.apply(&r).into_owned());
+    out.cause = out.cause.map(|c| vp.redact.apply(&c).into_owned());
     // The run's row is written only while this process holds it.
     if own.lost().is_none() {
         match store

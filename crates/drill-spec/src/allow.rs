@@ -1,7 +1,48 @@
 //! Does the allow-list cover a target? Pure functions; the engine checks again at run time
 //! against what the target resolves to (containers found by label, pods by selector).
+//!
+//! Each check consults the playbook's own list and then, when a policy is in force, the
+//! policy's (`Allow::envelope`): a target must be inside both. The refusal says which list
+//! left it out, since only one of them is the playbook author's to change.
 
 use crate::model::{Allow, DockerTarget, KubernetesTarget, ProcessTarget};
+
+/// Which list refused: the fix differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Own,
+    Policy,
+}
+
+impl List {
+    fn outside(self) -> &'static str {
+        match self {
+            List::Own => "outside the allow-list",
+            List::Policy => "outside the daemon's policy",
+        }
+    }
+
+    /// How to fix a refusal: add `entry` to `field` of the playbook's list, or ask.
+    fn hint(self, entry: &str, field: &str) -> String {
+        match self {
+            List::Own => {
+                format!("add \"{entry}\" to target.allow.{field} if this run may touch it")
+            }
+            List::Policy => format!(
+                "the operator's policy does not list it under allow.{field}; ask whoever runs the daemon, or choose a target it lists"
+            ),
+        }
+    }
+}
+
+/// Runs `check` on the playbook's list, then on the policy's when there is one.
+fn both(allow: &Allow, check: impl Fn(&Allow, List) -> Result<(), Refusal>) -> Result<(), Refusal> {
+    check(allow, List::Own)?;
+    match &allow.envelope {
+        Some(e) => check(&e.allow, List::Policy),
+        None => Ok(()),
+    }
+}
 
 /// Why a target is not covered, and which allow-list entry would cover it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +112,33 @@ pub fn redis_db(url: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// Checks a Redis URL against `allow.redis` (and the policy's).
+pub fn redis(allow: &Allow, url: &str) -> Result<(), Refusal> {
+    both(allow, |a, l| {
+        endpoint_in(&a.redis, url, "redis", "redis", l)
+    })
+}
+
+/// Checks a SQL URL against `allow.sql` (and the policy's).
+pub fn sql(allow: &Allow, url: &str) -> Result<(), Refusal> {
+    both(allow, |a, l| endpoint_in(&a.sql, url, "sql", "sql", l))
+}
+
 /// Checks a Redis or SQL URL against a list of allowed endpoints.
 pub fn endpoint(list: &[String], url: &str, what: &str, field: &str) -> Result<(), Refusal> {
+    endpoint_in(list, url, what, field, List::Own)
+}
+
+fn endpoint_in(
+    list: &[String],
+    url: &str,
+    what: &str,
+    field: &str,
+    l: List,
+) -> Result<(), Refusal> {
     let Some(key) = endpoint_key(url) else {
         return refuse(
-            format!("\"{url}\" is not a valid {what} URL"),
+            format!("\"{}\" is not a valid {what} URL", crate::redact::url(url)),
             format!("write it like {}", example(what)),
         );
     };
@@ -86,8 +149,8 @@ pub fn endpoint(list: &[String], url: &str, what: &str, field: &str) -> Result<(
         return Ok(());
     }
     refuse(
-        format!("{what} endpoint {key} is outside the allow-list"),
-        format!("add \"{key}\" to target.allow.{field} if this run may touch it"),
+        format!("{what} endpoint {key} is {}", l.outside()),
+        l.hint(&key, field),
     )
 }
 
@@ -99,17 +162,21 @@ fn example(what: &str) -> &'static str {
     }
 }
 
-/// Checks an HTTP URL's host against `allow.http`.
+/// Checks an HTTP URL's host against `allow.http` (and the policy's).
 pub fn http(allow: &Allow, url: &str) -> Result<(), Refusal> {
+    both(allow, |a, l| http_in(a, url, l))
+}
+
+fn http_in(allow: &Allow, url: &str, l: List) -> Result<(), Refusal> {
     let Ok(u) = url::Url::parse(url) else {
         return refuse(
-            format!("\"{url}\" is not a valid URL"),
+            format!("\"{}\" is not a valid URL", crate::redact::url(url)),
             "write it like https://host/path".into(),
         );
     };
     let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
         return refuse(
-            format!("\"{url}\" has no host"),
+            format!("\"{}\" has no host", crate::redact::url(url)),
             "write it like https://host/path".into(),
         );
     };
@@ -123,12 +190,15 @@ pub fn http(allow: &Allow, url: &str) -> Result<(), Refusal> {
     }
     let name = with_port.unwrap_or(host);
     refuse(
-        format!("HTTP host {name} is outside the allow-list"),
-        format!("add \"{name}\" to target.allow.http if this run may touch it"),
+        format!("HTTP host {name} is {}", l.outside()),
+        l.hint(&name, "http"),
     )
 }
 
-/// Checks a command's program against `allow.exec`.
+/// Checks a command's program against `allow.exec` by what is written (no filesystem): the
+/// program must be listed, and under a policy it must be able to match one of the policy's
+/// rules. `drill-faults` checks the resolved file again before it runs anything
+/// ([`exec_resolved`]).
 pub fn exec(allow: &Allow, command: &[String]) -> Result<(), Refusal> {
     let Some(program) = command.first() else {
         return refuse(
@@ -136,32 +206,123 @@ pub fn exec(allow: &Allow, command: &[String]) -> Result<(), Refusal> {
             "write the program and its arguments, like [php, artisan, horizon:pause]".into(),
         );
     };
-    if allow.exec.iter().any(|a| a == program || glob(a, program)) {
+    if !allow.exec.iter().any(|a| a == program || glob(a, program)) {
+        return refuse(
+            format!("program \"{program}\" is {}", List::Own.outside()),
+            List::Own.hint(program, "exec"),
+        );
+    }
+    let Some(e) = &allow.envelope else {
+        return Ok(());
+    };
+    // The policy names absolute paths; by what is written, a name can match a rule's file
+    // name, a path the rule's path.
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let args = &command[1..];
+    let could = e.exec.iter().any(|r| {
+        let by_path = if program.starts_with('/') {
+            glob(&r.program, program)
+        } else {
+            glob(r.program.rsplit('/').next().unwrap_or(&r.program), name)
+        };
+        by_path && args.len() >= r.args.len() && r.args.iter().zip(args).all(|(a, b)| a == b)
+    });
+    if could {
         return Ok(());
     }
     refuse(
-        format!("program \"{program}\" is outside the allow-list"),
-        format!("add \"{program}\" to target.allow.exec if this run may run it"),
+        format!("program \"{program}\" is {}", List::Policy.outside()),
+        policy_exec_hint(e),
     )
 }
 
-/// Checks a Docker target: by name or id against `containers`, by labels against `labels`.
+fn policy_exec_hint(e: &crate::policy::Envelope) -> String {
+    if e.exec.is_empty() {
+        return "the operator's policy allows no program (allow.exec is empty)".into();
+    }
+    let rules: Vec<String> = e
+        .exec
+        .iter()
+        .map(crate::policy::ExecRule::describe)
+        .collect();
+    format!("the operator's policy allows {}", rules.join(", "))
+}
+
+/// Checks the file a command will run (its program resolved on the host, see
+/// [`crate::program`]) against `allow.exec` and the policy's rules. This is the check that
+/// decides; [`exec`] is the early, textual one.
+pub fn exec_resolved(
+    allow: &Allow,
+    command: &[String],
+    resolved: &crate::program::Resolved,
+    host: &dyn crate::program::Host,
+) -> Result<(), Refusal> {
+    let program = command.first().map_or("", String::as_str);
+    if !allow
+        .exec
+        .iter()
+        .any(|a| crate::program::entry_covers(a, program, resolved, host))
+    {
+        return refuse(
+            format!(
+                "program \"{program}\" resolves to {}, which is {}",
+                resolved.path,
+                List::Own.outside()
+            ),
+            format!(
+                "target.allow.exec must name this file (a name is found along drill's own PATH, a relative path from drill's working directory {}); add \"{}\" if this run may run it",
+                host.cwd(),
+                resolved.path
+            ),
+        );
+    }
+    let Some(e) = &allow.envelope else {
+        return Ok(());
+    };
+    if e.exec.iter().any(|r| r.covers(resolved, &command[1..])) {
+        return Ok(());
+    }
+    refuse(
+        format!(
+            "program \"{program}\" resolves to {}, which is {}",
+            resolved.path,
+            List::Policy.outside()
+        ),
+        policy_exec_hint(e),
+    )
+}
+
+/// Checks a Docker target: by name or id against `containers`, by labels against `labels`
+/// (the playbook's list, then the policy's).
 pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
+    both(allow, |a, l| docker_in(a, t, l))
+}
+
+fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
     let Some(d) = &allow.docker else {
         return refuse(
-            "no Docker containers are allowed".into(),
-            "add target.allow.docker with the containers or labels this run may touch".into(),
+            match l {
+                List::Own => "no Docker containers are allowed".into(),
+                List::Policy => "the daemon's policy allows no Docker container".into(),
+            },
+            match l {
+                List::Own => {
+                    "add target.allow.docker with the containers or labels this run may touch"
+                        .into()
+                }
+                List::Policy => l.hint("", "docker"),
+            },
         );
     };
     let by_name = |n: &str| d.containers.iter().any(|p| glob(p, n));
-    let by_label = |l: &str| d.labels.iter().any(|a| a == l);
+    let by_label = |lb: &str| d.labels.iter().any(|a| a == lb);
     if let Some(n) = &t.name {
         if by_name(n) {
             return Ok(());
         }
         return refuse(
-            format!("container \"{n}\" is outside the allow-list"),
-            format!("add \"{n}\" to target.allow.docker.containers"),
+            format!("container \"{n}\" is {}", l.outside()),
+            l.hint(n, "docker.containers"),
         );
     }
     if let Some(id) = &t.id {
@@ -169,8 +330,8 @@ pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
             return Ok(());
         }
         return refuse(
-            format!("container {id} is outside the allow-list"),
-            format!("add \"{id}\" to target.allow.docker.containers"),
+            format!("container {id} is {}", l.outside()),
+            l.hint(id, "docker.containers"),
         );
     }
     if let Some(s) = &t.compose_service {
@@ -179,48 +340,64 @@ pub fn docker(allow: &Allow, t: &DockerTarget) -> Result<(), Refusal> {
             return Ok(());
         }
         return refuse(
-            format!("compose service \"{s}\" is outside the allow-list"),
-            format!("add \"{label}\" to target.allow.docker.labels"),
+            format!("compose service \"{s}\" is {}", l.outside()),
+            l.hint(&label, "docker.labels"),
         );
     }
-    if t.labels.iter().any(|l| by_label(l)) {
+    if t.labels.iter().any(|lb| by_label(lb)) {
         return Ok(());
     }
     refuse(
         format!(
-            "containers labelled {} are outside the allow-list",
-            t.labels.join(",")
+            "containers labelled {} are {}",
+            t.labels.join(","),
+            l.outside()
         ),
-        "add one of these labels to target.allow.docker.labels".into(),
+        match l {
+            List::Own => "add one of these labels to target.allow.docker.labels".into(),
+            List::Policy => l.hint("", "docker.labels"),
+        },
     )
 }
 
-/// Checks a Kubernetes target's context, namespace and workload.
+/// Checks a Kubernetes target's context, namespace and workload (the playbook's list, then
+/// the policy's).
 pub fn kubernetes(allow: &Allow, t: &KubernetesTarget) -> Result<(), Refusal> {
+    both(allow, |a, l| kubernetes_in(a, t, l))
+}
+
+fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Refusal> {
     let Some(k) = &allow.kubernetes else {
         return refuse(
-            "no Kubernetes namespace is allowed".into(),
-            "add target.allow.kubernetes with the context and namespaces this run may touch".into(),
+            match l {
+                List::Own => "no Kubernetes namespace is allowed".into(),
+                List::Policy => "the daemon's policy allows no Kubernetes namespace".into(),
+            },
+            match l {
+                List::Own => {
+                    "add target.allow.kubernetes with the context and namespaces this run may touch"
+                        .into()
+                }
+                List::Policy => l.hint("", "kubernetes"),
+            },
         );
     };
     if let (Some(want), Some(got)) = (&k.context, &t.context)
         && want != got
     {
         return refuse(
-            format!("Kubernetes context \"{got}\" is outside the allow-list"),
-            format!("the allow-list names context \"{want}\""),
+            format!("Kubernetes context \"{got}\" is {}", l.outside()),
+            format!("the list names context \"{want}\""),
         );
     }
     if !k.namespaces.iter().any(|n| n == "*" || *n == t.namespace) {
         return refuse(
             format!(
-                "Kubernetes namespace \"{}\" is outside the allow-list",
-                t.namespace
+                "Kubernetes namespace \"{}\" is {}",
+                t.namespace,
+                l.outside()
             ),
-            format!(
-                "add \"{}\" to target.allow.kubernetes.namespaces",
-                t.namespace
-            ),
+            l.hint(&t.namespace, "kubernetes.namespaces"),
         );
     }
     if k.workloads.is_empty() {
@@ -239,25 +416,98 @@ pub fn kubernetes(allow: &Allow, t: &KubernetesTarget) -> Result<(), Refusal> {
         return Ok(());
     }
     refuse(
-        format!("workload {workload} is outside the allow-list"),
-        format!("add \"{workload}\" to target.allow.kubernetes.workloads"),
+        format!("workload {workload} is {}", l.outside()),
+        l.hint(&workload, "kubernetes.workloads"),
     )
 }
 
-/// Checks a local process by name or pid file.
+/// Checks a local process by name or pid file (the playbook's list, then the policy's).
 pub fn process(allow: &Allow, t: &ProcessTarget) -> Result<(), Refusal> {
-    let id = t
-        .name
-        .as_deref()
-        .or(t.pid_file.as_deref())
-        .unwrap_or_default();
-    if allow.processes.iter().any(|p| p == id || glob(p, id)) {
-        return Ok(());
+    both(allow, |a, l| {
+        let id = t
+            .name
+            .as_deref()
+            .or(t.pid_file.as_deref())
+            .unwrap_or_default();
+        if a.processes.iter().any(|p| p == id || glob(p, id)) {
+            return Ok(());
+        }
+        refuse(
+            format!("process \"{id}\" is {}", l.outside()),
+            l.hint(id, "processes"),
+        )
+    })
+}
+
+/// Is every entry of a playbook's own list inside the policy's? An entry the policy does not
+/// cover could never be used, and says the playbook was written for another daemon. Returns
+/// `(field path, entry)` of each one outside. Globs compare soundly: a policy pattern that
+/// matches an entry's text (its `*` taken literally) covers every name the entry matches.
+pub fn outside_policy(allow: &Allow) -> Vec<(String, String)> {
+    let Some(e) = &allow.envelope else {
+        return Vec::new();
+    };
+    let p = &e.allow;
+    let mut out = Vec::new();
+    let lower = |s: &str| s.to_ascii_lowercase();
+    for (i, h) in allow.http.iter().enumerate() {
+        if !p.http.iter().any(|ph| glob(&lower(ph), &lower(h))) {
+            out.push((format!("target.allow.http[{i}]"), h.clone()));
+        }
     }
-    refuse(
-        format!("process \"{id}\" is outside the allow-list"),
-        format!("add \"{id}\" to target.allow.processes"),
-    )
+    for (field, own, theirs) in [
+        ("redis", &allow.redis, &p.redis),
+        ("sql", &allow.sql, &p.sql),
+    ] {
+        for (i, u) in own.iter().enumerate() {
+            let key = endpoint_key(u);
+            if key.is_some() && !theirs.iter().any(|t| endpoint_key(t) == key) {
+                out.push((format!("target.allow.{field}[{i}]"), crate::redact::url(u)));
+            }
+        }
+    }
+    for (i, pr) in allow.processes.iter().enumerate() {
+        if !p.processes.iter().any(|pp| glob(pp, pr)) {
+            out.push((format!("target.allow.processes[{i}]"), pr.clone()));
+        }
+    }
+    if let Some(d) = &allow.docker {
+        let pd = p.docker.clone().unwrap_or_default();
+        for (i, c) in d.containers.iter().enumerate() {
+            if !pd.containers.iter().any(|pc| glob(pc, c)) {
+                out.push((format!("target.allow.docker.containers[{i}]"), c.clone()));
+            }
+        }
+        for (i, lb) in d.labels.iter().enumerate() {
+            if !pd.labels.contains(lb) {
+                out.push((format!("target.allow.docker.labels[{i}]"), lb.clone()));
+            }
+        }
+    }
+    if let Some(k) = &allow.kubernetes {
+        let pk = p.kubernetes.clone().unwrap_or_default();
+        if let (Some(want), Some(got)) = (&pk.context, &k.context)
+            && want != got
+        {
+            out.push(("target.allow.kubernetes.context".into(), got.clone()));
+        }
+        for (i, n) in k.namespaces.iter().enumerate() {
+            if !pk.namespaces.iter().any(|pn| pn == "*" || pn == n) {
+                out.push((
+                    format!("target.allow.kubernetes.namespaces[{i}]"),
+                    n.clone(),
+                ));
+            }
+        }
+        if !pk.workloads.is_empty() {
+            for (i, w) in k.workloads.iter().enumerate() {
+                if !pk.workloads.iter().any(|pw| pw == "*" || glob(pw, w)) {
+                    out.push((format!("target.allow.kubernetes.workloads[{i}]"), w.clone()));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

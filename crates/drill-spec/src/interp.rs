@@ -11,6 +11,11 @@ use crate::node::{Kind, Node};
 /// Where variables come from. The CLI passes the process environment; tests pass a map.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+    /// How to fix an unset variable, when the usual "set it, or give a default" is wrong
+    /// (a posted playbook cannot set the daemon's environment).
+    fn unset_hint(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env for F {
@@ -28,24 +33,34 @@ impl Env for BTreeMap<String, String> {
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value (not in keys). `$${` writes a
 /// literal `${`. Returns one diagnostic per unset variable or malformed reference, and the
 /// paths of those values, which decoding then skips (so that no error follows from them).
-pub fn interpolate_env(root: &mut Node, env: &dyn Env) -> (Vec<Diag>, Vec<Vec<Seg>>) {
+///
+/// Every value taken from `env` is added to `seen`, so that messages, logs and reports can
+/// print `${NAME}` in its place.
+pub fn interpolate_env(
+    root: &mut Node,
+    env: &dyn Env,
+    seen: &mut crate::redact::Redactor,
+) -> (Vec<Diag>, Vec<Vec<Seg>>) {
     let mut diags = Vec::new();
     let mut failed = Vec::new();
     let mut path = Vec::new();
     walk_strings(
         root,
         &mut path,
-        &mut |s, node_path, loc| match expand(s, env) {
+        &mut |s, node_path, loc| match expand(s, env, seen) {
             Ok(v) => Some(v),
             Err(Expand::Unset(name)) => {
-                let mut d = Diag::error(
-                    loc,
-                    format!(
-                        "environment variable {name} is not set (used in {})",
-                        display_path(node_path)
-                    ),
-                )
-                .with_hint(format!("set it, or give a default: ${{{name}:-value}}"));
+                let mut d =
+                    Diag::error(
+                        loc,
+                        format!(
+                            "environment variable {name} is not set (used in {})",
+                            display_path(node_path)
+                        ),
+                    )
+                    .with_hint(env.unset_hint(&name).unwrap_or_else(|| {
+                        format!("set it, or give a default: ${{{name}:-value}}")
+                    }));
                 if name.is_empty() {
                     d = Diag::error(loc, "empty variable name in ${}").with_hint("write ${NAME}");
                 }
@@ -80,7 +95,7 @@ enum Expand {
     Malformed(String),
 }
 
-fn expand(s: &str, env: &dyn Env) -> Result<String, Expand> {
+fn expand(s: &str, env: &dyn Env, seen: &mut crate::redact::Redactor) -> Result<String, Expand> {
     if !s.contains('$') {
         return Ok(s.to_owned());
     }
@@ -115,7 +130,10 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, Expand> {
                 .var(name)
                 .filter(|v| !(v.is_empty() && default.is_some()))
             {
-                Some(v) => out.push_str(&v),
+                Some(v) => {
+                    seen.add(name, &v);
+                    out.push_str(&v);
+                }
                 None => match default {
                     Some(d) => out.push_str(d),
                     None => return Err(Expand::Unset(name.to_owned())),
@@ -129,6 +147,31 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, Expand> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The variable names a text refers to with `${NAME}` or `${NAME:-default}` (`$${` is a
+/// literal). `drill apply --server` sends the caller's values of exactly these as the run's
+/// `params`, since the daemon reads no environment for a posted playbook.
+pub fn referenced(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        if i > 0 && rest[..i].ends_with('$') {
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let t = &rest[i + 2..];
+        let end = t.find(['}', ':']).unwrap_or(t.len());
+        let name = &t[..end];
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            out.insert(name.to_owned());
+        }
+        rest = t;
+    }
+    out
 }
 
 /// Sees a string value with its path and location; returns its replacement, if any.
@@ -325,22 +368,30 @@ mod tests {
     }
 
     #[test]
+    fn references_are_found_and_literals_skipped() {
+        let names: Vec<String> = referenced("a: ${A}\nb: ${B_2:-x}\nc: $${C}\nd: ${}\n")
+            .into_iter()
+            .collect();
+        assert_eq!(names, ["A", "B_2"]);
+    }
+
+    #[test]
     fn variables_and_defaults_expand() {
         let e = env();
         assert_eq!(
-            expand("https://${HOST}/x", &e).ok(),
+            expand("https://${HOST}/x", &e, &mut Default::default()).ok(),
             Some("https://example.com/x".into())
         );
         assert_eq!(
-            expand("${NOPE:-fallback}", &e).ok(),
+            expand("${NOPE:-fallback}", &e, &mut Default::default()).ok(),
             Some("fallback".into())
         );
         assert_eq!(
-            expand("${EMPTY:-fallback}", &e).ok(),
+            expand("${EMPTY:-fallback}", &e, &mut Default::default()).ok(),
             Some("fallback".into())
         );
         assert_eq!(
-            expand("cost $5 $${HOST}", &e).ok(),
+            expand("cost $5 $${HOST}", &e, &mut Default::default()).ok(),
             Some("cost $5 ${HOST}".into())
         );
     }
@@ -350,7 +401,7 @@ mod tests {
         let mut root = parse_yaml("target:\n  base_url: https://${API_HOST}/\n", 0)
             .expect("yaml")
             .remove(0);
-        let (d, failed) = interpolate_env(&mut root, &env());
+        let (d, failed) = interpolate_env(&mut root, &env(), &mut Default::default());
         assert_eq!(d.len(), 1);
         assert_eq!(crate::de::path_string(&failed[0]), "target.base_url");
         assert_eq!(

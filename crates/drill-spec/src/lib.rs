@@ -19,6 +19,9 @@ pub mod interp;
 mod load;
 pub mod model;
 pub mod node;
+pub mod policy;
+pub mod program;
+pub mod redact;
 pub mod timeline;
 pub mod units;
 pub mod url;
@@ -26,7 +29,7 @@ mod validate;
 
 pub use diag::{Diag, Loc, Severity, Sources};
 pub use load::{FileSummary, Loader, Outcome, Plan, ResolvedDrill, ValidPlaybook};
-pub use validate::{parse_cron, placeholders};
+pub use validate::{NAME_CHARS, parse_cron, placeholders};
 
 /// The JSON Schema of both documents, for editors (`drill schema`).
 pub fn json_schema() -> serde_json::Value {

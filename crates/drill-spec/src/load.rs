@@ -16,6 +16,8 @@ use crate::diag::{Diag, Loc, Severity, Sources, did_you_mean};
 use crate::interp::{Env, check_param_refs, interpolate_env, substitute_params};
 use crate::model::{API_VERSION, DrillSpec, Metadata, Param, Playbook};
 use crate::node::{Kind, Node, parse_yaml};
+use crate::policy::{Origin, Scope};
+use crate::redact::Redactor;
 use crate::timeline::{self, DrillPlan, Start, TrafficPlan};
 use crate::validate::{self, Ctx};
 
@@ -60,6 +62,9 @@ pub struct FileSummary {
 pub struct Loader<'e> {
     pub sources: Sources,
     env: &'e dyn Env,
+    scope: Option<Scope<'e>>,
+    /// Every value `${NAME}` took from `env`: diagnostics print `${NAME}` instead.
+    redact: Redactor,
     diags: Vec<Diag>,
     playbooks: Vec<PlaybookEntry>,
     drills: BTreeMap<String, DrillEntry>,
@@ -96,6 +101,9 @@ pub struct ValidPlaybook {
     pub base: crate::url::BaseUrl,
     pub drills: Vec<ResolvedDrill>,
     pub schedule: Option<cron::Schedule>,
+    /// The values interpolated from the environment, to print as `${NAME}` wherever the
+    /// playbook's text is shown (plan, logs, reports, API answers).
+    pub redact: Redactor,
 }
 
 /// The plan of a valid playbook: its traffic and drills placed in time.
@@ -140,11 +148,22 @@ impl<'e> Loader<'e> {
         Self {
             sources: Sources::default(),
             env,
+            scope: None,
+            redact: Redactor::default(),
             diags: Vec::new(),
             playbooks: Vec::new(),
             drills: BTreeMap::new(),
             files: BTreeSet::new(),
         }
+    }
+
+    /// Validates every playbook against an operator's policy too (`drill daemon`, and
+    /// `--policy` on `validate` and `apply`): its targets inside the policy's envelope, its
+    /// actions and sizes within the policy's, and, for a posted playbook, only what the
+    /// policy lets one do.
+    pub fn with_scope(mut self, scope: Scope<'e>) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// Adds one file's text. `explicit` files are validated in full (the ones a user named);
@@ -177,7 +196,7 @@ impl<'e> Loader<'e> {
                         continue;
                     }
                     summary.playbooks += 1;
-                    let (diags, failed) = interpolate_env(&mut node, self.env);
+                    let (diags, failed) = interpolate_env(&mut node, self.env, &mut self.redact);
                     self.diags.extend(diags);
                     let d = decode_skipping::<Playbook>(&node, &failed);
                     self.diags.extend(d.diags);
@@ -192,7 +211,7 @@ impl<'e> Loader<'e> {
                 }
                 Ok(DocKind::Drill) => {
                     summary.drills += 1;
-                    let (diags, failed) = interpolate_env(&mut node, self.env);
+                    let (diags, failed) = interpolate_env(&mut node, self.env, &mut self.redact);
                     self.diags.extend(diags);
                     let d = decode_skipping::<DrillHead>(&node, &failed);
                     self.diags.extend(d.diags);
@@ -242,7 +261,12 @@ impl<'e> Loader<'e> {
                 self.check_drill_alone(name);
             }
         }
-        let playbooks = std::mem::take(&mut self.playbooks);
+        let mut playbooks = std::mem::take(&mut self.playbooks);
+        if let Some(envelope) = self.scope.and_then(|s| s.policy.envelope()) {
+            for pb in &mut playbooks {
+                pb.value.target.allow.envelope = Some(envelope.clone());
+            }
+        }
         let mut valid = Vec::new();
         for pb in playbooks {
             let before = self.error_count();
@@ -258,10 +282,19 @@ impl<'e> Loader<'e> {
                     base,
                     drills,
                     schedule,
+                    redact: self.redact.clone(),
                 });
             }
         }
         let mut diags = self.diags;
+        // A message never shows what a variable held: `hold: "${DATABASE_URL}"` must not
+        // answer with the store's password.
+        for d in &mut diags {
+            d.message = self.redact.apply(&d.message).into_owned();
+            if let Some(h) = &mut d.hint {
+                *h = self.redact.apply(h).into_owned();
+            }
+        }
         diags.sort_by(|a, b| a.loc.cmp(&b.loc).then(a.severity.cmp(&b.severity)));
         diags.dedup();
         Outcome {
@@ -311,6 +344,7 @@ impl<'e> Loader<'e> {
             diags: &mut diags,
             locs: &pb.locs,
             prefix: String::new(),
+            scope: self.scope,
         };
         validate::metadata_name(&mut cx, &p.metadata);
         let schedule = p
@@ -329,6 +363,9 @@ impl<'e> Loader<'e> {
         for (i, g) in p.guards.iter().enumerate() {
             validate::guard(&mut cx, &format!("guards[{i}]"), g, &p.target);
         }
+        if let Some(scope) = self.scope {
+            policy_rules(&mut cx, p, scope);
+        }
         self.diags.append(&mut diags);
 
         let mut resolved = Vec::new();
@@ -345,7 +382,18 @@ impl<'e> Loader<'e> {
                     diags: &mut diags,
                     locs: &pb.locs,
                     prefix: String::new(),
+                    scope: self.scope,
                 };
+                validate::name(
+                    &mut cx,
+                    &if r.name.is_some() {
+                        format!("{path}.name")
+                    } else {
+                        format!("{path}.uses")
+                    },
+                    "drill",
+                    &name,
+                );
                 if let Some(prev) = names.insert(name.clone(), i) {
                     cx.error_hint(
                         &path,
@@ -384,6 +432,7 @@ impl<'e> Loader<'e> {
                     diags: &mut diags,
                     locs: spec_locs.as_ref().unwrap_or(&pb.locs),
                     prefix,
+                    scope: self.scope,
                 };
                 validate::drill_spec(&mut cx, &spec, &p.target);
             }
@@ -441,6 +490,19 @@ impl<'e> Loader<'e> {
                 None
             }
             (None, Some(spec)) => {
+                if let Some(s) = self.scope
+                    && s.origin == Origin::Posted
+                    && !s.policy.posted.inline_drills
+                {
+                    self.diags.push(
+                        Diag::error(here(".drill"), "a posted playbook may not write its own drill")
+                            .with_hint(format!(
+                                "the daemon's policy allows only its own drills in posted playbooks (posted.inline_drills): use `uses:` with one of {}",
+                                if self.drills.is_empty() { "its drills (it has none loaded)".to_owned() } else { self.drills.keys().cloned().collect::<Vec<_>>().join(", ") }
+                            )),
+                    );
+                    return None;
+                }
                 if !r.with.is_empty() {
                     self.diags.push(
                         Diag::error(
@@ -600,6 +662,7 @@ impl<'e> Loader<'e> {
                     diags: &mut diags,
                     locs,
                     prefix,
+                    scope: self.scope,
                 };
                 for (ci, c) in d.spec.checks.iter().enumerate() {
                     if let Some(w) = c.within
@@ -627,6 +690,7 @@ impl<'e> Loader<'e> {
                 diags: &mut diags,
                 locs: &pb.locs,
                 prefix: String::new(),
+                scope: self.scope,
             };
             if let Start::At(at) = d.start {
                 if at < d.spec.baseline {
@@ -669,6 +733,98 @@ impl<'e> Loader<'e> {
             prev = Some(plan);
         }
         self.diags.append(&mut diags);
+    }
+}
+
+/// What the operator's policy says of a playbook as a whole: its allow-list inside the
+/// policy's, the number of drills, and what a posted playbook may not have.
+fn policy_rules(cx: &mut Ctx<'_>, p: &Playbook, scope: Scope<'_>) {
+    let policy = scope.policy;
+    let mut outside = crate::allow::outside_policy(&p.target.allow);
+    if let Some(e) = &p.target.allow.envelope {
+        // A program the playbook lists must be one the policy lists: the file it names on
+        // this host when the loader can look (`sh` is /usr/bin/sh), else by its name.
+        for (i, entry) in p.target.allow.exec.iter().enumerate() {
+            let name = entry.rsplit('/').next().unwrap_or(entry);
+            let covered = match scope.host {
+                Some(host) if !entry.contains('*') => {
+                    crate::program::resolve(entry, None, None, host).is_ok_and(|r| {
+                        e.exec.iter().any(|rule| {
+                            crate::allow::glob(&rule.program, &r.path)
+                                || crate::allow::glob(&rule.program, &r.canonical)
+                        })
+                    })
+                }
+                _ => e.exec.iter().any(|rule| {
+                    crate::allow::glob(
+                        rule.program.rsplit('/').next().unwrap_or(&rule.program),
+                        name,
+                    )
+                }),
+            };
+            if !covered {
+                outside.push((format!("target.allow.exec[{i}]"), entry.clone()));
+            }
+        }
+    }
+    for (path, entry) in outside {
+        cx.error_hint(
+            &path,
+            format!("\"{entry}\" is outside the daemon's policy"),
+            "a playbook's allow-list can only narrow the operator's policy; remove it, or ask whoever runs the daemon",
+        );
+    }
+    if let Some(max) = policy.limits.drills
+        && p.drills.len() > max as usize
+    {
+        cx.error_hint(
+            "drills",
+            format!(
+                "{} drills: the daemon's policy allows at most {max}",
+                p.drills.len()
+            ),
+            "split the playbook",
+        );
+    }
+    if scope.origin == Origin::Posted {
+        if policy.allow.is_none() {
+            cx.error_hint(
+                "target.allow",
+                "this daemon's policy has no envelope, so it runs no posted playbook",
+                "run a loaded playbook by name ({\"playbook\": NAME}), or ask the operator for a policy with `allow:` (drill daemon --policy FILE)",
+            );
+        }
+        // Files a posted playbook names are read on the daemon's host: only from the
+        // playbook directory, so a poster cannot have `/etc/…` read and sent to a target.
+        let files = [
+            ("traffic.dataset", p.traffic.dataset.as_deref()),
+            (
+                "traffic.tls.ca_file",
+                p.traffic.tls.as_ref().and_then(|t| t.ca_file.as_deref()),
+            ),
+        ];
+        for (field, file) in files {
+            if let Some(f) = file
+                && !policy.posted.may_read(f)
+            {
+                cx.error_hint(
+                    field,
+                    format!("a posted playbook may not read \"{f}\""),
+                    "name a file of the daemon's playbook directory by a relative path without .., or one under a directory the policy lists in posted.files",
+                );
+            }
+        }
+        if !policy.posted.steps {
+            for (field, steps) in [("setup", &p.setup), ("teardown", &p.teardown)] {
+                if !steps.is_empty() {
+                    cx.error_hint(
+                        field,
+                        format!("a posted playbook may not have {field} steps"),
+                        "the daemon's policy refuses them (posted.steps); run a loaded playbook by name instead",
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -138,9 +138,17 @@ pub struct Allow {
     /// Local processes, by name or pid-file path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<String>,
-    /// Programs that exec steps and hooks may run (the first word of the command).
+    /// Programs that exec steps and hooks may run: a name (`psql`, found along drill's own
+    /// `PATH`) or a path (`./scripts/failover.sh`, from drill's working directory;
+    /// `/usr/bin/psql`). The command's program is resolved first and that file must be the
+    /// one listed; drill then runs it by its absolute path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exec: Vec<String>,
+    /// The operator's policy this list is narrowed by, when one is in force: set by the
+    /// loader, never by YAML. Every check consults both lists.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub envelope: Option<std::sync::Arc<crate::policy::Envelope>>,
 }
 
 /// Docker containers the run may touch.

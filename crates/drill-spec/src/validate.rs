@@ -13,6 +13,7 @@ use crate::cond::Subject;
 use crate::de::LocMap;
 use crate::diag::{Diag, Loc};
 use crate::model::*;
+use crate::policy::{Origin, Policy, Scope};
 use crate::units::Dur;
 
 /// Where diagnostics for one document (or one drill instance) go, and how to locate paths.
@@ -20,6 +21,8 @@ pub(crate) struct Ctx<'a> {
     pub diags: &'a mut Vec<Diag>,
     pub locs: &'a LocMap,
     pub prefix: String,
+    /// The operator's policy and where the playbook came from, when one is in force.
+    pub scope: Option<Scope<'a>>,
 }
 
 impl Ctx<'_> {
@@ -58,6 +61,36 @@ impl Ctx<'_> {
         if let Err(r) = r {
             self.error_hint(path, r.message, r.hint);
         }
+    }
+
+    /// The policy in force, if any.
+    fn policy(&self) -> Option<&Policy> {
+        self.scope.map(|s| s.policy)
+    }
+
+    /// True for a playbook posted to the API.
+    fn posted(&self) -> bool {
+        self.scope.is_some_and(|s| s.origin == Origin::Posted)
+    }
+}
+
+/// The characters names may hold (drills, faults, checks, guards, steps, requests): they end
+/// up in metric labels, report tables, JUnit and log lines.
+pub const NAME_CHARS: &str = "letters, digits, '.', '_' and '-', at most 63 characters";
+
+/// Checks a name against [`NAME_CHARS`].
+pub(crate) fn name(cx: &mut Ctx<'_>, path: &str, what: &str, n: &str) {
+    let ok = !n.is_empty()
+        && n.len() <= 63
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        let shown: String = n.chars().take(40).flat_map(char::escape_default).collect();
+        cx.error_hint(
+            path,
+            format!("invalid {what} name \"{shown}\""),
+            format!("use {NAME_CHARS}"),
+        );
     }
 }
 
@@ -250,6 +283,9 @@ fn resolve_url(base: &str, url: &str) -> String {
 }
 
 pub(crate) fn step(cx: &mut Ctx<'_>, path: &str, s: &Step, t: &Target) {
+    if let Some(n) = &s.name {
+        name(cx, &format!("{path}.name"), "step", n);
+    }
     if !exactly_one(
         cx,
         path,
@@ -278,7 +314,43 @@ fn exec(cx: &mut Ctx<'_>, path: &str, e: &Exec, allow: &Allow) {
     if e.timeout.is_zero() {
         cx.error(&format!("{path}.timeout"), "timeout must be longer than 0s");
     }
+    if cx.posted() && cx.policy().is_some_and(|p| !p.posted.exec) {
+        cx.error_hint(
+            &format!("{path}.command"),
+            "a posted playbook may not run commands",
+            "the daemon's policy refuses commands in posted playbooks (posted.exec); run a loaded playbook by name instead",
+        );
+        return;
+    }
+    if let Some(p) = cx.policy() {
+        let refused: Vec<String> = e.env.keys().filter(|k| !p.allows_env(k)).cloned().collect();
+        for k in refused {
+            cx.error_hint(
+                &format!("{path}.env.{k}"),
+                format!("{k} may not be set for a command under the daemon's policy: it changes which program runs or what it loads"),
+                "remove it, or ask the operator to list it under the policy's allow.exec_env",
+            );
+        }
+    }
     cx.refused(&format!("{path}.command"), allow::exec(allow, &e.command));
+    // Under a policy, on the host that runs it: the file the command will run.
+    if let Some(host) = cx.scope.and_then(|s| s.host)
+        && allow.envelope.is_some()
+        && allow::exec(allow, &e.command).is_ok()
+    {
+        let r = crate::program::resolve(
+            &e.command[0],
+            e.dir.as_deref(),
+            e.env.get("PATH").map(String::as_str),
+            host,
+        )
+        .map_err(|why| Refusal {
+            message: format!("program \"{}\" cannot run here: {why}", e.command[0]),
+            hint: "name a program installed on the daemon's host".into(),
+        })
+        .and_then(|r| allow::exec_resolved(allow, &e.command, &r, host));
+        cx.refused(&format!("{path}.command"), r);
+    }
 }
 
 fn http_call(cx: &mut Ctx<'_>, path: &str, h: &HttpCall, t: &Target) {
@@ -341,6 +413,7 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
                 format!("request name \"{}\" is used twice", r.name),
             );
         }
+        name(cx, &format!("{p}.name"), "request", &r.name);
         if r.weight == 0 {
             cx.error_hint(
                 &format!("{p}.weight"),
@@ -448,12 +521,92 @@ pub(crate) fn traffic(cx: &mut Ctx<'_>, tr: &Traffic, t: &Target) {
             "give a stage a hold or an over",
         );
     }
+    bounds(cx, tr, total);
     if tr.max_in_flight == Some(0) {
         cx.error("traffic.max_in_flight", "max_in_flight must be at least 1");
     }
     positive(cx, "traffic.timeout", "timeout", tr.timeout);
     if let Some(d) = &tr.distributed {
         distributed(cx, d);
+    }
+}
+
+/// Rates and the traffic's length within drill's maxima and the policy's limits, per process
+/// (shard) and in total. A rate of `1e18/s` parses; it must not run.
+fn bounds(cx: &mut Ctx<'_>, tr: &Traffic, total: Dur) {
+    let default = Policy::safe_default();
+    let policy = cx.policy().cloned().unwrap_or(default);
+    let shards = tr.distributed.as_ref().map_or(1, |d| d.shards.max(1));
+    let per_process = policy.max_rate_per_process();
+    let total_max = policy
+        .limits
+        .total_rate
+        .map_or(f64::INFINITY, |r| r.per_second());
+    let by_policy = |own: bool| {
+        if own {
+            "drill's maximum"
+        } else {
+            "the daemon's policy"
+        }
+    };
+    for (i, s) in tr.profile.iter().enumerate() {
+        for (field, r) in [("rate", s.rate), ("ramp_to", s.ramp_to)] {
+            let Some(r) = r else { continue };
+            let rate = r.per_second();
+            let path = format!("traffic.profile[{i}].{field}");
+            if !rate.is_finite() || rate / f64::from(shards) > per_process {
+                let own = policy
+                    .limits
+                    .rate
+                    .is_none_or(|l| l.per_second() >= crate::policy::MAX_RATE_PER_PROCESS);
+                cx.error_hint(
+                    &path,
+                    format!(
+                        "{r} is above {} of {per_process}/s per process{}",
+                        by_policy(own),
+                        if shards > 1 {
+                            format!(" ({shards} shards: {:.0}/s each)", rate / f64::from(shards))
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    "lower the rate, or spread it over more shards (traffic.distributed)",
+                );
+            } else if rate > total_max {
+                cx.error_hint(
+                    &path,
+                    format!("{r} is above the daemon's policy of {total_max}/s for a whole run"),
+                    "lower the rate",
+                );
+            }
+        }
+    }
+    let longest = policy.max_traffic();
+    if total > longest {
+        let own = policy
+            .limits
+            .duration
+            .is_none_or(|d| d >= crate::policy::MAX_TRAFFIC);
+        cx.error_hint(
+            "traffic.profile",
+            format!(
+                "the traffic lasts {total}, longer than {} of {longest}",
+                by_policy(own)
+            ),
+            "shorten the profile, or split the drills into several playbooks",
+        );
+    }
+    if let (Some(d), Some(max)) = (&tr.distributed, policy.limits.shards)
+        && d.shards > max
+    {
+        cx.error_hint(
+            "traffic.distributed.shards",
+            format!(
+                "{} shards: the daemon's policy allows at most {max}",
+                d.shards
+            ),
+            format!("use at most {max} shards"),
+        );
     }
 }
 
@@ -573,6 +726,9 @@ pub(crate) fn slo(cx: &mut Ctx<'_>, s: &Slo) {
 }
 
 pub(crate) fn guard(cx: &mut Ctx<'_>, path: &str, g: &Guard, t: &Target) {
+    if let Some(n) = &g.name {
+        name(cx, &format!("{path}.name"), "guard", n);
+    }
     match g.kind(1.0) {
         Err(e @ crate::guard::GuardShapeError::ValueWithoutProbe) => cx.error_hint(
             &format!("{path}.when"),
@@ -716,15 +872,9 @@ pub(crate) fn probe(cx: &mut Ctx<'_>, path: &str, p: &Probe, t: &Target) {
             if let Some(q) = &r.pending {
                 queue_ref(cx, &format!("{p}.pending"), q);
             }
-            cx.refused(
-                &format!("{p}.url"),
-                allow::endpoint(&t.allow.redis, &r.url, "redis", "redis"),
-            );
+            cx.refused(&format!("{p}.url"), allow::redis(&t.allow, &r.url));
         }
-        Probe::Sql(s) => cx.refused(
-            &format!("{path}.sql.url"),
-            allow::endpoint(&t.allow.sql, &s.url, "sql", "sql"),
-        ),
+        Probe::Sql(s) => cx.refused(&format!("{path}.sql.url"), allow::sql(&t.allow, &s.url)),
         Probe::Http(h) => cx.refused(
             &format!("{path}.http.url"),
             allow::http(&t.allow, &resolve_url(&t.base_url, &h.url)),
@@ -805,6 +955,18 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
         );
     }
     positive(cx, "hold", "hold", s.hold);
+    if let Some(max) = cx.policy().and_then(|p| p.limits.faults_per_drill)
+        && s.faults.len() > max as usize
+    {
+        cx.error_hint(
+            "faults",
+            format!(
+                "{} faults: the daemon's policy allows at most {max} per drill",
+                s.faults.len()
+            ),
+            "split the drill in two",
+        );
+    }
     let mut names = BTreeSet::new();
     for (i, f) in s.faults.iter().enumerate() {
         let p = format!("faults[{i}]");
@@ -814,6 +976,7 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
                 format!("fault name \"{}\" is used twice", f.name),
             );
         }
+        name(cx, &format!("{p}.name"), "fault", &f.name);
         fault(cx, &p, f, t);
     }
     for (i, a) in s.actions.iter().enumerate() {
@@ -837,7 +1000,7 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
             enqueue(cx, &format!("{p}.enqueue"), e);
             cx.refused(
                 &format!("{p}.enqueue.redis"),
-                allow::endpoint(&t.allow.redis, &e.redis, "redis", "redis"),
+                allow::redis(&t.allow, &e.redis),
             );
         }
         if let Some(e) = &a.exec {
@@ -856,6 +1019,7 @@ pub(crate) fn drill_spec(cx: &mut Ctx<'_>, s: &DrillSpec, t: &Target) {
                 format!("check name \"{}\" is used twice", c.name),
             );
         }
+        name(cx, &format!("{p}.name"), "check", &c.name);
         check(cx, &p, c, t);
     }
     for (i, g) in s.guards.iter().enumerate() {
@@ -944,6 +1108,16 @@ fn check(cx: &mut Ctx<'_>, p: &str, c: &Check, t: &Target) {
 fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
     use FaultAction as A;
     let a = f.action;
+    if let Some(allowed) = cx.policy().and_then(|p| p.actions.clone())
+        && !allowed.contains(&a)
+    {
+        let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+        cx.error_hint(
+            &format!("{p}.action"),
+            format!("the daemon's policy does not allow {} faults", a.name()),
+            format!("it allows {}", crate::diag::one_of(&names)),
+        );
+    }
     let backend = f.target.as_ref().map(TargetRef::backend);
     // The one applicability table; `Fault::kind` decodes through the same.
     let allowed: Vec<&str> = crate::fault::backends_for(a)
@@ -1091,14 +1265,12 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
                 exec(cx, &format!("{p}.target.process.restart"), r, &t.allow);
             }
         }
-        Some(TargetRef::Redis(e)) => cx.refused(
-            &format!("{p}.target.redis"),
-            allow::endpoint(&t.allow.redis, &e.url, "redis", "redis"),
-        ),
-        Some(TargetRef::Sql(e)) => cx.refused(
-            &format!("{p}.target.sql"),
-            allow::endpoint(&t.allow.sql, &e.url, "sql", "sql"),
-        ),
+        Some(TargetRef::Redis(e)) => {
+            cx.refused(&format!("{p}.target.redis"), allow::redis(&t.allow, &e.url))
+        }
+        Some(TargetRef::Sql(e)) => {
+            cx.refused(&format!("{p}.target.sql"), allow::sql(&t.allow, &e.url))
+        }
         Some(TargetRef::Http(e)) => cx.refused(
             &format!("{p}.target.http"),
             allow::http(&t.allow, &resolve_url(&t.base_url, &e.url)),

@@ -11,7 +11,8 @@ use drill_engine::{Abort, LiveStatus, Options};
 
 use crate::exit;
 use crate::support::{
-    DbArg, Output, dur, load, log_to, on_signals, parse_scale, print_diags, runtime,
+    DbArg, Output, PolicyArg, dur, load_scoped, log_to, on_signals, parse_scale, print_diags,
+    runtime,
 };
 
 /// The options of `drill apply`.
@@ -57,10 +58,19 @@ pub struct ApplyArgs {
     pub baseline: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
+    #[command(flatten)]
+    pub policy: PolicyArg,
 }
 
 pub fn run(args: ApplyArgs) -> Result<ExitCode> {
-    let (outcome, unreadable) = load(std::slice::from_ref(&args.playbook), &args.drills)?;
+    let Ok(policy) = args.policy.read() else {
+        return Ok(exit::code(exit::INVALID));
+    };
+    let (outcome, unreadable) = load_scoped(
+        std::slice::from_ref(&args.playbook),
+        &args.drills,
+        policy.as_ref(),
+    )?;
     if let Some(server) = args.server.clone() {
         print_diags(&outcome);
         if outcome.has_errors() || unreadable > 0 || outcome.playbooks.is_empty() {

@@ -126,6 +126,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             server: None,
             baseline: None,
             db: args.db.clone(),
+            policy: crate::support::PolicyArg::default(),
         })
     } else {
         eprintln!("drill demo: the environment did not come up; nothing was run");

@@ -147,6 +147,15 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
             if rate.is_none() && args.connections.is_none() {
                 bail!("give --rate (open model, like 2000/s) or --connections (closed loop)");
             }
+            let max = drill_spec::policy::MAX_RATE_PER_PROCESS;
+            if let Some(r) = rate
+                && !(r.is_finite() && r <= max)
+            {
+                bail!(
+                    "--rate {}: above drill's maximum of {max}/s per process; lower it, or split it over processes with --shard K/N",
+                    args.rate.as_deref().unwrap_or_default()
+                );
+            }
             let mut headers = Vec::new();
             for h in &args.headers {
                 let (k, v) = h
@@ -156,6 +165,14 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                     .with_context(|| format!("--header \"{h}\": invalid name"))?;
                 headers.push((name, v.trim().to_owned()));
             }
+            let duration = dur(&args.duration, "duration")?;
+            if duration > drill_spec::policy::MAX_TRAFFIC.0 {
+                bail!(
+                    "--duration {}: longer than drill's maximum of {}",
+                    args.duration,
+                    drill_spec::policy::MAX_TRAFFIC
+                );
+            }
             let a = AdHoc {
                 url: url.clone(),
                 method: http::Method::from_bytes(args.method.as_bytes()).context("--method")?,
@@ -163,7 +180,7 @@ pub fn run(args: LoadArgs) -> Result<ExitCode> {
                 body: args.body.clone(),
                 rate,
                 connections: args.connections,
-                duration: dur(&args.duration, "duration")?,
+                duration,
                 max_in_flight: args.max_in_flight.map(|n| n.max(1)),
                 workers: args.workers.map(|n| n.max(1)),
                 timeout: dur(&args.timeout, "timeout")?,

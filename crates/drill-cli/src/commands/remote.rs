@@ -23,15 +23,21 @@ fn token() -> Result<String> {
 }
 
 async fn send(req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Value)> {
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("{what}: no answer"))?;
+    // Whatever a URL carries (`--server http://user:password@…`) is never printed.
+    let what = drill_spec::redact::text(what);
+    let resp = req.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: no answer: {}",
+            drill_spec::redact::text(&drill_faults::chain(&e))
+        )
+    })?;
     let status = resp.status().as_u16();
-    let text = resp
-        .text()
-        .await
-        .with_context(|| format!("{what}: no body"))?;
+    let text = resp.text().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: no body: {}",
+            drill_spec::redact::text(&e.to_string())
+        )
+    })?;
     let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, v))
 }
@@ -70,7 +76,8 @@ pub fn call(
 /// Prints a refused call's error and returns its exit code (4xx: 2, else 3).
 pub fn refused(server: &str, status: u16, v: &Value) -> ExitCode {
     eprintln!(
-        "drill: {server} answered {status}: {}",
+        "drill: {} answered {status}: {}",
+        drill_spec::redact::url(server),
         v["error"].as_str().unwrap_or(&v.to_string())
     );
     exit::code(if (400..500).contains(&status) {
@@ -88,9 +95,16 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             return Ok(exit::code(exit::INVALID));
         }
     };
-    let text = std::fs::read_to_string(&args.playbook)
+    let text = crate::files::read(&args.playbook)
         .with_context(|| format!("cannot read {}", args.playbook.display()))?;
+    // The daemon reads no environment for a posted playbook: the values of its `${NAME}`s
+    // are this caller's, sent as the run's params.
+    let params: std::collections::BTreeMap<String, String> = drill_spec::interp::referenced(&text)
+        .into_iter()
+        .filter_map(|n| std::env::var(&n).ok().map(|v| (n, v)))
+        .collect();
     let base = server.trim_end_matches('/').to_owned();
+    let shown = drill_spec::redact::url(&base);
     runtime()?.block_on(async move {
         let client = drill_faults::http::client(Duration::from_secs(60))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -100,7 +114,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
                 .post(format!("{base}/api/v1/runs"))
                 .header("Authorization", &auth)
                 .json(
-                    &json!({"yaml": text, "time_scale": args.time_scale, "dry_run": args.dry_run}),
+                    &json!({"yaml": text, "params": params, "time_scale": args.time_scale, "dry_run": args.dry_run}),
                 ),
             "POST /api/v1/runs",
         )
@@ -108,7 +122,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
         match status {
             202 => {}
             200 if args.dry_run => {
-                println!("dry run on {base}: nothing was changed, no traffic was sent");
+                println!("dry run on {shown}: nothing was changed, no traffic was sent");
                 for w in v["report"]["would"].as_array().into_iter().flatten() {
                     println!("  {}", w.as_str().unwrap_or_default());
                 }
@@ -120,7 +134,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             }
             _ => {
                 eprintln!(
-                    "drill: {base} refused the run ({status}): {}",
+                    "drill: {shown} refused the run ({status}): {}",
                     v["error"].as_str().unwrap_or(&v.to_string())
                 );
                 for e in v["errors"].as_array().into_iter().flatten() {
@@ -135,7 +149,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             }
         }
         let id = v["run"].as_str().unwrap_or_default().to_owned();
-        eprintln!("run {id}: running on {base}");
+        eprintln!("run {id}: running on {shown}");
         let mut seen = String::new();
         let row = loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -147,7 +161,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             )
             .await?;
             if s != 200 {
-                bail!("{base} lost run {id} ({s}): {v}");
+                bail!("{shown} lost run {id} ({s}): {v}");
             }
             let stages: Vec<String> = v["live"]["drills"]
                 .as_array()

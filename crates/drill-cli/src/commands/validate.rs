@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::exit;
-use crate::support::{Output, load, plural, print_diags};
+use crate::support::{Output, PolicyArg, load_scoped, plural, print_diags};
 
 /// The options of `drill validate`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +20,8 @@ pub struct ValidateArgs {
     /// Output format: text for people, json for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub policy: PolicyArg,
 }
 
 pub fn run(args: ValidateArgs) -> Result<ExitCode> {
@@ -27,8 +29,12 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode> {
         paths,
         drills,
         output,
+        policy,
     } = args;
-    let (outcome, unreadable) = load(&paths, &drills)?;
+    let Ok(policy) = policy.read() else {
+        return Ok(exit::code(exit::INVALID));
+    };
+    let (outcome, unreadable) = load_scoped(&paths, &drills, policy.as_ref())?;
     let errors = outcome
         .diags
         .iter()

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -235,4 +235,96 @@ pub fn nix_kill_group(pgid: u32, sig: &str) {
 pub fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// `curl`: the status and the body.
+pub fn call(method: &str, url: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if body.is_some() {
+        c.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    if let Some(b) = body {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b)
+            .expect("body");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The daemon's base URL from its "API on http://ADDR/api/v1/" line.
+pub fn api_base(line: &str) -> String {
+    line.split("API on ")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .trim_end_matches('/')
+        .trim_end_matches("/api/v1")
+        .to_owned()
+}
+
+pub fn token(w: &Work, file: &std::path::Path, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_drill"))
+        .current_dir(w.dir.path())
+        .args([
+            "token",
+            "add",
+            "--tokens",
+            &file.display().to_string(),
+            "--role",
+            role,
+            "--subject",
+            &format!("{role}-1"),
+        ])
+        .output()
+        .expect("drill token add");
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out).trim().to_owned()
+}
+
+/// Where `name` is found along this process's `PATH`, as drill resolves a command's program
+/// (`true` is a shell builtin, so `command -v` would not say).
+pub fn which(name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{}/{name}", d.trim_end_matches('/')))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| panic!("{name} is not installed here"))
+}
+
+/// A policy that lets posted playbooks run commands and inline drills on loopback, with
+/// `true` as the only program (what the API tests post).
+pub fn open_policy(w: &Work) -> PathBuf {
+    w.file(
+        "policy.yaml",
+        &format!(
+            "apiVersion: drill/v1\nkind: Policy\nallow:\n  http: [\"127.0.0.1\"]\n  exec: [\"{}\"]\nposted: {{exec: true, inline_drills: true}}\n",
+            which("true")
+        ),
+    )
 }

@@ -52,6 +52,32 @@ pub struct Rendered {
     pub k6_summary: String,
 }
 
+impl Rendered {
+    /// Every report with the one redaction rule applied: values from the environment as
+    /// `${NAME}`, URL passwords and secret query parameters as `***`. The JSON is redacted
+    /// string by string, and the HTML drawn again from it.
+    pub fn redacted(mut self, r: &drill_spec::redact::Redactor) -> Self {
+        fn walk(v: &mut Value, r: &drill_spec::redact::Redactor) {
+            match v {
+                Value::String(s) => {
+                    if let std::borrow::Cow::Owned(o) = r.apply(s) {
+                        *s = o;
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, r)),
+                Value::Object(m) => m.values_mut().for_each(|x| walk(x, r)),
+                _ => {}
+            }
+        }
+        walk(&mut self.json, r);
+        self.json_text = serde_json::to_string_pretty(&self.json).unwrap_or_default();
+        self.html = html::render(&self.json);
+        self.markdown = r.apply(&self.markdown).into_owned();
+        self.junit = r.apply(&self.junit).into_owned();
+        self
+    }
+}
+
 /// Renders every report of a run.
 pub fn render(i: &Input<'_>) -> Rendered {
     let json = json(i);
@@ -75,7 +101,14 @@ impl Rendered {
             let path = path.to_owned();
             move |source| EngineError::Report { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io(dir))?;
+        }
         let mut written = Vec::new();
         for (name, body) in [
             ("report.json", &self.json_text),
@@ -85,11 +118,26 @@ impl Rendered {
             ("k6-summary.json", &self.k6_summary),
         ] {
             let p = dir.join(name);
-            std::fs::write(&p, body).map_err(io(&p))?;
+            private_file(&p, body.as_bytes()).map_err(io(&p))?;
             written.push(p);
         }
         Ok(written)
     }
+}
+
+/// Writes a file readable by its owner only (0600), whatever the umask: reports name the
+/// targets and what was done to them.
+pub fn private_file(p: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(body)
 }
 
 fn iso(ms: i64) -> String {

@@ -9,6 +9,11 @@ use sqlx::any::AnyRow;
 
 use super::{FenceError, Lease, RunRow, Store, StoreError, now_ms};
 
+/// A text for the store, URL passwords and secret query parameters masked.
+fn redact(s: &str) -> String {
+    drill_spec::redact::text(s).into_owned()
+}
+
 /// A fault's place in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,7 +71,7 @@ pub struct FaultRow {
     pub drill: String,
     pub fault: String,
     pub backend: String,
-    /// The revert record, JSON.
+    /// The revert record as stored: sealed JSON ([`Store::record`] opens it).
     pub record: String,
     pub changes: Vec<String>,
     pub manual_restore: String,
@@ -81,6 +86,14 @@ pub struct FaultRow {
 impl Store {
     /// Writes a fault's intent — with the record that reverts it — before the mutation.
     pub async fn fault_intent(&self, lease: &Lease, f: &FaultRow) -> Result<(), FenceError> {
+        // The record is sealed; the texts beside it are shown to anyone who reads the store
+        // (reports, the API), so they go through the one redaction rule.
+        let record = self.key.seal(&f.id, &f.record).map_err(|e| {
+            FenceError::Store(self.err("cannot seal the revert record")(
+                sqlx::Error::Configuration(Box::new(e)),
+            ))
+        })?;
+        let changes: Vec<String> = f.changes.iter().map(|c| redact(c)).collect();
         let write = sqlx::query(
             "INSERT INTO drill_faults (id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, intent_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'intent', 0, $10)",
@@ -91,9 +104,9 @@ impl Store {
         .bind(&f.drill)
         .bind(&f.fault)
         .bind(&f.backend)
-        .bind(&f.record)
-        .bind(serde_json::to_string(&f.changes).unwrap_or_default())
-        .bind(&f.manual_restore)
+        .bind(record)
+        .bind(serde_json::to_string(&changes).unwrap_or_default())
+        .bind(redact(&f.manual_restore))
         .bind(f.intent_ms);
         self.fenced(lease, "cannot write the fault's intent", write)
             .await?;
@@ -110,6 +123,7 @@ impl Store {
     ) -> Result<(), FenceError> {
         let now = now_ms();
         let st = state.as_str();
+        let error = error.map(redact);
         let q = match state {
             FaultState::Applied => sqlx::query(
                 "UPDATE drill_faults SET state = $1, applied_ms = $2, error = $3 WHERE id = $4",
@@ -214,6 +228,7 @@ impl Store {
         kind: &str,
         label: &str,
     ) -> Result<(), FenceError> {
+        let label = redact(label);
         self.fenced(
             lease,
             "cannot record the call",
@@ -277,6 +292,15 @@ impl Store {
 }
 
 const FAULT_COLUMNS: &str = "id, run_id, seq, drill, fault, backend, record, changes, manual_restore, state, attempts, error, intent_ms, applied_ms, reverted_ms";
+
+impl Store {
+    /// A fault's revert record, opened (it is stored sealed, see [`crate::seal`]): what
+    /// `drill recover` reverts from. Fails, touching nothing, when the record was sealed with
+    /// another key than this process has.
+    pub fn record(&self, f: &FaultRow) -> Result<String, crate::seal::SealError> {
+        self.key.open(&f.id, &f.record)
+    }
+}
 
 fn fault_select(rest: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!("SELECT {FAULT_COLUMNS} FROM drill_faults {rest}"))

@@ -152,6 +152,8 @@ pub struct Store {
     /// The URL as given, password included: what a load shard this run starts connects to.
     given: String,
     sqlite: bool,
+    /// Seals the revert records of the ledger ([`crate::seal`]).
+    pub(crate) key: std::sync::Arc<crate::seal::LazyKey>,
 }
 
 /// The current time, in milliseconds since the epoch.
@@ -169,6 +171,7 @@ impl Store {
             let url = shown.clone();
             move |source| StoreError { url, what, source }
         };
+        let mut sqlite_file = None;
         let (conn_url, sqlite) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 (url.to_owned(), false)
@@ -178,11 +181,25 @@ impl Store {
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                 {
-                    std::fs::create_dir_all(dir)
+                    use std::os::unix::fs::DirBuilderExt as _;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
                         .map_err(|e| err("cannot create its directory")(sqlx::Error::Io(e)))?;
                 }
+                match private_sqlite(path) {
+                    Ok(Some(narrowed)) => tracing::warn!(
+                        files = %narrowed,
+                        "the store's files were readable by others; made them 0600"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => return Err(err("cannot make it private (0600)")(sqlx::Error::Io(e))),
+                }
+                sqlite_file = Some(PathBuf::from(path.split('?').next().unwrap_or(path)));
                 (format!("sqlite://{path}?mode=rwc"), true)
             };
+        let key = crate::seal::LazyKey::new(sqlite_file);
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 2 } else { 4 })
             .acquire_timeout(Duration::from_secs(15))
@@ -233,6 +250,7 @@ impl Store {
             url: shown,
             given: url.to_owned(),
             sqlite,
+            key: std::sync::Arc::new(key),
         })
     }
 
@@ -506,9 +524,19 @@ impl Store {
 
     /// One run; a unique prefix of its id is enough.
     pub async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        // Run ids are letters, digits and dashes; a prefix of at least 4 of them finds a run
+        // too. Anything else (`%`, `_`, a 50,000-character id) is no run, without a query.
+        if !is_run_id(id) {
+            return Ok(None);
+        }
+        let prefix = if id.len() >= 4 {
+            format!("{id}%")
+        } else {
+            id.to_owned()
+        };
         let rows = sqlx::query(self.run_select("WHERE id = $1 OR id LIKE $2 ORDER BY id LIMIT 2"))
             .bind(id)
-            .bind(format!("{}%", id.replace(['%', '_'], "")))
+            .bind(prefix)
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("cannot read the run"))?;
@@ -524,7 +552,7 @@ impl Store {
     /// A stored report of a run: `json`, `markdown` or `junit`.
     pub async fn report(&self, run: &str, format: &str) -> Result<Option<String>, StoreError> {
         let col = match format {
-            "markdown" => "markdown",
+            "markdown" | "md" => "markdown",
             "junit" => "junit",
             _ => "report",
         };
@@ -672,17 +700,47 @@ pub(crate) fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
 }
 
 /// Hides the password in a URL.
+/// Could this be a run id (or a prefix of one)? Letters, digits and dashes, 1 to 64.
+pub fn is_run_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The URL without its password (or a secret query parameter): [`drill_spec::redact::url`].
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    drill_spec::redact::url(url)
+}
+
+/// Makes the SQLite file (and its `-wal`, `-shm`) readable by its owner only: the store holds
+/// the ledger, reports and audit. A new file is created 0600 before SQLite opens it (SQLite
+/// gives its `-wal` and `-shm` the database file's mode); an existing wider one is narrowed,
+/// and the log says so.
+fn private_sqlite(path: &str) -> std::io::Result<Option<String>> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if path == ":memory:" || path.starts_with("file::memory") {
+        return Ok(None);
     }
+    let file = Path::new(path.split('?').next().unwrap_or(path));
+    if !file.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)?;
+        return Ok(None);
+    }
+    let mut narrowed = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", file.display()));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            narrowed.push(format!("{} ({:o} → 600)", p.display(), mode));
+        }
+    }
+    Ok((!narrowed.is_empty()).then(|| narrowed.join(", ")))
 }
 
 #[cfg(test)]

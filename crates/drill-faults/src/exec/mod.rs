@@ -31,21 +31,85 @@ pub(crate) fn prepare(fault: &Fault, allow: &Allow) -> Result<Prepared, FaultErr
             message: "an exec fault needs `exec`".into(),
         });
     };
-    allowed(drill_spec::allow::exec(allow, &e.inject.command))?;
-    if let Some(r) = &e.revert {
-        allowed(drill_spec::allow::exec(allow, &r.command))?;
-    }
-    let changes = vec![format!("run {}", e.inject.command.join(" "))];
+    let inject = resolve(&e.inject, allow)?;
+    let revert = e.revert.as_ref().map(|r| resolve(r, allow)).transpose()?;
+    let changes = vec![format!("run {}", shown(&inject))];
     Ok(Prepared {
-        record: RevertRecord::Exec(Record {
-            inject: e.inject.clone(),
-            revert: e.revert.clone(),
-        }),
+        record: RevertRecord::Exec(Record { inject, revert }),
         changes,
     })
 }
 
-/// Runs a command without a shell, with its environment, directory and timeout.
+/// The machine drill runs on, as [`drill_spec::program`] asks it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Real;
+
+impl drill_spec::program::Host for Real {
+    fn executable(&self, path: &str) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&canonical).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .then(|| canonical.display().to_string())
+    }
+    fn cwd(&self) -> String {
+        std::env::current_dir().map_or_else(|_| "/".into(), |d| d.display().to_string())
+    }
+    fn path_var(&self) -> String {
+        std::env::var("PATH").unwrap_or_default()
+    }
+}
+
+/// Finds the file a command will run (its `PATH`, its `dir`), checks that file against the
+/// allow-list and the policy, and returns the command as it will run: the program by its
+/// absolute path, the directory absolute. Run only what this returns: the check and the run
+/// then see the same file, whatever `PATH` or `dir` say, and a revert record holds exactly
+/// what `drill recover` will run.
+pub fn resolve(e: &Exec, allow: &Allow) -> Result<Exec, FaultError> {
+    use drill_spec::program::Host as _;
+    allowed(drill_spec::allow::exec(allow, &e.command))?;
+    if let Some(env) = &allow.envelope
+        && let Some(k) = e.env.keys().find(|k| {
+            drill_spec::program::dangerous_env(k)
+                && !env.exec_env.iter().any(|a| a.eq_ignore_ascii_case(k))
+        })
+    {
+        return Err(FaultError::NotAllowed(
+            format!("{k} in the environment of {}", e.command.join(" ")),
+            "the daemon's policy does not let a command set it (allow.exec_env)".into(),
+        ));
+    }
+    let host = Real;
+    let program = e.command.first().map_or("", String::as_str);
+    let found = drill_spec::program::resolve(
+        program,
+        e.dir.as_deref(),
+        e.env.get("PATH").map(String::as_str),
+        &host,
+    )
+    .map_err(|why| FaultError::backend("exec", format!("cannot run {program}: {why}")))?;
+    allowed(drill_spec::allow::exec_resolved(
+        allow, &e.command, &found, &host,
+    ))?;
+    let mut out = e.clone();
+    if let Some(p) = out.command.first_mut() {
+        p.clone_from(&found.path);
+    }
+    out.dir = Some(drill_spec::program::absolute(
+        &host.cwd(),
+        e.dir.as_deref().unwrap_or("."),
+    ));
+    Ok(out)
+}
+
+/// A command as it may be printed: its arguments with URL passwords masked (an environment
+/// is never printed).
+pub fn shown(e: &Exec) -> String {
+    drill_spec::redact::text(&e.command.join(" ")).into_owned()
+}
+
+/// Runs a command without a shell, with its environment, directory and timeout. Give it
+/// what [`resolve`] returned (a revert record holds that already).
 pub async fn run(e: &Exec) -> Result<Output, FaultError> {
     let Some((program, args)) = e.command.split_first() else {
         return Err(FaultError::backend("exec", "empty command"));
@@ -63,16 +127,13 @@ pub async fn run(e: &Exec) -> Result<Output, FaultError> {
     let child = cmd
         .spawn()
         .map_err(|err| FaultError::backend("exec", format!("cannot run {program}: {err}")))?;
+    let cmdline = shown(e);
     let out = match tokio::time::timeout(e.timeout.0, child.wait_with_output()).await {
         Ok(r) => r.map_err(|err| FaultError::backend("exec", format!("{program}: {err}")))?,
         Err(_) => {
             return Err(FaultError::backend(
                 "exec",
-                format!(
-                    "{} did not finish within {}",
-                    e.command.join(" "),
-                    e.timeout
-                ),
+                format!("{cmdline} did not finish within {}", e.timeout),
             ));
         }
     };
@@ -95,9 +156,9 @@ pub async fn run(e: &Exec) -> Result<Output, FaultError> {
         return Err(FaultError::backend(
             "exec",
             format!(
-                "{} exited with {}: {tail}",
-                e.command.join(" "),
-                output.status
+                "{cmdline} exited with {}: {}",
+                output.status,
+                drill_spec::redact::text(&tail)
             ),
         ));
     }
@@ -112,14 +173,11 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
     match &r.revert {
         None => Ok(Reverted::Permanent(format!(
             "ran {} with no revert command",
-            r.inject.command.join(" ")
+            shown(&r.inject)
         ))),
         Some(c) => {
             run(c).await?;
-            Ok(Reverted::Restored(vec![format!(
-                "ran {}",
-                c.command.join(" ")
-            )]))
+            Ok(Reverted::Restored(vec![format!("ran {}", shown(c))]))
         }
     }
 }

@@ -19,8 +19,47 @@ pub struct Record {
 }
 
 /// The HTTP client every http fault, step and probe uses (rustls with ring, the web PKI
-/// roots); also the CLI's client of the daemon.
+/// roots); also the CLI's client of the daemon (which follows no redirect: its calls carry a
+/// token).
 pub fn client(timeout: Duration) -> Result<reqwest::Client, FaultError> {
+    client_with(timeout, reqwest::redirect::Policy::none())
+}
+
+/// The client of a call to a target: a `GET` follows a redirect (at most 10) only to a host
+/// the allow-list (and the policy) covers, any other method none at all — a 307 must not
+/// re-send a fault's `POST` somewhere the list does not name. A refused redirect is an error
+/// that names it.
+fn client_for(
+    timeout: Duration,
+    method: &reqwest::Method,
+    allow: &Allow,
+) -> Result<reqwest::Client, FaultError> {
+    if method != reqwest::Method::GET {
+        return client_with(timeout, reqwest::redirect::Policy::none());
+    }
+    let allow = allow.clone();
+    client_with(
+        timeout,
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                return attempt.error("more than 10 redirects");
+            }
+            let to = drill_spec::redact::url(attempt.url().as_str());
+            match drill_spec::allow::http(&allow, attempt.url().as_str()) {
+                Ok(()) => attempt.follow(),
+                Err(r) => attempt.error(format!(
+                    "redirected to {to}, which drill does not follow: {}",
+                    r.message
+                )),
+            }
+        }),
+    )
+}
+
+fn client_with(
+    timeout: Duration,
+    redirect: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, FaultError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -33,6 +72,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, FaultError> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(timeout)
+        .redirect(redirect)
         .build()
         .map_err(|e| FaultError::client("http", e))
 }
@@ -54,24 +94,38 @@ pub async fn call(c: &HttpCall, allow: &Allow) -> Result<u16, FaultError> {
     allowed(drill_spec::allow::http(allow, &c.url))?;
     let method = reqwest::Method::from_bytes(c.method.as_bytes())
         .map_err(|e| FaultError::client("http", e))?;
-    let mut req = client(c.timeout.0)?.request(method, &c.url);
+    let url = drill_spec::redact::url(&c.url);
+    let mut req = client_for(c.timeout.0, &method, allow)?.request(method, &c.url);
     for (k, v) in &c.headers {
         req = req.header(k, v);
     }
     if let Some(b) = &c.body {
         req = req.json(b);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| FaultError::backend("http", format!("{} {}: {e}", c.method, c.url)))?;
+    let resp = req.send().await.map_err(|e| {
+        FaultError::backend("http", format!("{} {url}: {}", c.method, error_chain(&e)))
+    })?;
     let status = resp.status().as_u16();
+    if resp.status().is_redirection() && !c.expect_status.accepts(status) {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map_or_else(|| "nowhere".to_owned(), drill_spec::redact::url);
+        return Err(FaultError::backend(
+            "http",
+            format!(
+                "{} {url} answered {status}, a redirect to {to}: drill follows no redirect of a {} (the call would be sent again elsewhere); call the final URL",
+                c.method, c.method
+            ),
+        ));
+    }
     if !c.expect_status.accepts(status) {
         return Err(FaultError::backend(
             "http",
             format!(
-                "{} {} answered {status}, expected {}",
-                c.method, c.url, c.expect_status
+                "{} {url} answered {status}, expected {}",
+                c.method, c.expect_status
             ),
         ));
     }
@@ -133,6 +187,12 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
     }
 }
 
+/// A client error with its sources (reqwest says "error sending request" and keeps the
+/// reason, a refused redirect among them, in its sources), URL passwords masked.
+fn error_chain(e: &reqwest::Error) -> String {
+    drill_spec::redact::text(&crate::chain(e)).into_owned()
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
@@ -147,11 +207,20 @@ pub(crate) async fn probe(p: &HttpProbe, allow: &Allow) -> Result<f64, FaultErro
     absolute(&p.url)?;
     allowed(drill_spec::allow::http(allow, &p.url))?;
     let started = Instant::now();
-    let resp = client(Duration::from_secs(10))?
+    let resp = client_for(Duration::from_secs(10), &reqwest::Method::GET, allow)?
         .get(&p.url)
         .send()
         .await
-        .map_err(|e| FaultError::backend("http", format!("GET {}: {e}", p.url)))?;
+        .map_err(|e| {
+            FaultError::backend(
+                "http",
+                format!(
+                    "GET {}: {}",
+                    drill_spec::redact::url(&p.url),
+                    error_chain(&e)
+                ),
+            )
+        })?;
     let status = resp.status().as_u16();
     let body = resp
         .bytes()
@@ -184,11 +253,20 @@ pub(crate) async fn prometheus(p: &PrometheusProbe, allow: &Allow) -> Result<f64
     let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", p.url.trim_end_matches('/')))
         .map_err(|e| FaultError::client("prometheus", e))?;
     url.query_pairs_mut().append_pair("query", &p.query);
-    let resp = client(Duration::from_secs(10))?
+    let resp = client_for(Duration::from_secs(10), &reqwest::Method::GET, allow)?
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| FaultError::backend("prometheus", format!("{url}: {e}")))?;
+        .map_err(|e| {
+            FaultError::backend(
+                "prometheus",
+                format!(
+                    "{}: {}",
+                    drill_spec::redact::url(url.as_str()),
+                    error_chain(&e)
+                ),
+            )
+        })?;
     let v: Value = resp
         .json()
         .await

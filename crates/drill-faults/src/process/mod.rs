@@ -112,9 +112,11 @@ pub(crate) fn prepare(
     allow: &Allow,
 ) -> Result<Prepared, FaultError> {
     allowed(drill_spec::allow::process(allow, t))?;
-    if let Some(r) = &t.restart {
-        allowed(drill_spec::allow::exec(allow, &r.command))?;
-    }
+    let restart = t
+        .restart
+        .as_ref()
+        .map(|r| crate::exec::resolve(r, allow))
+        .transpose()?;
     let action = match action {
         ProcessAction::Pause => Action::Pause,
         ProcessAction::Stop => Action::Stop,
@@ -134,7 +136,7 @@ pub(crate) fn prepare(
             pid,
             name,
             was_stopped,
-            restart: t.restart.clone(),
+            restart,
             pid_file: t.pid_file.clone(),
         }),
         changes,
@@ -217,7 +219,7 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
             crate::exec::run(cmd).await?;
             Ok(Reverted::Restored(vec![format!(
                 "ran {}",
-                cmd.command.join(" ")
+                crate::exec::shown(cmd)
             )]))
         }
     }

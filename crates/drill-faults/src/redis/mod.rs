@@ -135,12 +135,7 @@ pub(crate) async fn prepare(
     allow: &Allow,
     hold: Duration,
 ) -> Result<Prepared, FaultError> {
-    allowed(drill_spec::allow::endpoint(
-        &allow.redis,
-        url,
-        "redis",
-        "redis",
-    ))?;
+    allowed(drill_spec::allow::redis(allow, url))?;
     let action = match action {
         RedisAction::Flush(FlushScope::Db) => Action::FlushDb,
         RedisAction::Flush(FlushScope::All) => Action::FlushAll,
@@ -329,12 +324,7 @@ pub const LARAVEL_JOB: &str = r#"{"uuid":"{uuid}","displayName":"App\\Notificati
 /// Pushes `e.jobs` jobs into the queue in its format; returns the jobs pending in it
 /// afterwards, counted as its library counts them.
 pub async fn enqueue(e: &Enqueue, allow: &Allow) -> Result<u64, FaultError> {
-    allowed(drill_spec::allow::endpoint(
-        &allow.redis,
-        &e.redis,
-        "redis",
-        "redis",
-    ))?;
+    allowed(drill_spec::allow::redis(allow, &e.redis))?;
     let mut con = connect(&e.redis).await?;
     let w = jobs::Writer::new(e);
     let mut pipe = redis::pipe();
@@ -356,12 +346,7 @@ pub async fn enqueue(e: &Enqueue, allow: &Allow) -> Result<u64, FaultError> {
 
 /// Reads a Redis probe: a length, a numeric value, 0/1 for EXISTS, DBSIZE, or an INFO field.
 pub(crate) async fn probe(p: &RedisProbe, allow: &Allow) -> Result<f64, FaultError> {
-    allowed(drill_spec::allow::endpoint(
-        &allow.redis,
-        &p.url,
-        "redis",
-        "redis",
-    ))?;
+    allowed(drill_spec::allow::redis(allow, &p.url))?;
     let mut con = connect(&p.url).await?;
     let as_f64 = |v: Option<String>, what: &str| -> Result<f64, FaultError> {
         match v {

@@ -106,7 +106,7 @@ impl Record {
             _ => match self.route_switch().and_then(|s| s.exec.as_ref()) {
                 Some(e) => format!(
                     "the promotion cannot be undone; if the route switch did not run, run it: {}",
-                    e.command.join(" ")
+                    crate::exec::shown(e)
                 ),
                 None => "nothing to run: this fault cannot be undone".into(),
             },
@@ -114,15 +114,9 @@ impl Record {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages ([`drill_spec::redact::url`]).
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    drill_spec::redact::url(url)
 }
 
 fn is_postgres(url: &str) -> bool {
@@ -157,10 +151,18 @@ pub(crate) async fn prepare(
     url: &str,
     allow: &Allow,
 ) -> Result<Prepared, FaultError> {
-    allowed(drill_spec::allow::endpoint(&allow.sql, url, "sql", "sql"))?;
-    if let Some(Step { exec: Some(e), .. }) = &fault.route_switch {
-        allowed(drill_spec::allow::exec(allow, &e.command))?;
-    }
+    allowed(drill_spec::allow::sql(allow, url))?;
+    // The route switch as it will run: its program resolved and checked here.
+    let route_switch = match &fault.route_switch {
+        Some(s) => {
+            let mut s = s.clone();
+            if let Some(e) = &s.exec {
+                s.exec = Some(crate::exec::resolve(e, allow)?);
+            }
+            Some(Box::new(s))
+        }
+        None => None,
+    };
     if fault
         .route_switch
         .as_ref()
@@ -180,7 +182,7 @@ pub(crate) async fn prepare(
         }
     };
     if is_mysql(url) {
-        return prepare_mysql(fault, typed, url).await;
+        return prepare_mysql(fault, typed, url, route_switch).await;
     }
     let mut con = connect(url).await?;
     let (action, change) = match typed {
@@ -207,7 +209,7 @@ pub(crate) async fn prepare(
             }
             (
                 Action::Promote {
-                    route_switch: fault.route_switch.clone().map(Box::new),
+                    route_switch,
                     was_in_recovery: was,
                 },
                 change,
@@ -394,9 +396,7 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
 
 /// Runs a scalar query: one row, one column, numeric or boolean.
 pub(crate) async fn probe(p: &SqlProbe, allow: &Allow) -> Result<f64, FaultError> {
-    allowed(drill_spec::allow::endpoint(
-        &allow.sql, &p.url, "sql", "sql",
-    ))?;
+    allowed(drill_spec::allow::sql(allow, &p.url))?;
     if is_mysql(&p.url) {
         return probe_mysql(p).await;
     }
@@ -484,6 +484,7 @@ async fn prepare_mysql(
     fault: &Fault,
     typed: SqlAction<'_>,
     url: &str,
+    route_switch: Option<Box<Step>>,
 ) -> Result<Prepared, FaultError> {
     let mut con = connect_mysql(url).await?;
     let (action, change) = match typed {
@@ -500,7 +501,7 @@ async fn prepare_mysql(
             let read_only_before = mysql_read_only(&mut con).await?;
             (
                 Action::PromoteMysql {
-                    route_switch: fault.route_switch.clone().map(Box::new),
+                    route_switch,
                     read_only_before,
                 },
                 format!(

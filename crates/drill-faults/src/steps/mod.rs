@@ -9,7 +9,7 @@ use std::fmt;
 
 use drill_spec::model::{Action, Allow, Step};
 
-use crate::{FaultError, allowed};
+use crate::FaultError;
 
 /// What a step or an action did, as measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +69,10 @@ impl fmt::Display for Done {
 /// Runs a setup or teardown step (or a promotion's route switch). URLs must be absolute.
 pub async fn run_step(s: &Step, allow: &Allow) -> Result<Done, FaultError> {
     if let Some(e) = &s.exec {
-        allowed(drill_spec::allow::exec(allow, &e.command))?;
-        let out = crate::exec::run(e).await?;
+        let e = crate::exec::resolve(e, allow)?;
+        let out = crate::exec::run(&e).await?;
         return Ok(Done::Exec {
-            command: e.command.join(" "),
+            command: crate::exec::shown(&e),
             last_line: out
                 .stdout
                 .lines()
@@ -86,7 +86,7 @@ pub async fn run_step(s: &Step, allow: &Allow) -> Result<Done, FaultError> {
         let status = crate::http::call(h, allow).await?;
         return Ok(Done::Http {
             method: h.method.clone(),
-            url: h.url.clone(),
+            url: drill_spec::redact::url(&h.url),
             status,
         });
     }

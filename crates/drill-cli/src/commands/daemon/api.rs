@@ -149,8 +149,77 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .merge(metrics)
         .nest("/api/v1", api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see docs/api.md") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(json_errors))
         .with_state(shared)
+}
+
+/// Every error is `{"error": …}`: the ones axum and its extractors answer by themselves (a
+/// body over the limit, a method a route does not take, a malformed query) come as plain
+/// text or empty; they are rewritten here with what they said.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let msg = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed here; this route takes {allow} (see docs/api.md)")
+        }
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            format!("the body is over the {} KiB limit", BODY_LIMIT / 1024)
+        }
+        (_, true) => reason,
+        (_, false) => format!("{reason}: {text}"),
+    };
+    let mut r = error(status, msg);
+    for (k, v) in &parts.headers {
+        if k == header::ALLOW || k == header::WWW_AUTHENTICATE {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
+}
+
+/// A value from a request, cut for a message or an audit row: a 60 KB path must not be
+/// echoed, nor stored 100 times.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut c: String = s.chars().take(max).collect();
+        c.push('…');
+        c
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme's name is
+/// case-insensitive (RFC 7235 §2.1), so `bearer` works too.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The role a request needs.
@@ -174,11 +243,7 @@ async fn auth(
         .extensions()
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(who) = bearer.and_then(|t| s.tokens.check(t.trim())).cloned() else {
+    let Some(who) = bearer(&headers).and_then(|t| s.tokens.check(t)) else {
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required (Authorization: Bearer TOKEN; `drill token add` makes one)",
@@ -222,7 +287,7 @@ async fn auth(
         subject: who.subject.clone(),
         role: who.role.as_str().into(),
         method: method.to_string(),
-        path,
+        path: cut(&path, 256),
         status: i64::from(status),
         detail: resp.extensions().get::<Detail>().map(|d| d.0.clone()),
     };
@@ -333,7 +398,7 @@ async fn fires(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Response
 async fn one_run(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let row = match s.store.run(&id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {}", cut(&id, 64))),
         Err(e) => return internal(e),
     };
     let live = s
@@ -359,18 +424,46 @@ async fn report(
     Query(f): Query<Format>,
 ) -> Response {
     let format = f.format.unwrap_or_else(|| "json".into());
-    let kind = match format.as_str() {
-        "json" => "application/json",
-        "md" => "text/markdown; charset=utf-8",
-        "junit" => "application/xml",
+    let (kind, stored) = match format.as_str() {
+        "json" => ("application/json", "json"),
+        "md" | "markdown" => ("text/markdown; charset=utf-8", "markdown"),
+        "junit" => ("application/xml", "junit"),
+        // Drawn from the stored JSON, as `drill report --format html` does.
+        "html" => ("text/html; charset=utf-8", "json"),
         other => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("format \"{other}\" is not one of json, md, junit"),
+                format!(
+                    "format \"{}\" is not one of json, md, junit, html",
+                    cut(other, 32)
+                ),
             );
         }
     };
-    match s.store.report(&id, &format).await {
+    let id = match s.store.run(&id).await {
+        Ok(Some(r)) => r.id,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {}", cut(&id, 64))),
+        Err(e) => return internal(e),
+    };
+    match s.store.report(&id, stored).await {
+        Ok(Some(text)) if format == "html" => match serde_json::from_str(&text) {
+            Ok(v) => {
+                let mut r = (
+                    [(header::CONTENT_TYPE, kind)],
+                    drill_engine::report::html::render(&v),
+                )
+                    .into_response();
+                // The page is drill's own and self-contained: nothing may load from elsewhere.
+                r.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                    ),
+                );
+                r
+            }
+            Err(e) => internal(format!("the stored report is not JSON: {e}")),
+        },
         Ok(Some(text)) => ([(header::CONTENT_TYPE, kind)], text).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -389,10 +482,40 @@ struct Trigger {
     /// …or a playbook's YAML, validated here with the daemon's drills.
     #[serde(default)]
     yaml: Option<String>,
+    /// The values of a posted playbook's `${NAME}`s (the daemon's environment is not read,
+    /// but for the names its policy exposes).
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     time_scale: Option<f64>,
     #[serde(default)]
     dry_run: bool,
+}
+
+/// The most `params` a request may carry, and the longest value.
+const MAX_PARAMS: usize = 64;
+const MAX_PARAM_BYTES: usize = 4096;
+
+fn check_params(p: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if p.len() > MAX_PARAMS {
+        return Err(format!("{} params: at most {MAX_PARAMS}", p.len()));
+    }
+    for (k, v) in p {
+        let ok = !k.is_empty()
+            && k.len() <= 64
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err("a param's name is letters, digits and _, not starting with a digit, at most 64 characters (like BASE_URL)".into());
+        }
+        if v.len() > MAX_PARAM_BYTES {
+            return Err(format!(
+                "param {k} is {} bytes: at most {MAX_PARAM_BYTES}",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -407,6 +530,15 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             );
         }
     };
+    if let Err(e) = check_params(&t.params) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    if t.playbook.is_some() && !t.params.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "params fill a posted playbook's ${NAME}s; a loaded playbook was interpolated when it was loaded",
+        );
+    }
     let scale = t.time_scale.unwrap_or(s.opts.time_scale);
     if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
         return error(
@@ -440,14 +572,30 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             };
             found
         }
-        (None, Some(text)) => match super::posted(&s, text) {
+        (None, Some(text)) => match super::posted(&s, text, &t.params) {
             Ok(found) => found,
-            Err(errors) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"error": "the playbook is invalid; nothing was run", "errors": errors})),
-                )
-                    .into_response();
+            Err(refused) => {
+                let hash = sha256_hex(text.as_bytes());
+                let (status, what, errors) = match refused {
+                    super::Refused::Invalid(e) => (
+                        StatusCode::BAD_REQUEST,
+                        "the playbook is invalid; nothing was run",
+                        e,
+                    ),
+                    super::Refused::Policy(e) => (
+                        StatusCode::FORBIDDEN,
+                        "the playbook is outside this daemon's policy; nothing was run",
+                        e,
+                    ),
+                };
+                let detail = format!(
+                    "posted playbook sha256 {hash} refused: {}",
+                    audit_summary(&errors)
+                );
+                return with_detail(
+                    (status, axum::Json(json!({"error": what, "errors": errors}))).into_response(),
+                    detail,
+                );
             }
         },
         _ => {
@@ -492,6 +640,27 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     with_detail(r, format!("{detail} run {}", id.as_deref().unwrap_or("-")))
 }
 
+/// The errors of a refused playbook, bounded for its audit row: the count, and the first
+/// few (each cut at 300 characters).
+fn audit_summary(errors: &[String]) -> String {
+    let first: Vec<String> = errors
+        .iter()
+        .take(5)
+        .map(|e| e.chars().take(300).collect())
+        .collect();
+    let more = errors.len().saturating_sub(first.len());
+    format!(
+        "{} error(s): {}{}",
+        errors.len(),
+        first.join(" | "),
+        if more > 0 {
+            format!(" | … {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(b)
@@ -506,7 +675,7 @@ async fn events(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
     use axum::response::sse::{Event, KeepAlive, Sse};
     let row = match s.store.run(&id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {}", cut(&id, 64))),
         Err(e) => return internal(e),
     };
     let status = s
@@ -611,12 +780,9 @@ async fn halt(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             );
         }
     };
-    let by = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| s.tokens.check(t.trim()))
-        .map_or_else(|| "api".to_owned(), |w| w.subject.clone());
+    let by = bearer(&headers)
+        .and_then(|t| s.tokens.check(t))
+        .map_or_else(|| "api".to_owned(), |w| w.subject);
     match s.store.halt(&h.reason, &by).await {
         Ok(now) => {
             s.halt_now.notify_one();

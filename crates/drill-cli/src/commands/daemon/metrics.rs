@@ -19,34 +19,71 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A label value, escaped as the OpenMetrics text format says (`\\`, `\"`, `\n`) when it is
+/// written: prometheus-client 0.24 writes a `String` as is, so a name with a quote forged
+/// series and broke every scrape. (Names are also limited at validation, see
+/// `drill_spec::NAME_CHARS`; this holds for any value.)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Default)]
+pub struct Label(pub String);
+
+impl From<String> for Label {
+    fn from(s: String) -> Self {
+        Label(s)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label(s.to_owned())
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Label {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
-    pub playbook: String,
-    pub outcome: String,
+    pub playbook: Label,
+    pub outcome: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MissLabels {
-    pub playbook: String,
-    pub reason: String,
+    pub playbook: Label,
+    pub reason: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Playbook {
-    pub playbook: String,
+    pub playbook: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Backend {
-    pub backend: String,
+    pub backend: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
-    pub playbook: String,
+    pub playbook: Label,
     /// Empty for `phase="all"`, the whole traffic.
-    pub drill: String,
-    pub phase: String,
+    pub drill: Label,
+    pub phase: Label,
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
@@ -246,5 +283,28 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_as_openmetrics_says() {
+        let m = Metrics::default();
+        m.target_rate
+            .get_or_create(&Playbook {
+                playbook: "x\"} 1\ndrill_halt_active{fake=\"1\\".into(),
+            })
+            .set(1.0);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"drill_traffic_target_rate{playbook="x\"} 1\ndrill_halt_active{fake=\"1\\"} 1.0"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("\ndrill_halt_active{fake"), "{text}");
     }
 }

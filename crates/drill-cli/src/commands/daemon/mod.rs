@@ -31,14 +31,16 @@ use anyhow::Result;
 use drill_engine::schedule::{Clock, Entry, Scheduler, Start};
 use drill_engine::{Abort, LiveStatus, Log, Options, Store};
 use drill_spec::ValidPlaybook;
+use drill_spec::policy::Policy;
 use tokio::sync::{Notify, watch};
 
 pub mod api;
 pub mod metrics;
+pub mod serve;
 pub mod tokens;
 
 use crate::exit;
-use crate::support::{DbArg, dur, load, parse_scale, runtime};
+use crate::support::{DbArg, dur, parse_scale, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -71,10 +73,22 @@ pub struct DaemonArgs {
     /// The API's token file (`drill token add` writes it); required with --listen.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
+    /// Serve the API over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve /metrics without a token (for a Prometheus scraper inside the cluster); by
     /// default it needs a viewer token like every other route.
     #[arg(long)]
     pub metrics_open: bool,
+    /// The operator's policy (kind: Policy): the envelope every playbook this daemon runs,
+    /// loaded or posted, must fit inside, the fault actions and sizes it allows, and what a
+    /// posted playbook may do. Without it, the safe default: loaded playbooks keep their own
+    /// allow-lists, posted playbooks are refused (see docs/SECURITY.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// How log lines look on stderr: `text` for a terminal, `json` (one object per line,
     /// with the run id of every line a run logs) for a log collector. Levels from RUST_LOG
     /// (default: info).
@@ -149,7 +163,7 @@ pub struct ResumeArgs {
 /// the files whose newest version is invalid.
 #[derive(Default)]
 pub struct Loaded {
-    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    fingerprint: Fingerprint,
     pub good: BTreeMap<PathBuf, ValidPlaybook>,
     pub errors: BTreeMap<PathBuf, Vec<String>>,
 }
@@ -165,7 +179,7 @@ pub struct Shared {
     pub store: Store,
     pub loaded: Mutex<Loaded>,
     pub runs: Mutex<HashMap<String, RunEntry>>,
-    pub tokens: tokens::Tokens,
+    pub tokens: Arc<tokens::Live>,
     pub opts: Options,
     pub log: Log,
     /// Wakes the loop at once after a halt or resume through the API.
@@ -174,33 +188,94 @@ pub struct Shared {
     pub metrics_open: bool,
     pub playbooks_dir: PathBuf,
     pub drills: Vec<PathBuf>,
+    /// The operator's policy (the safe default without `--policy`).
+    pub policy: Policy,
+    /// A reading of the playbook directory is under way.
+    pub reloading: std::sync::atomic::AtomicBool,
 }
 
-/// A playbook posted to the API, validated with the daemon's drills and environment.
-/// Returns it with a name for its file (relative paths start in the playbook directory),
-/// or the rendered errors.
-pub fn posted(shared: &Shared, text: &str) -> Result<(PathBuf, ValidPlaybook), Vec<String>> {
+/// Why a posted playbook does not run.
+#[derive(Debug)]
+pub enum Refused {
+    /// It is not a valid playbook (400).
+    Invalid(Vec<String>),
+    /// It is valid, but outside the daemon's policy (403).
+    Policy(Vec<String>),
+}
+
+/// The variables a posted playbook's `${NAME}` may read: the request's own `params`, and the
+/// names the policy exposes (`posted.env`) from the daemon's environment — nothing else, so
+/// a poster learns nothing of the daemon's secrets, not even whether one is set.
+struct PostedEnv<'a> {
+    params: &'a BTreeMap<String, String>,
+    exposed: &'a [String],
+}
+
+impl drill_spec::interp::Env for PostedEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.params.get(name).cloned().or_else(|| {
+            self.exposed
+                .iter()
+                .any(|e| e == name)
+                .then(|| std::env::var(name).ok())
+                .flatten()
+        })
+    }
+
+    fn unset_hint(&self, name: &str) -> Option<String> {
+        Some(format!(
+            "a posted playbook reads variables from the request's params only (and the names the daemon's policy exposes, posted.env): send {{\"params\": {{\"{name}\": …}}}}, or give a default: ${{{name}:-value}}"
+        ))
+    }
+}
+
+/// A playbook posted to the API, validated with the daemon's drills, interpolated from the
+/// request's `params` (see [`PostedEnv`]), then checked against the daemon's policy as a
+/// posted playbook. Returns it with a name for its file (relative paths start in the
+/// playbook directory), or why it does not run, every error located.
+pub fn posted(
+    shared: &Shared,
+    text: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(PathBuf, ValidPlaybook), Refused> {
     let name = shared.playbooks_dir.join("posted.yaml");
-    let env = crate::support::env_var;
-    let mut loader = drill_spec::Loader::new(&env);
-    loader.add(&name.display().to_string(), text, true);
-    let library = crate::files::library_dirs(std::slice::from_ref(&name), &shared.drills);
-    if let Err(e) = crate::files::load(&mut loader, &[], &library) {
-        return Err(vec![format!("{e:#}")]);
-    }
-    let outcome = loader.finish();
-    if outcome.has_errors() || outcome.playbooks.len() != 1 {
-        let mut errs: Vec<String> = outcome
-            .diags
-            .iter()
-            .map(|d| outcome.sources.render(d))
-            .collect();
-        if errs.is_empty() {
-            errs.push("the text holds no playbook (kind: Playbook)".into());
+    let env = PostedEnv {
+        params,
+        exposed: &shared.policy.posted.env,
+    };
+    let validate = |scope: Option<drill_spec::policy::Scope<'_>>| {
+        let mut loader = drill_spec::Loader::new(&env);
+        if let Some(s) = scope {
+            loader = loader.with_scope(s);
         }
-        return Err(errs);
-    }
-    let vp = outcome.playbooks.into_iter().next().expect("one playbook");
+        loader.add(&name.display().to_string(), text, true);
+        let library = crate::files::library_dirs(std::slice::from_ref(&name), &shared.drills);
+        if let Err(e) = crate::files::load(&mut loader, &[], &library) {
+            return Err(vec![format!("{e:#}")]);
+        }
+        let outcome = loader.finish();
+        if outcome.has_errors() || outcome.playbooks.len() != 1 {
+            let mut errs: Vec<String> = outcome
+                .diags
+                .iter()
+                .filter(|d| d.severity == drill_spec::Severity::Error)
+                .map(|d| outcome.sources.render(d))
+                .collect();
+            if errs.is_empty() {
+                errs.push("the text holds no playbook (kind: Playbook)".into());
+            }
+            return Err(errs);
+        }
+        Ok(outcome.playbooks.into_iter().next().expect("one playbook"))
+    };
+    // First as a playbook (400 when it is not one), then inside the policy (403).
+    validate(None).map_err(Refused::Invalid)?;
+    let vp = validate(Some(drill_spec::policy::Scope {
+        policy: &shared.policy,
+        origin: drill_spec::policy::Origin::Posted,
+        host: Some(&crate::support::HOST),
+    }))
+    .map_err(Refused::Policy)?;
     Ok((name, vp))
 }
 
@@ -210,7 +285,9 @@ pub fn dir_of(file: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -233,21 +310,112 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
-impl Loaded {
-    /// Reads the directory again when it changed; each file on its own, so one invalid file
-    /// keeps its last good version and does not hold the others back.
-    fn refresh(&mut self, dir: &Path, drills: &[PathBuf], log: &Log) {
-        let now = fingerprint(dir);
-        if now == self.fingerprint {
-            return;
+/// One file of the directory, read and validated: its playbook, or its errors.
+type FileLoad = (PathBuf, Result<ValidPlaybook, Vec<String>>);
+
+/// Reads and validates every file of the directory against the policy (blocking: run it off
+/// the async threads). Each file on its own, so one invalid file does not hold the others
+/// back.
+fn load_dir(files: &Fingerprint, drills: &[PathBuf], policy: &Policy) -> Vec<FileLoad> {
+    files
+        .iter()
+        .map(|(file, ..)| {
+            // A file that cannot be read (a FIFO, a device, too big) says why in its errors.
+            if let Err(e) = crate::files::read(file) {
+                return (
+                    file.clone(),
+                    Err(vec![format!("{}: {e:#}", file.display())]),
+                );
+            }
+            let r =
+                match crate::support::load_scoped(std::slice::from_ref(file), drills, Some(policy))
+                {
+                    Ok((outcome, 0)) if !outcome.has_errors() && outcome.playbooks.len() == 1 => {
+                        Ok(outcome.playbooks.into_iter().next().expect("one playbook"))
+                    }
+                    Ok((outcome, unreadable)) => {
+                        let mut errs: Vec<String> = outcome
+                            .diags
+                            .iter()
+                            .filter(|d| d.severity == drill_spec::Severity::Error)
+                            .map(|d| outcome.sources.render(d))
+                            .collect();
+                        if errs.is_empty() {
+                            errs.push(if unreadable > 0 {
+                                format!("{}: cannot be read (see the log)", file.display())
+                            } else {
+                                format!("{}: holds no playbook (kind: Playbook)", file.display())
+                            });
+                        }
+                        Err(errs)
+                    }
+                    Err(e) => Err(vec![format!("{e:#}")]),
+                };
+            (file.clone(), r)
+        })
+        .collect()
+}
+
+/// How long one reading of the playbook directory may take before the daemon gives up on it
+/// (the playbooks loaded before stay): a file on a hung mount must not stall the scheduler,
+/// the API or the halt.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the directory again when it changed, off the async threads and bounded in time, and
+/// swaps the result in under a short lock.
+async fn reload(shared: &Arc<Shared>) {
+    use std::sync::atomic::Ordering;
+    if shared.reloading.swap(true, Ordering::AcqRel) {
+        return; // the last reading has not ended (stuck on a file): not another thread
+    }
+    let known = shared
+        .loaded
+        .lock()
+        .map(|l| l.fingerprint.clone())
+        .unwrap_or_default();
+    let (dir, drills, policy) = (
+        shared.playbooks_dir.clone(),
+        shared.drills.clone(),
+        shared.policy.clone(),
+    );
+    let flag = shared.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let now = fingerprint(&dir);
+        let out = (now != known).then(|| {
+            let loads = load_dir(&now, &drills, &policy);
+            (now, loads)
+        });
+        flag.reloading.store(false, Ordering::Release);
+        out
+    });
+    match tokio::time::timeout(RELOAD_TIMEOUT, job).await {
+        Ok(Ok(Some((now, loads)))) => {
+            if let Ok(mut l) = shared.loaded.lock() {
+                l.apply(now, loads, &shared.log);
+            }
         }
-        self.fingerprint = now.clone();
-        let mut seen = Vec::new();
-        for (file, ..) in &now {
-            seen.push(file.clone());
-            match load(std::slice::from_ref(file), drills) {
-                Ok((outcome, 0)) if !outcome.has_errors() && outcome.playbooks.len() == 1 => {
-                    let vp = outcome.playbooks.into_iter().next().expect("one playbook");
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => (shared.log)(&format!(
+            "daemon: cannot read {}: {e}",
+            shared.playbooks_dir.display()
+        )),
+        Err(_) => (shared.log)(&format!(
+            "daemon: warning: reading {} took more than {} s; the playbooks loaded before stay",
+            shared.playbooks_dir.display(),
+            RELOAD_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+impl Loaded {
+    /// Takes a new reading of the directory: a valid file replaces its last version, an
+    /// invalid one keeps it (and its errors are logged), a removed file is dropped.
+    fn apply(&mut self, now: Fingerprint, loads: Vec<FileLoad>, log: &Log) {
+        self.fingerprint = now;
+        let seen: Vec<PathBuf> = loads.iter().map(|(f, _)| f.clone()).collect();
+        for (file, r) in loads {
+            match r {
+                Ok(vp) => {
                     let what = match &vp.playbook.schedule {
                         Some(s) => format!("schedule {}", s.cron),
                         None => "no schedule (not fired)".into(),
@@ -258,28 +426,19 @@ impl Loaded {
                         file.display()
                     ));
                     self.good.insert(file.clone(), vp);
-                    self.errors.remove(file);
+                    self.errors.remove(&file);
                 }
-                Ok((outcome, _)) => {
-                    let kept = if self.good.contains_key(file) {
+                Err(errs) => {
+                    let kept = if self.good.contains_key(&file) {
                         "the last good version stays"
                     } else {
                         "not loaded"
                     };
                     log(&format!("daemon: {} is invalid, {kept}:", file.display()));
-                    let errs: Vec<String> = outcome
-                        .diags
-                        .iter()
-                        .map(|d| outcome.sources.render(d))
-                        .collect();
                     for e in &errs {
                         log(&format!("  {e}"));
                     }
-                    self.errors.insert(file.clone(), errs);
-                }
-                Err(e) => {
-                    log(&format!("daemon: cannot read {}: {e:#}", file.display()));
-                    self.errors.insert(file.clone(), vec![format!("{e:#}")]);
+                    self.errors.insert(file, errs);
                 }
             }
         }
@@ -323,19 +482,44 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             );
             return Ok(exit::code(exit::INVALID));
         }
-        (Some(_), Some(f)) => match tokens::Tokens::load(f) {
+        (Some(_), Some(f)) => match tokens::Live::load(f) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("drill daemon: {e:#}");
                 return Ok(exit::code(exit::INVALID));
             }
         },
-        (None, _) => tokens::Tokens::default(),
+        (None, _) => tokens::Live::none(),
+    };
+    let policy = match &args.policy {
+        Some(f) => match crate::support::read_policy(f) {
+            Ok(p) => Some(p),
+            Err(()) => return Ok(exit::code(exit::INVALID)),
+        },
+        None => None,
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => match serve::tls(c, k) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("drill daemon: {e:#}");
+                return Ok(exit::code(exit::INVALID));
+            }
+        },
+        _ => None,
     };
     let budget = dur(&args.revert_timeout, "revert-timeout")?;
     let lease = dur(&args.lease, "lease")?;
     let watchdog = dur(&args.watchdog, "watchdog")?;
     let log = init_logs(args.log_format);
+    match (&args.policy, &policy) {
+        (Some(f), Some(p)) => log(&format!("daemon: policy {}: {}", f.display(), p.summary())),
+        _ => log(&format!(
+            "daemon: no --policy: the safe default policy: {}",
+            Policy::safe_default().summary()
+        )),
+    }
+    let policy = policy.unwrap_or_else(Policy::safe_default);
     runtime()?.block_on(async {
         let store = args.db.open().await?;
         let me = drill_engine::owner::Owner::me().to_string();
@@ -344,13 +528,11 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         if !rec.is_empty() {
             log("daemon: recovered what earlier runs left changed (see above)");
         }
-        let mut loaded = Loaded::default();
-        loaded.refresh(&args.playbooks, &args.drills, &log);
         let shared = Arc::new(Shared {
             store: store.clone(),
-            loaded: Mutex::new(loaded),
+            loaded: Mutex::new(Loaded::default()),
             runs: Mutex::default(),
-            tokens,
+            tokens: Arc::new(tokens),
             opts: Options {
                 time_scale: args.time_scale,
                 dry_run: false,
@@ -365,18 +547,31 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
             metrics_open: args.metrics_open,
             playbooks_dir: args.playbooks.clone(),
             drills: args.drills.clone(),
+            policy,
+            reloading: std::sync::atomic::AtomicBool::new(false),
         });
+        reload(&shared).await;
+        if let Some(f) = &args.tokens
+            && let Some(mode) = tokens::too_open(f)
+        {
+            log(&format!(
+                "daemon: warning: the token file {} is mode {mode:o}, readable by others; `chmod 600 {}`",
+                f.display(),
+                f.display()
+            ));
+        }
+        tokio::spawn(shared.tokens.clone().watch(log.clone()));
         if let Some(addr) = &args.listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-            log(&format!("daemon: API on http://{}/api/v1/", listener.local_addr()?));
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            log(&format!(
+                "daemon: API on {scheme}://{}/api/v1/",
+                listener.local_addr()?
+            ));
             let app = api::router(shared.clone());
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    eprintln!("daemon: the API stopped: {e}");
-                }
-            });
+            tokio::spawn(serve::serve(listener, app, tls.clone(), log.clone()));
         }
         let sched = Scheduler { owner: me.clone() };
         let clock = Clock::System;
@@ -385,11 +580,9 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         let mut halt_seen: Option<String> = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let signal = loop {
+            reload(&shared).await;
             let entries = match shared.loaded.lock() {
-                Ok(mut l) => {
-                    l.refresh(&args.playbooks, &args.drills, &log);
-                    l.entries()
-                }
+                Ok(l) => l.entries(),
                 Err(_) => Vec::new(),
             };
             // The halt first: a halt stops runs before any new one would start.
@@ -423,7 +616,7 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
                             .metrics
                             .missed
                             .get_or_create(&metrics::MissLabels {
-                                playbook,
+                                playbook: playbook.into(),
                                 reason: reason.as_str().into(),
                             })
                             .inc_by(n);
@@ -484,7 +677,7 @@ fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>
         if let Some(t) = e.cron.after(&now).next() {
             m.next_fire
                 .get_or_create(&metrics::Playbook {
-                    playbook: e.playbook.clone(),
+                    playbook: e.playbook.clone().into(),
                 })
                 .set(t.timestamp_millis() as f64 / 1000.0);
         }
@@ -509,7 +702,7 @@ fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>
                 *active.entry(f.backend).or_default() += 1;
             }
             let pb = metrics::Playbook {
-                playbook: st.playbook.clone(),
+                playbook: st.playbook.clone().into(),
             };
             m.target_rate.get_or_create(&pb).set(st.target_rate);
             m.achieved_rate.get_or_create(&pb).set(st.achieved_rate);
@@ -526,9 +719,9 @@ fn sample(shared: &Shared, entries: &[Entry], now: chrono::DateTime<chrono::Utc>
 fn record_latency(m: &metrics::Metrics, run: &str, st: &LiveStatus, ended: bool) {
     for l in &st.latency {
         let h = m.latency.get_or_create(&metrics::PhaseLabels {
-            playbook: st.playbook.clone(),
-            drill: l.drill.clone(),
-            phase: l.phase.clone(),
+            playbook: st.playbook.clone().into(),
+            drill: l.drill.clone().into(),
+            phase: l.phase.clone().into(),
         });
         h.set(run, l);
         if ended {
@@ -671,7 +864,7 @@ pub async fn launch(
         }
         m.run_duration.observe(started.elapsed().as_secs_f64());
         let pb = metrics::Playbook {
-            playbook: playbook.clone(),
+            playbook: playbook.clone().into(),
         };
         m.target_rate.get_or_create(&pb).set(0.0);
         m.achieved_rate.get_or_create(&pb).set(0.0);
@@ -684,7 +877,7 @@ pub async fn launch(
         }
         m.runs
             .get_or_create(&metrics::RunLabels {
-                playbook: playbook.clone(),
+                playbook: playbook.clone().into(),
                 outcome: outcome.into(),
             })
             .inc();

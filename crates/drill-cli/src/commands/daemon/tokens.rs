@@ -60,7 +60,7 @@ fn sha256_hex(token: &str) -> String {
 impl Tokens {
     /// Reads a token file; a line that is not `ROLE SUBJECT SHA256` is an error naming it.
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         let mut by_hash = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -69,8 +69,10 @@ impl Tokens {
                 continue;
             }
             let f: Vec<&str> = line.split_whitespace().collect();
-            let ok =
-                f.len() == 3 && f[2].len() == 64 && f[2].bytes().all(|b| b.is_ascii_hexdigit());
+            let ok = f.len() == 3
+                && f[2].len() == 64
+                && f[2].bytes().all(|b| b.is_ascii_hexdigit())
+                && valid_subject(f[1]);
             let role = f.first().and_then(|r| Role::parse(r));
             match (ok, role) {
                 (true, Some(role)) => by_hash.push((
@@ -81,7 +83,7 @@ impl Tokens {
                     },
                 )),
                 _ => bail!(
-                    "{}:{}: expected `ROLE SUBJECT SHA256` (role viewer, operator or admin; the token's SHA-256 in hex); `drill token add` writes such lines",
+                    "{}:{}: expected `ROLE SUBJECT SHA256` (role viewer, operator or admin; a subject of printable characters; the token's SHA-256 in hex); `drill token add` writes such lines",
                     path.display(),
                     i + 1
                 ),
@@ -104,6 +106,102 @@ impl Tokens {
             .iter()
             .find(|(x, _)| *x == h)
             .map(|(_, who)| who)
+    }
+}
+
+/// A subject is one word of printable characters: it is logged and audited.
+fn valid_subject(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+/// The file's permissions when others than its owner may read or write it.
+pub fn too_open(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// The token file as the daemon serves it: read again when it changes (checked every second
+/// by [`Live::watch`]), so a token removed from the file is refused within about a second,
+/// with no restart. A new version that is invalid is logged and the last good one stays.
+#[derive(Debug)]
+pub struct Live {
+    path: Option<PathBuf>,
+    current: std::sync::RwLock<Tokens>,
+    seen: std::sync::Mutex<Option<(u64, u64, Option<std::time::SystemTime>)>>,
+}
+
+fn stamp(path: &Path) -> Option<(u64, u64, Option<std::time::SystemTime>)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()))
+}
+
+impl Live {
+    /// No API: no token at all.
+    pub fn none() -> Self {
+        Live {
+            path: None,
+            current: std::sync::RwLock::new(Tokens::default()),
+            seen: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let seen = stamp(path);
+        let tokens = Tokens::load(path)?;
+        Ok(Live {
+            path: Some(path.to_owned()),
+            current: std::sync::RwLock::new(tokens),
+            seen: std::sync::Mutex::new(seen),
+        })
+    }
+
+    /// The holder of a bearer token, if it is one of the file's now.
+    pub fn check(&self, token: &str) -> Option<Holder> {
+        self.current.read().ok()?.check(token).cloned()
+    }
+
+    /// Reads the file again if it changed; returns what to log.
+    pub fn refresh(&self) -> Option<String> {
+        let path = self.path.as_ref()?;
+        let now = stamp(path);
+        let mut seen = self.seen.lock().ok()?;
+        if *seen == now {
+            return None;
+        }
+        *seen = now;
+        match Tokens::load(path) {
+            Ok(t) => {
+                let n = t.by_hash.len();
+                if let Ok(mut c) = self.current.write() {
+                    *c = t;
+                }
+                Some(format!(
+                    "daemon: {} changed: {n} token(s) now{}",
+                    path.display(),
+                    too_open(path)
+                        .map(|m| format!(
+                            "; warning: it is mode {m:o}, readable by others: chmod 600 it"
+                        ))
+                        .unwrap_or_default()
+                ))
+            }
+            Err(e) => Some(format!(
+                "daemon: error: {e:#}; the tokens read before stay in force until the file is fixed"
+            )),
+        }
+    }
+
+    /// Checks the file every second for ever (spawn it).
+    pub async fn watch(self: std::sync::Arc<Self>, log: drill_engine::Log) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let me = self.clone();
+            if let Ok(Some(line)) = tokio::task::spawn_blocking(move || me.refresh()).await {
+                log(&line);
+            }
+        }
     }
 }
 
@@ -136,9 +234,18 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
         role,
         subject,
     } = args.command;
-    if subject.is_empty() || subject.contains(char::is_whitespace) {
-        eprintln!("drill token add: --subject must be one word, like alice or ci-bot");
+    if !valid_subject(&subject) {
+        eprintln!(
+            "drill token add: --subject must be one word of printable characters, like alice or ci-bot"
+        );
         return Ok(exit::code(exit::INVALID));
+    }
+    if let Some(mode) = too_open(&tokens) {
+        eprintln!(
+            "drill: warning: {} is mode {mode:o}, readable by others; `chmod 600 {}`",
+            tokens.display(),
+            tokens.display()
+        );
     }
     let mut raw = [0u8; 32];
     getrandom::getrandom(&mut raw).map_err(|e| anyhow::anyhow!("cannot read random bytes: {e}"))?;
