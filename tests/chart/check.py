@@ -7,13 +7,18 @@ drill_faults::kubernetes::RBAC), a watchdog limited to reverts, the security con
 dashboard. Prints one line per case; exits 1 on the first broken promise."""
 
 import json
+import os
+import re
+import subprocess
 import sys
+import tempfile
 
 import kubernetes_validate
 import yaml
 from helm_python import chart as helm
 
 CHART, RBAC_JSON = sys.argv[1], sys.argv[2]
+DRILL = sys.argv[3] if len(sys.argv) > 3 else None
 KUBE = "1.34.0"
 NS = "chaos"
 TOKENS = "admin sha256:0000 alice\n"
@@ -203,4 +208,73 @@ d, c = daemon(objs)
 if d["spec"]["replicas"] != 2 or c["image"] != "registry.example/drill:0.1.0" or role["metadata"]["namespace"] != "community":
     fail("the README's values file")
 case("the README's minimal values file")
+# The operator's policy: a ConfigMap drill itself accepts, mounted and passed as --policy;
+# without one, no --policy (the daemon's safe default).
+d, c = daemon(render({"auth": {"tokens": TOKENS}})[0])
+if any(a.startswith("--policy") for a in c["args"]):
+    fail(f"no policy in values, yet {c['args']}")
+policy = {"allow": {"http": ["*.staging.example.com"], "exec": ["/usr/bin/psql"]},
+          "actions": ["stop", "scale"], "limits": {"rate": "500/s"}, "posted": {"env": ["BASE_URL"]}}
+objs, _ = render({"auth": {"tokens": TOKENS}, "policy": policy})
+(pcm,) = [o for o in of(objs, "ConfigMap") if o["metadata"]["name"].endswith("-policy")]
+text = pcm["data"]["policy.yaml"]
+doc = yaml.safe_load(text)
+if doc["apiVersion"] != "drill/v1" or doc["kind"] != "Policy" or doc["allow"] != policy["allow"]:
+    fail(f"the policy ConfigMap: {text}")
+d, c = daemon(objs)
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+if "--policy=/etc/drill/policy/policy.yaml" not in c["args"] or mounts.get("policy") != "/etc/drill/policy":
+    fail(f"the policy is not given to the daemon: {c['args']} {mounts}")
+if DRILL:
+    with tempfile.TemporaryDirectory() as tmp:
+        pf = os.path.join(tmp, "policy.yaml")
+        open(pf, "w").write(text)
+        pb = os.path.join(tmp, "p.yaml")
+        open(pb, "w").write("apiVersion: drill/v1\nkind: Playbook\nmetadata: {name: p}\ntarget:\n"
+                            "  base_url: https://api.staging.example.com\n"
+                            "  allow: {http: [api.staging.example.com]}\n"
+                            "traffic:\n  requests: [{name: home, path: /}]\n  profile: [{rate: 10/s, hold: 1m}]\n")
+        r = subprocess.run([DRILL, "validate", "--policy", pf, pb], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"drill refuses the rendered policy: {r.stdout}{r.stderr}")
+        prod = open(pb).read().replace("api.staging.example.com", "api.prod.example.com")
+        open(pb, "w").write(prod)
+        r = subprocess.run([DRILL, "validate", "--policy", pf, pb], capture_output=True, text=True)
+        if r.returncode != 2 or "outside the daemon's policy" not in r.stderr:
+            fail(f"drill accepts a playbook outside the rendered policy: {r.stdout}{r.stderr}")
+objs, _ = render({"auth": {"tokens": TOKENS}, "existingPolicyConfigMap": "ops-policy"})
+d, c = daemon(objs)
+vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+if [o for o in of(objs, "ConfigMap") if o["metadata"]["name"].endswith("-policy")] or vols["policy"]["configMap"]["name"] != "ops-policy":
+    fail(f"an existing policy ConfigMap: {vols}")
+case("the policy: a ConfigMap drill accepts, passed as --policy; none without it")
+
+# The ledger key: one Secret value every daemon and the watchdog read.
+objs, _ = render({"auth": {"tokens": TOKENS}, "database": {"url": PG}})
+(secret,) = of(objs, "Secret")
+if not re.fullmatch(r"[0-9a-f]{64}", secret["stringData"]["DRILL_LEDGER_KEY"]):
+    fail(f"DRILL_LEDGER_KEY: {secret['stringData'].get('DRILL_LEDGER_KEY')!r}")
+d, c = daemon(objs)
+(cron,) = of(objs, "CronJob")
+wc = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+for who, env in (("daemon", c["env"]), ("watchdog", wc["env"])):
+    ref = [e for e in env if e["name"] == "DRILL_LEDGER_KEY"]
+    if not ref or ref[0]["valueFrom"]["secretKeyRef"]["key"] != "DRILL_LEDGER_KEY":
+        fail(f"the {who} does not get the ledger key: {env}")
+key = "ab" * 32
+objs, _ = render({"auth": {"tokens": TOKENS}, "ledger": {"key": key}})
+(secret,) = of(objs, "Secret")
+if secret["stringData"]["DRILL_LEDGER_KEY"] != key:
+    fail("ledger.key is not the Secret's DRILL_LEDGER_KEY")
+refused({"auth": {"tokens": TOKENS}, "ledger": {"key": "short"}}, ["ledger"])
+case("the ledger key: one Secret, read by the daemons and the watchdog")
+
+# TLS from a Secret: mounted, passed, probed over HTTPS.
+objs, _ = render({"auth": {"tokens": TOKENS}, "tls": {"existingSecret": "drill-tls"}})
+d, c = daemon(objs)
+vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+if vols["tls"]["secret"]["secretName"] != "drill-tls" or "--tls-cert=/etc/drill/tls/tls.crt" not in c["args"] \
+        or "--tls-key=/etc/drill/tls/tls.key" not in c["args"] or c["readinessProbe"]["httpGet"]["scheme"] != "HTTPS":
+    fail(f"TLS: {c['args']} {vols.get('tls')} {c['readinessProbe']}")
+case("TLS from a Secret")
 print("chart: every check held")

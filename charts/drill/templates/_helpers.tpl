@@ -106,3 +106,33 @@ delete a distributed run's leftover shards Job. */}}
   verbs: ["get", "delete"]
 {{- end }}
 {{- end -}}
+
+{{/* The ledger key: the value, else the one the chart's Secret holds already (kept across
+upgrades), else a new random one (64 hex digits). */}}
+{{- define "drill.ledgerKey" -}}
+{{- if .Values.ledger.key -}}
+{{- .Values.ledger.key -}}
+{{- else -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "drill.fullname" .) -}}
+{{- if and $old $old.data (index $old.data "DRILL_LEDGER_KEY") -}}
+{{- index $old.data "DRILL_LEDGER_KEY" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 64 | sha256sum -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when a policy is given. */}}
+{{- define "drill.policy" -}}
+{{- if or .Values.policy .Values.existingPolicyConfigMap -}}true{{- end -}}
+{{- end -}}
+
+{{/* The DRILL_LEDGER_KEY variable of the daemons and the watchdog. */}}
+{{- define "drill.ledgerEnv" -}}
+- name: DRILL_LEDGER_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drill.secretName" . }}
+      key: DRILL_LEDGER_KEY
+      optional: {{ if .Values.auth.existingSecret }}true{{ else }}false{{ end }}
+{{- end -}}
