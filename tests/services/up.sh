@@ -4,12 +4,13 @@
 # PostgreSQL primary (5433) with a streaming replica (5434), a MariaDB primary (3307) with a
 # replica (3308), and a local Docker image
 # (drill-test-busybox) built from Debian's busybox-static, since no registry can be reached;
-# Debian's headless Chromium, which opens the HTML report in crates/drill-cli/tests/report.rs.
+# Debian's headless Chromium, which opens the HTML report in crates/drill-cli/tests/report.rs;
+# openssl, which makes the certificate of the daemon's TLS test (tests/security.rs).
 # Safe to run again; it finds what is already there.
 set -euo pipefail
 
 missing=()
-for pkg in redis-server busybox-static ruby-sidekiq chromium; do
+for pkg in redis-server busybox-static ruby-sidekiq chromium openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -38,7 +38,7 @@ async fn an_unreachable_rate_warns_about_dropped_arrivals() {
             "--url",
             &server.url("/"),
             "--rate",
-            "1000000/s",
+            "200000/s",
             "--duration",
             "300ms",
             "--max-in-flight",

@@ -37,7 +37,7 @@ fn daemon(w: &Work, dir: &Path, policy: Option<&Path>, env: &[(&str, &str)]) -> 
         c.env(k, v);
     }
     let mut d = Running::spawn(c);
-    d.wait_for("API on http://", Duration::from_secs(20));
+    d.wait_for("API on http", Duration::from_secs(20));
     let base = api_base(d.seen.last().map_or("", String::as_str));
     (d, base)
 }
@@ -1219,6 +1219,37 @@ async fn the_api_edges_hold() {
         "a half-sent request was held {:?}",
         t.elapsed()
     );
+    // At most 512 connections at once: the next is closed at once; the cap frees itself
+    // when the idle ones time out.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let held: Vec<TcpStream> = (0..512)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").expect("half");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut extra = TcpStream::connect(&addr).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    match extra.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a connection over the cap was not closed at once: {other:?}"),
+    }
+    drop(held);
+    let freed = Instant::now();
+    while call("GET", &url("/healthz"), None, None).0 != 200 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(15),
+            "the cap did not free"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A token removed from the file is refused within 2 s, no restart.
     let file = w.dir.path().join("tokens");
     let kept: String = std::fs::read_to_string(&file)
@@ -1250,4 +1281,109 @@ async fn the_api_edges_hold() {
         "a\u{7}b",
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_tls_with_the_given_certificate() {
+    let w = Work::new();
+    let have = drill_testkit::run("openssl", &["version"]).status.success();
+    if !drill_testkit::service("openssl (bash tests/services/up.sh)", have) {
+        return;
+    }
+    let (cert, key) = (w.dir.path().join("cert.pem"), w.dir.path().join("key.pem"));
+    let made = drill_testkit::run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &cert.display().to_string(),
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let dir = w.dir.path().join("playbooks");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let [viewer, ..] = tokens(&w);
+    // A key that does not go with the certificate: refused at start-up, exit 2.
+    let other = w.file(
+        "other.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let out = w
+        .cmd(&[
+            "daemon",
+            "--playbooks",
+            &dir.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--tokens",
+            &w.dir.path().join("tokens").display().to_string(),
+        ])
+        .args([
+            "--tls-cert",
+            &cert.display().to_string(),
+            "--tls-key",
+            &other.display().to_string(),
+        ])
+        .output()
+        .expect("daemon");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let mut c = w.cmd(&[
+        "daemon",
+        "--playbooks",
+        &dir.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--tokens",
+        &w.dir.path().join("tokens").display().to_string(),
+        "--tls-cert",
+        &cert.display().to_string(),
+        "--tls-key",
+        &key.display().to_string(),
+    ]);
+    c.env_remove("RUST_LOG");
+    let mut d = Running::spawn(c);
+    d.wait_for("API on https://", Duration::from_secs(20));
+    let base = api_base(d.seen.last().map_or("", String::as_str));
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("Authorization: Bearer {viewer}")])
+        .arg(format!("{base}/api/v1/runs"))
+        .output()
+        .expect("curl");
+    assert_eq!(stdout(&out), "200", "{out:?}");
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = base.replace("https://", "http://");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("{plain}/healthz"))
+        .output()
+        .expect("curl");
+    assert_ne!(stdout(&out), "200");
+    stop(d);
 }

@@ -22,12 +22,11 @@ impl List {
         }
     }
 
-    /// How to fix a refusal: add `entry` to `field` of the playbook's list, or ask.
-    fn hint(self, entry: &str, field: &str) -> String {
+    /// How to fix a refusal: add `entry` to `field` of the playbook's list (`why` ends the
+    /// sentence), or ask.
+    fn hint(self, entry: &str, field: &str, why: &str) -> String {
         match self {
-            List::Own => {
-                format!("add \"{entry}\" to target.allow.{field} if this run may touch it")
-            }
+            List::Own => format!("add \"{entry}\" to target.allow.{field}{why}"),
             List::Policy => format!(
                 "the operator's policy does not list it under allow.{field}; ask whoever runs the daemon, or choose a target it lists"
             ),
@@ -150,7 +149,7 @@ fn endpoint_in(
     }
     refuse(
         format!("{what} endpoint {key} is {}", l.outside()),
-        l.hint(&key, field),
+        l.hint(&key, field, " if this run may touch it"),
     )
 }
 
@@ -191,7 +190,7 @@ fn http_in(allow: &Allow, url: &str, l: List) -> Result<(), Refusal> {
     let name = with_port.unwrap_or(host);
     refuse(
         format!("HTTP host {name} is {}", l.outside()),
-        l.hint(&name, "http"),
+        l.hint(&name, "http", " if this run may touch it"),
     )
 }
 
@@ -209,7 +208,7 @@ pub fn exec(allow: &Allow, command: &[String]) -> Result<(), Refusal> {
     if !allow.exec.iter().any(|a| a == program || glob(a, program)) {
         return refuse(
             format!("program \"{program}\" is {}", List::Own.outside()),
-            List::Own.hint(program, "exec"),
+            List::Own.hint(program, "exec", " if this run may run it"),
         );
     }
     let Some(e) = &allow.envelope else {
@@ -310,7 +309,7 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
                     "add target.allow.docker with the containers or labels this run may touch"
                         .into()
                 }
-                List::Policy => l.hint("", "docker"),
+                List::Policy => l.hint("", "docker", ""),
             },
         );
     };
@@ -322,7 +321,7 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
         }
         return refuse(
             format!("container \"{n}\" is {}", l.outside()),
-            l.hint(n, "docker.containers"),
+            l.hint(n, "docker.containers", ""),
         );
     }
     if let Some(id) = &t.id {
@@ -331,7 +330,7 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
         }
         return refuse(
             format!("container {id} is {}", l.outside()),
-            l.hint(id, "docker.containers"),
+            l.hint(id, "docker.containers", ""),
         );
     }
     if let Some(s) = &t.compose_service {
@@ -341,7 +340,7 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
         }
         return refuse(
             format!("compose service \"{s}\" is {}", l.outside()),
-            l.hint(&label, "docker.labels"),
+            l.hint(&label, "docker.labels", ""),
         );
     }
     if t.labels.iter().any(|lb| by_label(lb)) {
@@ -355,7 +354,7 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
         ),
         match l {
             List::Own => "add one of these labels to target.allow.docker.labels".into(),
-            List::Policy => l.hint("", "docker.labels"),
+            List::Policy => l.hint("", "docker.labels", ""),
         },
     )
 }
@@ -378,7 +377,7 @@ fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Ref
                     "add target.allow.kubernetes with the context and namespaces this run may touch"
                         .into()
                 }
-                List::Policy => l.hint("", "kubernetes"),
+                List::Policy => l.hint("", "kubernetes", ""),
             },
         );
     };
@@ -397,7 +396,7 @@ fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Ref
                 t.namespace,
                 l.outside()
             ),
-            l.hint(&t.namespace, "kubernetes.namespaces"),
+            l.hint(&t.namespace, "kubernetes.namespaces", ""),
         );
     }
     if k.workloads.is_empty() {
@@ -417,7 +416,7 @@ fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Ref
     }
     refuse(
         format!("workload {workload} is {}", l.outside()),
-        l.hint(&workload, "kubernetes.workloads"),
+        l.hint(&workload, "kubernetes.workloads", ""),
     )
 }
 
@@ -434,7 +433,7 @@ pub fn process(allow: &Allow, t: &ProcessTarget) -> Result<(), Refusal> {
         }
         refuse(
             format!("process \"{id}\" is {}", l.outside()),
-            l.hint(id, "processes"),
+            l.hint(id, "processes", ""),
         )
     })
 }

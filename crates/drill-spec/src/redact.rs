@@ -154,9 +154,9 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Values shorter than this are not replaced: `1` or `on` would garble every line, and a
-    /// secret that short protects nothing.
-    pub const MIN_LEN: usize = 4;
+    /// Values shorter than this are not replaced: `1`, `true` or a port would garble every
+    /// line, and a secret that short protects nothing.
+    pub const MIN_LEN: usize = 6;
 
     pub fn add(&mut self, name: &str, value: &str) {
         if value.len() < Self::MIN_LEN || self.pairs.iter().any(|(v, _)| v == value) {

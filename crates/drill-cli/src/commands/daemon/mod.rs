@@ -580,7 +580,10 @@ pub fn run(args: DaemonArgs) -> Result<ExitCode> {
         let mut halt_seen: Option<String> = None;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let signal = loop {
-            reload(&shared).await;
+            // Read the directory in a task of its own: the loop (and the halt it obeys)
+            // never waits on a file; the next tick sees what the reading found.
+            let s = shared.clone();
+            tokio::spawn(async move { reload(&s).await });
             let entries = match shared.loaded.lock() {
                 Ok(l) => l.entries(),
                 Err(_) => Vec::new(),
