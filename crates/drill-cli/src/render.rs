@@ -4,9 +4,10 @@ use std::io::Write;
 
 use drill_spec::ValidPlaybook;
 use drill_spec::cond::Subject;
-use drill_spec::model::{
-    After, DockerTarget, Exec, Fault, FaultAction, KubernetesTarget, Probe, Step, TargetRef,
+use drill_spec::fault::{
+    DockerAction, Kind, KubernetesAction, ProcessAction, RedisAction, SqlAction, ValidFault,
 };
+use drill_spec::model::{After, DockerTarget, Exec, KubernetesTarget, Probe, Step};
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
 use serde::Serialize;
@@ -171,7 +172,7 @@ impl PlanView {
                 detail: "ends when the recovery checks pass, at the latest here".into(),
                 target: None,
             });
-            for f in &d.spec.faults {
+            for f in &d.faults {
                 events.push(Event {
                     kind: "fault",
                     drill: name.clone(),
@@ -188,22 +189,23 @@ impl PlanView {
                         "irreversible: changed for good, reported in the run".to_string(),
                     )
                 } else {
-                    let how = match (&f.exec, &f.target) {
-                        (Some(e), _) => e.revert.as_ref().map(command),
-                        (_, Some(TargetRef::Process(p)))
-                            if matches!(f.action, FaultAction::Stop | FaultAction::Kill) =>
-                        {
-                            p.restart
-                                .as_ref()
-                                .map(|r| format!("restart: {}", command(r)))
-                        }
+                    let how = match &f.kind {
+                        Kind::Exec(e) => e.revert.as_ref().map(command),
+                        Kind::Process {
+                            target,
+                            action: ProcessAction::Stop | ProcessAction::Kill,
+                        } => target
+                            .restart
+                            .as_ref()
+                            .map(|r| format!("restart: {}", command(r))),
                         _ => None,
                     };
+                    let action = f.action().name();
                     (
                         "revert",
                         match how {
-                            Some(h) => format!("undo {}: {h}", f.action.name()),
-                            None => format!("undo {}", f.action.name()),
+                            Some(h) => format!("undo {action}: {h}"),
+                            None => format!("undo {action}"),
                         },
                     )
                 };
@@ -491,51 +493,57 @@ fn kube(k: &KubernetesTarget) -> String {
     }
 }
 
-fn fault_target(f: &Fault) -> Option<String> {
-    match &f.target {
-        Some(TargetRef::Docker(d)) => Some(docker(d)),
-        Some(TargetRef::Kubernetes(k)) => Some(kube(k)),
-        Some(TargetRef::Process(p)) => Some(format!(
+fn fault_target(f: &ValidFault) -> Option<String> {
+    Some(match &f.kind {
+        Kind::Docker { target, .. } => docker(target),
+        Kind::Kubernetes { target, .. } => kube(target),
+        Kind::Process { target, .. } => format!(
             "process {}",
-            p.name
+            target
+                .name
                 .as_deref()
-                .or(p.pid_file.as_deref())
+                .or(target.pid_file.as_deref())
                 .unwrap_or_default()
-        )),
-        Some(TargetRef::Redis(e)) => Some(format!("redis {}", e.url)),
-        Some(TargetRef::Sql(e)) => Some(format!("sql {}", e.url)),
-        Some(TargetRef::Http(e)) => Some(format!("http {}", e.url)),
-        None => match (&f.exec, &f.http) {
-            (Some(e), _) => Some(command(&e.inject)),
-            (_, Some(h)) => Some(format!("http {}", h.inject.url)),
-            _ => None,
-        },
-    }
+        ),
+        Kind::Redis { endpoint, .. } => format!("redis {}", endpoint.url),
+        Kind::Sql { endpoint, .. } => format!("sql {}", endpoint.url),
+        Kind::Exec(e) => command(&e.inject),
+        Kind::Http(h) => format!("http {}", h.inject.url),
+    })
 }
 
-fn fault_detail(f: &Fault) -> String {
-    let mut s = match f.action {
-        FaultAction::Scale => format!("scale to {}", f.replicas.unwrap_or(0)),
-        FaultAction::Disconnect => format!(
-            "disconnect from {}",
-            f.network.as_deref().unwrap_or_default()
-        ),
-        FaultAction::DeleteKeys => {
-            format!("delete keys {}", f.pattern.as_deref().unwrap_or_default())
-        }
-        FaultAction::Flush => format!(
+fn fault_detail(f: &ValidFault) -> String {
+    match &f.kind {
+        Kind::Kubernetes {
+            action: KubernetesAction::Scale { replicas },
+            ..
+        } => format!("scale to {replicas}"),
+        Kind::Docker {
+            action: DockerAction::Disconnect { network },
+            ..
+        } => format!("disconnect from {network}"),
+        Kind::Redis {
+            action: RedisAction::DeleteKeys { pattern },
+            ..
+        } => format!("delete keys {pattern}"),
+        Kind::Redis {
+            action: RedisAction::Flush(scope),
+            ..
+        } => format!(
             "flush {}",
-            match f.scope {
-                Some(drill_spec::model::FlushScope::Db) => "db",
-                _ => "all",
+            match scope {
+                drill_spec::model::FlushScope::Db => "db",
+                drill_spec::model::FlushScope::All => "all",
             }
         ),
-        a => a.name().to_string(),
-    };
-    if let Some(r) = &f.route_switch {
-        s.push_str(&format!(", then switch the route ({})", step_detail(r)));
+        Kind::Sql {
+            action: SqlAction::Promote {
+                route_switch: Some(r),
+            },
+            ..
+        } => format!("promote, then switch the route ({})", step_detail(r)),
+        _ => f.action().name().to_string(),
     }
-    s
 }
 
 fn probe_target(p: &Probe) -> String {
@@ -579,18 +587,21 @@ fn check_detail(
     if let Some(p) = &c.probe {
         let what = match p {
             Probe::Redis(r) => {
-                let (op, key) = [
-                    ("llen", &r.llen),
-                    ("xlen", &r.xlen),
-                    ("zcard", &r.zcard),
-                    ("get", &r.get),
-                    ("exists", &r.exists),
-                    ("info", &r.info),
-                ]
-                .into_iter()
-                .find_map(|(n, v)| v.as_ref().map(|v| (n, v.clone())))
-                .unwrap_or(("dbsize", String::new()));
-                format!("redis {op} {key}").trim_end().to_string()
+                use drill_spec::probe::RedisReading as R;
+                match r.reading() {
+                    Some(R::Pending(q)) => {
+                        format!("redis pending {} ({})", q.key(), q.format.name())
+                    }
+                    Some(R::Dbsize) | None => "redis dbsize".into(),
+                    Some(
+                        x @ (R::Llen(k)
+                        | R::Xlen(k)
+                        | R::Zcard(k)
+                        | R::Get(k)
+                        | R::Exists(k)
+                        | R::Info(k)),
+                    ) => format!("redis {} {k}", x.name()),
+                }
             }
             Probe::Sql(s) => format!("sql {}", s.query),
             Probe::Http(h) => format!("http {}", h.url),

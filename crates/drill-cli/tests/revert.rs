@@ -29,7 +29,7 @@ fn drill_revert(record: &drill_faults::RevertRecord) -> (Option<i32>, String, St
 #[tokio::test]
 async fn a_new_process_reverts_an_exec_fault_from_its_record() {
     let flag = std::env::temp_dir().join(format!("drill-revert-exec-{}", std::process::id()));
-    let f: drill_spec::model::Fault = serde_json::from_value(json!({
+    let f: drill_spec::fault::ValidFault = serde_json::from_value(json!({
         "name": "x", "action": "exec",
         "exec": {"inject": {"command": ["touch", flag]}, "revert": {"command": ["rm", "-f", flag]}}
     }))
@@ -58,7 +58,7 @@ async fn a_new_process_reverts_a_paused_process_and_says_so_when_there_is_nothin
     let pid = child.id();
     let pid_file = std::env::temp_dir().join(format!("drill-revert-proc-{pid}.pid"));
     std::fs::write(&pid_file, pid.to_string()).expect("pid");
-    let f: drill_spec::model::Fault = serde_json::from_value(
+    let f: drill_spec::fault::ValidFault = serde_json::from_value(
         json!({"name": "p", "action": "pause", "target": {"process": {"pid_file": pid_file}}}),
     )
     .expect("fault");
@@ -97,7 +97,7 @@ async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
     let containers = drill_testkit::sleepers(&prefix, 1);
     let name = containers[0].clone();
     let state = || drill_testkit::container_state(&name);
-    let f: drill_spec::model::Fault = serde_json::from_value(
+    let f: drill_spec::fault::ValidFault = serde_json::from_value(
         json!({"name": "s", "action": "stop", "target": {"docker": {"name": name}}}),
     )
     .expect("fault");
@@ -117,7 +117,7 @@ async fn a_new_process_reverts_a_stopped_container_and_a_redis_pause() {
     drill_testkit::cleanup(&containers);
 
     // A Redis write pause, lifted by another process.
-    let f: drill_spec::model::Fault = serde_json::from_value(json!({"name": "p", "action": "client-pause", "target": {"redis": "redis://127.0.0.1:6379"}})).expect("fault");
+    let f: drill_spec::fault::ValidFault = serde_json::from_value(json!({"name": "p", "action": "client-pause", "target": {"redis": "redis://127.0.0.1:6379"}})).expect("fault");
     let p = match prepare(&f, &allow, Duration::from_secs(20)).await {
         Ok(p) => p,
         Err(e) => {

@@ -437,13 +437,13 @@ pub fn fmt_num(v: f64) -> String {
 /// What a probe reads, in a word or two (`backlog` for a queue length).
 fn probe_name(c: &Check) -> String {
     use drill_spec::model::Probe as P;
+    use drill_spec::probe::RedisReading as R;
     match &c.probe {
-        Some(P::Redis(r)) if r.llen.is_some() || r.xlen.is_some() || r.zcard.is_some() => {
-            "backlog".into()
-        }
-        Some(P::Redis(r)) if let Some(q) = &r.pending => {
-            format!("{} pending", q.key())
-        }
+        Some(P::Redis(r)) => match r.reading() {
+            Some(R::Pending(q)) => format!("{} pending", q.key()),
+            Some(x) if x.is_backlog() => "backlog".into(),
+            _ => "redis value".into(),
+        },
         Some(p) => format!("{} value", p.backend()),
         None => "value".into(),
     }

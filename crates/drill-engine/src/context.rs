@@ -17,6 +17,10 @@ use crate::outcome::GuardTrip;
 use crate::status::{LiveStatus, Stage};
 use crate::store::{FaultState, Lease, LostLease, Store};
 
+/// How long after its end a second's measurements are in: a shard reports every 0.5 s, the
+/// engine reads every 0.25 s, and a second is added 2 s after its end.
+pub const SETTLED: Duration = Duration::from_millis(3_000);
+
 /// Stops a run: a guard trip, a signal, a failed step. The first reason wins.
 #[derive(Debug, Clone)]
 pub struct Abort(Arc<watch::Sender<Option<String>>>);
@@ -168,7 +172,7 @@ pub(crate) struct RunContext {
     pub error_limit: Option<f64>,
     pub status: watch::Sender<LiveStatus>,
     /// The traffic runs in shards, whose measurements arrive per whole second, late by
-    /// [`crate::shards::SETTLED`].
+    /// [`SETTLED`].
     pub distributed: bool,
 }
 
@@ -190,12 +194,12 @@ impl RunContext {
         next
     }
 
-    /// Up to where the traffic's measurements are in: now, or [`crate::shards::SETTLED`] ago
+    /// Up to where the traffic's measurements are in: now, or [`SETTLED`] ago
     /// in a distributed run.
     pub fn measured_until(&self) -> Duration {
         let now = self.now();
         if self.distributed {
-            now.saturating_sub(crate::shards::SETTLED)
+            now.saturating_sub(SETTLED)
         } else {
             now
         }
@@ -205,7 +209,7 @@ impl RunContext {
     /// process; in a distributed run, until the shards' reports of those seconds are added.
     pub async fn settled(&self, t: Duration) {
         if self.distributed {
-            let at = tokio::time::Instant::from_std(self.start + t + crate::shards::SETTLED);
+            let at = tokio::time::Instant::from_std(self.start + t + SETTLED);
             tokio::time::sleep_until(at).await;
         }
     }

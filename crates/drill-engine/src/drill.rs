@@ -104,11 +104,11 @@ pub(crate) async fn run(
     cx.say(&format!(
         "{}: injecting {} fault(s)",
         d.name,
-        spec.faults.len()
+        d.faults.len()
     ));
     locked(&cx.drill_guards).extend(spec.guards.iter().map(|g| (d.name.clone(), g.clone())));
     let hold = cx.scaled(spec.hold);
-    for f in &spec.faults {
+    for f in &d.faults {
         if let Err(e) = live::inject(&cx, &d.name, f, hold).await {
             cx.abort.trigger(format!(
                 "{}/{}: the fault could not be applied: {}",

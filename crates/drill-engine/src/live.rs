@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use drill_faults::FaultError;
-use drill_spec::model::{Action, Allow, Fault, Step};
+use drill_spec::fault::ValidFault;
+use drill_spec::model::{Action, Allow, Step};
 
 use crate::chain;
 use crate::checks::fmt_dur;
@@ -63,7 +64,7 @@ async fn fenced<T>(
 pub(crate) async fn inject(
     cx: &Arc<RunContext>,
     drill: &str,
-    f: &Fault,
+    f: &ValidFault,
     hold: Duration,
 ) -> Result<(), InjectError> {
     let prepared = drill_faults::prepare(f, &cx.allow, hold)

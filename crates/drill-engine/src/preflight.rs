@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use drill_spec::ValidPlaybook;
-use drill_spec::fault::{Kind, RedisAction};
+use drill_spec::fault::{Kind, RedisAction, SqlAction, ValidFault};
 use drill_spec::model::{
-    DrillSpec, Fault, FlushScope, Guard, HttpCall, JobFormat, Probe, QueueRef, RedisProbe, Step,
-    TargetRef,
+    DrillSpec, FlushScope, Guard, HttpCall, JobFormat, Probe, QueueRef, RedisProbe, Step, TargetRef,
 };
 use drill_spec::url::BaseUrl;
 
@@ -45,7 +44,7 @@ pub fn lock_keys(vp: &ValidPlaybook) -> Vec<String> {
     let mut keys: Vec<String> = vp
         .drills
         .iter()
-        .flat_map(|d| d.spec.faults.iter())
+        .flat_map(|d| d.faults.iter())
         .map(lock_key)
         .collect();
     keys.sort();
@@ -53,19 +52,23 @@ pub fn lock_keys(vp: &ValidPlaybook) -> Vec<String> {
     keys
 }
 
-pub(crate) fn lock_key(f: &Fault) -> String {
+pub(crate) fn lock_key(f: &ValidFault) -> String {
     let endpoint = |u: &str| drill_spec::allow::endpoint_key(u).unwrap_or_else(|| u.to_owned());
-    match (&f.target, &f.exec, &f.http) {
-        (Some(TargetRef::Redis(e)), ..) => format!("redis:{}", endpoint(&e.url)),
-        (Some(TargetRef::Sql(e)), ..) => format!("sql:{}", endpoint(&e.url)),
-        (Some(t), ..) => format!(
+    let target = |t: TargetRef| {
+        format!(
             "{}:{}",
             t.backend(),
-            serde_json::to_string(t).unwrap_or_default()
-        ),
-        (None, Some(e), _) => format!("exec:{}", e.inject.command.join(" ")),
-        (None, None, Some(h)) => format!("http:{}", endpoint(&h.inject.url)),
-        (None, None, None) => format!("fault:{}", f.name),
+            serde_json::to_string(&t).unwrap_or_default()
+        )
+    };
+    match &f.kind {
+        Kind::Redis { endpoint: e, .. } => format!("redis:{}", endpoint(&e.url)),
+        Kind::Sql { endpoint: e, .. } => format!("sql:{}", endpoint(&e.url)),
+        Kind::Docker { target: t, .. } => target(TargetRef::Docker(t.clone())),
+        Kind::Kubernetes { target: t, .. } => target(TargetRef::Kubernetes(t.clone())),
+        Kind::Process { target: t, .. } => target(TargetRef::Process(t.clone())),
+        Kind::Exec(e) => format!("exec:{}", e.inject.command.join(" ")),
+        Kind::Http(h) => format!("http:{}", endpoint(&h.inject.url)),
     }
 }
 
@@ -98,18 +101,25 @@ pub(crate) fn resolve_urls(vp: &mut ValidPlaybook) {
         }
     }
     for d in &mut vp.drills {
-        let spec: &mut DrillSpec = &mut d.spec;
-        for f in &mut spec.faults {
-            if let Some(h) = &mut f.http {
-                resolve_call(&base, &mut h.inject);
-                if let Some(r) = &mut h.revert {
-                    resolve_call(&base, r);
+        for f in &mut d.faults {
+            match &mut f.kind {
+                Kind::Http(h) => {
+                    resolve_call(&base, &mut h.inject);
+                    if let Some(r) = &mut h.revert {
+                        resolve_call(&base, r);
+                    }
                 }
-            }
-            if let Some(s) = &mut f.route_switch {
-                resolve_step(&base, s);
+                Kind::Sql {
+                    action:
+                        SqlAction::Promote {
+                            route_switch: Some(s),
+                        },
+                    ..
+                } => resolve_step(&base, s),
+                _ => {}
             }
         }
+        let spec: &mut DrillSpec = &mut d.spec;
         for a in &mut spec.actions {
             if let Some(h) = &mut a.http {
                 resolve_call(&base, h);
@@ -195,10 +205,11 @@ fn named_queues(vp: &ValidPlaybook) -> Vec<NamedQueue> {
     }
     for (label, p) in all_probes(vp) {
         if let Probe::Redis(r) = p {
-            let q = match (&r.pending, &r.llen, &r.xlen, &r.zcard) {
-                (Some(q), ..) => q.clone(),
-                (_, Some(k), ..) | (_, _, Some(k), _) | (.., Some(k)) => raw(k),
-                _ => continue,
+            use drill_spec::probe::RedisReading as R;
+            let q = match r.reading() {
+                Some(R::Pending(q)) => q.clone(),
+                Some(R::Llen(k) | R::Xlen(k) | R::Zcard(k)) => raw(k),
+                Some(R::Get(_) | R::Exists(_) | R::Dbsize | R::Info(_)) | None => continue,
             };
             out.push(NamedQueue {
                 by: label,
@@ -216,10 +227,15 @@ async fn flush_warnings(vp: &ValidPlaybook, found: &mut Found) {
     let allow = &vp.playbook.target.allow;
     let queues = named_queues(vp);
     for d in &vp.drills {
-        for f in &d.spec.faults {
-            let Ok(Kind::Redis(ep, RedisAction::Flush(scope))) = f.kind() else {
+        for f in &d.faults {
+            let Kind::Redis {
+                endpoint: ep,
+                action: RedisAction::Flush(scope),
+            } = &f.kind
+            else {
                 continue;
             };
+            let scope = *scope;
             let server = drill_spec::allow::endpoint_key(&ep.url);
             let mut seen = std::collections::BTreeSet::new();
             for q in &queues {
@@ -267,7 +283,7 @@ pub(crate) async fn check(vp: &ValidPlaybook, scale: f64) -> Found {
     let errors = &mut found.errors;
     for d in &vp.drills {
         let hold = d.spec.hold.scaled(scale).0;
-        for f in &d.spec.faults {
+        for f in &d.faults {
             match drill_faults::prepare(f, allow, hold).await {
                 Ok(p) => {
                     for c in &p.changes {
@@ -406,8 +422,9 @@ mod tests {
 
     #[test]
     fn lock_keys_name_what_a_fault_touches_so_two_spellings_share_one() {
-        let key =
-            |v: serde_json::Value| lock_key(&serde_json::from_value::<Fault>(v).expect("a fault"));
+        let key = |v: serde_json::Value| {
+            lock_key(&serde_json::from_value::<ValidFault>(v).expect("a fault"))
+        };
         let flush = |url: &str| {
             key(serde_json::json!({"name": "a", "action": "flush", "target": {"redis": url}}))
         };
@@ -428,10 +445,12 @@ mod tests {
                 "http": {"inject": {"method": "POST", "url": "http://ctl:8080/chaos"}}})),
             "http:http://ctl:8080"
         );
-        assert_eq!(
-            key(serde_json::json!({"name": "x", "action": "exec"})),
-            "fault:x",
-            "neither a target nor a command: the fault's own name"
+        // Neither a target nor a command: no such fault can be typed, so none is locked.
+        assert!(
+            serde_json::from_value::<ValidFault>(
+                serde_json::json!({"name": "x", "action": "exec"})
+            )
+            .is_err()
         );
     }
 }

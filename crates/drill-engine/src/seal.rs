@@ -68,20 +68,26 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[derive(Debug)]
 pub struct LazyKey {
     sqlite: Option<PathBuf>,
+    default_file: PathBuf,
     cell: std::sync::OnceLock<Result<Key, String>>,
 }
 
 impl LazyKey {
-    pub fn new(sqlite: Option<PathBuf>) -> Self {
+    /// The key [`Key::for_store`] will read on first use.
+    pub fn new(sqlite: Option<PathBuf>, default_file: PathBuf) -> Self {
         LazyKey {
             sqlite,
+            default_file,
             cell: std::sync::OnceLock::new(),
         }
     }
 
     fn get(&self) -> Result<&Key, SealError> {
         self.cell
-            .get_or_init(|| Key::for_store(self.sqlite.as_deref()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                Key::for_store(self.sqlite.as_deref(), &self.default_file)
+                    .map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| SealError::Key(e.trim_start_matches("the ledger key ").to_owned()))
     }
@@ -101,9 +107,9 @@ impl LazyKey {
 }
 
 impl Key {
-    /// The key of a store (`sqlite_path` for a SQLite one): `DRILL_LEDGER_KEY`, else its key
-    /// file (made when missing).
-    pub fn for_store(sqlite_path: Option<&Path>) -> Result<Key, SealError> {
+    /// The key of a store: `DRILL_LEDGER_KEY`, else `FILE.key` beside a SQLite store
+    /// (`sqlite_path`), else `default_file` (made when missing).
+    pub fn for_store(sqlite_path: Option<&Path>, default_file: &Path) -> Result<Key, SealError> {
         if let Ok(v) = std::env::var("DRILL_LEDGER_KEY")
             && !v.trim().is_empty()
         {
@@ -114,9 +120,7 @@ impl Key {
         }
         let file = match sqlite_path {
             Some(p) => PathBuf::from(format!("{}.key", p.display())),
-            None => crate::store::default_path()
-                .parent()
-                .map_or_else(|| PathBuf::from("ledger.key"), |d| d.join("ledger.key")),
+            None => default_file.to_owned(),
         };
         Key::from_file(&file)
     }

@@ -85,7 +85,7 @@ fn dead_owner() -> String {
 
 /// An exec fault's record that creates `flag` and whose revert removes it.
 async fn flag_record(flag: &PathBuf, revert: &[&str]) -> drill_faults::RevertRecord {
-    let f: drill_spec::model::Fault = serde_json::from_value(json!({
+    let f: drill_spec::fault::ValidFault = serde_json::from_value(json!({
         "name": "flag", "action": "exec",
         "exec": {"inject": {"command": ["touch", flag]}, "revert": {"command": revert}}
     }))

@@ -20,14 +20,23 @@
 //! Beside the faults, [`steps`] runs the one-shot calls of a playbook (setup, teardown, a
 //! drill's actions) through the same allow-list check.
 //!
+//! Layout: this file dispatches a [`ValidFault`]'s typed kind to its backend and wraps each
+//! backend's record into a [`RevertRecord`]; the backends depend on `contract.rs` (the error,
+//! [`Prepared`], [`Reverted`], the [`Guard`]) and on `exec` for commands, never on this file
+//! or on each other.
+//!
 //! What it is not: no scheduling, no persistence, no traffic: the engine decides when, and
 //! stores the records.
 
 use std::time::Duration;
 
-use drill_spec::model::{Allow, Fault, Probe};
+pub use contract::{FaultError, Guard, Reverted, chain, unguarded};
+pub(crate) use contract::{allowed, guarded};
+use drill_spec::fault::{Kind, ValidFault};
+use drill_spec::model::{Allow, Probe};
 use serde::{Deserialize, Serialize};
 
+mod contract;
 pub mod docker;
 pub mod exec;
 pub mod http;
@@ -37,68 +46,8 @@ pub mod redis;
 pub mod sql;
 pub mod steps;
 
-/// Why a fault could not be prepared, applied or reverted.
-#[derive(Debug, thiserror::Error)]
-pub enum FaultError {
-    #[error("{0} is outside the allow-list; {1}")]
-    NotAllowed(String, String),
-    #[error("target not found: {0}")]
-    NotFound(String),
-    /// What drill itself found wrong, in words.
-    #[error("{backend} backend: {message}")]
-    Backend {
-        backend: &'static str,
-        message: String,
-    },
-    /// A client library's error, kept as the source (print the chain).
-    #[error("{backend} backend")]
-    Client {
-        backend: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("the {0} backend is not built yet")]
-    Unsupported(&'static str),
-    #[error("fault \"{fault}\": {message}")]
-    Invalid { fault: String, message: String },
-}
-
-impl FaultError {
-    pub(crate) fn backend(backend: &'static str, e: impl std::fmt::Display) -> Self {
-        FaultError::Backend {
-            backend,
-            message: e.to_string(),
-        }
-    }
-
-    pub(crate) fn client(
-        backend: &'static str,
-        e: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        FaultError::Client {
-            backend,
-            source: Box::new(e),
-        }
-    }
-}
-
-/// An error and its sources, joined by ": ", the way drill prints errors in its log lines,
-/// reasons and messages (library errors keep their sources as `#[source]`, not in their text).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// Turns an allow-list refusal into an error, before anything is contacted.
-pub(crate) fn allowed(r: Result<(), drill_spec::allow::Refusal>) -> Result<(), FaultError> {
-    r.map_err(|r| FaultError::NotAllowed(r.message, r.hint))
-}
+/// What preflight prepared for one fault: its revert record, and what would change.
+pub type Prepared<R = RevertRecord> = contract::Prepared<R>;
 
 /// Everything needed to apply and revert one fault, with the original state read just before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,34 +116,36 @@ impl RevertRecord {
     }
 }
 
-/// The result of preflight: the record to store, and what exactly would change.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub record: RevertRecord,
-    pub changes: Vec<String>,
-}
-
 /// Preflight for one fault: allow-list first (no call to a target outside it), then resolve
 /// and read the current state. Makes no mutating call.
-pub async fn prepare(fault: &Fault, allow: &Allow, hold: Duration) -> Result<Prepared, FaultError> {
-    use drill_spec::fault::Kind;
-    let kind = fault.kind().map_err(|e| FaultError::Invalid {
-        fault: fault.name.clone(),
-        message: e.to_string(),
-    })?;
-    match kind {
-        Kind::Docker(t, a) => docker::prepare(t, &a, allow).await,
-        Kind::Process(t, a) => process::prepare(t, a, allow),
-        Kind::Redis(e, a) => redis::prepare(&a, &e.url, allow, hold).await,
-        Kind::Exec(_) => exec::prepare(fault, allow),
-        Kind::Kubernetes(t, _) => {
-            // The allow-list is checked before a client (and its kubeconfig) is even built.
-            allowed(drill_spec::allow::kubernetes(allow, t))?;
-            let client = kubernetes::client(t.context.as_deref()).await?;
-            kubernetes::prepare_with(&client, fault, t, allow).await
+pub async fn prepare(
+    fault: &ValidFault,
+    allow: &Allow,
+    hold: Duration,
+) -> Result<Prepared, FaultError> {
+    match &fault.kind {
+        Kind::Docker { target, action } => docker::prepare(target, action, allow)
+            .await
+            .map(|p| p.map(RevertRecord::Docker)),
+        Kind::Process { target, action } => {
+            process::prepare(target, *action, allow).map(|p| p.map(RevertRecord::Process))
         }
-        Kind::Sql(e, _) => sql::prepare(fault, &e.url, allow).await,
-        Kind::Http(_) => http::prepare(fault, allow),
+        Kind::Redis { endpoint, action } => redis::prepare(action, &endpoint.url, allow, hold)
+            .await
+            .map(|p| p.map(RevertRecord::Redis)),
+        Kind::Exec(e) => exec::prepare(e, allow).map(|p| p.map(RevertRecord::Exec)),
+        Kind::Kubernetes { target, .. } => {
+            // The allow-list is checked before a client (and its kubeconfig) is even built.
+            allowed(drill_spec::allow::kubernetes(allow, target))?;
+            let client = kubernetes::client(target.context.as_deref()).await?;
+            kubernetes::prepare_with(&client, fault, allow)
+                .await
+                .map(|p| p.map(RevertRecord::Kubernetes))
+        }
+        Kind::Sql { endpoint, action } => sql::prepare(&fault.name, action, &endpoint.url, allow)
+            .await
+            .map(|p| p.map(RevertRecord::Sql)),
+        Kind::Http(h) => http::prepare(h, allow).map(|p| p.map(RevertRecord::Http)),
     }
 }
 
@@ -206,23 +157,6 @@ pub fn steps(record: &RevertRecord) -> &'static [&'static str] {
         RevertRecord::Sql(r) => r.steps(),
         _ => &["apply"],
     }
-}
-
-/// Asked immediately before each mutating call: `Err` says why the caller may no longer make
-/// it (the engine: this process is not sure it still holds the run's lease). Backends that
-/// read or connect before they mutate ask again right before the mutation.
-pub type Guard<'a> = &'a (dyn Fn() -> Result<(), String> + Send + Sync);
-
-/// A guard that always allows (tests, `drill revert`).
-pub fn unguarded() -> Result<(), String> {
-    Ok(())
-}
-
-pub(crate) fn guarded(guard: Guard<'_>) -> Result<(), FaultError> {
-    guard().map_err(|message| FaultError::Backend {
-        backend: "engine",
-        message,
-    })
 }
 
 /// Performs one step of [`steps`], asking `guard` right before each mutating call.
@@ -238,7 +172,7 @@ pub async fn apply_step(
             apply(record).await
         }
         _ => Err(FaultError::backend(
-            "engine",
+            record.backend().name(),
             format!("a {} fault has no step {step:?}", record.backend().name()),
         )),
     }
@@ -257,20 +191,6 @@ pub async fn apply(record: &RevertRecord) -> Result<(), FaultError> {
         }
         RevertRecord::Http(r) => http::apply(r).await,
     }
-}
-
-/// What a revert did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reverted {
-    /// The original state was restored now.
-    Restored(Vec<String>),
-    /// Nothing needed doing: already in the original state, or the target is gone.
-    AlreadyRestored,
-    /// The fault cannot be undone (see [`RevertRecord::permanent`]).
-    Permanent(String),
-    /// The target was read and the fault never took effect (say, the replica is still a
-    /// replica): nothing was changed.
-    NotApplied(String),
 }
 
 /// Restores the state recorded before the fault. Idempotent; works from the record alone.

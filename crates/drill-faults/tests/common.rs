@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
-use drill_spec::model::{Allow, Fault};
+use drill_spec::fault::ValidFault;
+use drill_spec::model::Allow;
 
 #[allow(unused_imports)]
 pub use drill_testkit::{redis_url, service};
 
-pub fn fault(v: serde_json::Value) -> Fault {
+/// A fault as validation types it (the raw fault, through the same rules).
+pub fn fault(v: serde_json::Value) -> ValidFault {
     serde_json::from_value(v).expect("valid fault")
 }
 

@@ -169,7 +169,7 @@ fn allow() -> drill_spec::model::Allow {
     serde_json::from_value(json!({"kubernetes": {"context": "staging", "namespaces": ["community"], "workloads": ["deployment/horizon", "pods/app=horizon"]}})).expect("allow")
 }
 
-fn fault(v: Value) -> drill_spec::model::Fault {
+fn fault(v: Value) -> drill_spec::fault::ValidFault {
     serde_json::from_value(v).expect("fault")
 }
 
@@ -178,16 +178,11 @@ const STS: &str = "/apis/apps/v1/namespaces/community/statefulsets/db";
 const STS_PATCH: &str = "/apis/apps/v1/namespaces/community/statefulsets/db?";
 const DEPLOY_PATCH: &str = "/apis/apps/v1/namespaces/community/deployments/horizon?";
 
-fn record(p: &drill_faults::Prepared) -> kubernetes::Record {
-    match &p.record {
-        RevertRecord::Kubernetes(r) => {
-            // Through JSON and back: the record alone is enough.
-            let json = serde_json::to_string(&RevertRecord::Kubernetes(r.clone())).expect("json");
-            match serde_json::from_str(&json).expect("record") {
-                RevertRecord::Kubernetes(r) => r,
-                other => panic!("{other:?}"),
-            }
-        }
+fn record(p: &drill_faults::Prepared<kubernetes::Record>) -> kubernetes::Record {
+    // Through JSON and back, as the ledger keeps it: the record alone is enough.
+    let json = serde_json::to_string(&RevertRecord::Kubernetes(p.record.clone())).expect("json");
+    match serde_json::from_str(&json).expect("record") {
+        RevertRecord::Kubernetes(r) => r,
         other => panic!("{other:?}"),
     }
 }
@@ -215,7 +210,7 @@ async fn scaling_a_statefulset_patches_it_and_revert_restores_its_count() {
             statefulset(0, Some(2), 2),
         ),
     ]);
-    let p = kubernetes::prepare_with(&client, &f, &t, &allow)
+    let p = kubernetes::prepare_with(&client, &f, &allow)
         .await
         .expect("prepare");
     let r = record(&p);
@@ -314,7 +309,7 @@ async fn stopping_a_deployment_scales_to_zero_with_the_count_annotated_and_rever
             deployment(0, Some(3), 3),
         ),
     ]);
-    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+    let p = kubernetes::prepare_with(&client, &f, &allow())
         .await
         .expect("prepare");
     assert_eq!(
@@ -365,7 +360,7 @@ async fn a_count_annotated_by_an_unfinished_run_is_the_original_and_restores_wit
     );
     // A crashed run left the workload at 0 with the annotation: the original is 3, not 0.
     let (client, calls) = scenario(vec![call("GET", DEPLOY, None, deployment(0, Some(3), 0))]);
-    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+    let p = kubernetes::prepare_with(&client, &f, &allow())
         .await
         .expect("prepare");
     assert!(p.changes[0].contains("from 3 to 1"), "{:?}", p.changes);
@@ -411,7 +406,7 @@ async fn deleting_pods_respects_the_count_and_revert_waits_for_them_to_be_ready(
             pod("horizon-a", true),
         ),
     ]);
-    let p = kubernetes::prepare_with(&client, &f, &t, &allow())
+    let p = kubernetes::prepare_with(&client, &f, &allow())
         .await
         .expect("prepare");
     let r = record(&p);
@@ -484,13 +479,14 @@ async fn a_namespace_or_context_outside_the_allow_list_makes_no_call() {
     let (client, calls) = scenario(vec![]);
     let t = target(json!({"namespace": "payments", "deployment": "horizon"}));
     let f = fault(json!({"name": "stop", "action": "stop", "target": {"kubernetes": t}}));
-    let e = kubernetes::prepare_with(&client, &f, &t, &allow())
+    let e = kubernetes::prepare_with(&client, &f, &allow())
         .await
         .expect_err("refused");
     assert!(matches!(e, FaultError::NotAllowed(..)), "{e}");
     let t =
         target(json!({"context": "production", "namespace": "community", "deployment": "horizon"}));
-    let e = kubernetes::prepare_with(&client, &f, &t, &allow())
+    let f = fault(json!({"name": "stop", "action": "stop", "target": {"kubernetes": t}}));
+    let e = kubernetes::prepare_with(&client, &f, &allow())
         .await
         .expect_err("refused");
     assert!(e.to_string().contains("context \"production\""), "{e}");

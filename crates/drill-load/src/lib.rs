@@ -6,7 +6,8 @@
 //! the intended start (no coordinated omission) and from the actual send, in HdrHistograms,
 //! overall, per phase and per second; thresholds; k6-compatible summaries. Shards of one
 //! schedule ([`shard`]): which arrivals a process sends, and the per-second reports of its
-//! measurements (HdrHistogram V2) that another recorder adds up exactly.
+//! measurements (HdrHistogram V2) that another recorder adds up exactly. [`stats`] is one
+//! span's measurements and a request's outcome; [`metrics`] the recorder that keeps them.
 //!
 //! What it is not: it knows nothing of faults, nor of where shards run or how their reports
 //! travel (the engine's `shards` does). The engine marks phase boundaries on the
@@ -18,6 +19,7 @@ pub mod executor;
 pub mod metrics;
 pub mod request;
 pub mod shard;
+pub mod stats;
 pub mod summary;
 
 pub use arrivals::Arrivals;

@@ -5,7 +5,8 @@
 //! policy's (`Allow::envelope`): a target must be inside both. The refusal says which list
 //! left it out, since only one of them is the playbook author's to change.
 
-use crate::model::{Allow, DockerTarget, KubernetesTarget, ProcessTarget};
+use crate::model::{Allow, DockerTarget, Envelope, ExecRule, KubernetesTarget, ProcessTarget};
+use crate::program::{Host, Resolved};
 
 /// Which list refused: the fix differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,15 +236,11 @@ pub fn exec(allow: &Allow, command: &[String]) -> Result<(), Refusal> {
     )
 }
 
-fn policy_exec_hint(e: &crate::policy::Envelope) -> String {
+fn policy_exec_hint(e: &Envelope) -> String {
     if e.exec.is_empty() {
         return "the operator's policy allows no program (allow.exec is empty)".into();
     }
-    let rules: Vec<String> = e
-        .exec
-        .iter()
-        .map(crate::policy::ExecRule::describe)
-        .collect();
+    let rules: Vec<String> = e.exec.iter().map(describe).collect();
     format!("the operator's policy allows {}", rules.join(", "))
 }
 
@@ -253,14 +250,14 @@ fn policy_exec_hint(e: &crate::policy::Envelope) -> String {
 pub fn exec_resolved(
     allow: &Allow,
     command: &[String],
-    resolved: &crate::program::Resolved,
-    host: &dyn crate::program::Host,
+    resolved: &Resolved,
+    host: &dyn Host,
 ) -> Result<(), Refusal> {
     let program = command.first().map_or("", String::as_str);
     if !allow
         .exec
         .iter()
-        .any(|a| crate::program::entry_covers(a, program, resolved, host))
+        .any(|a| entry_covers(a, program, resolved, host))
     {
         return refuse(
             format!(
@@ -278,7 +275,10 @@ pub fn exec_resolved(
     let Some(e) = &allow.envelope else {
         return Ok(());
     };
-    if e.exec.iter().any(|r| r.covers(resolved, &command[1..])) {
+    if e.exec
+        .iter()
+        .any(|r| rule_covers(r, resolved, &command[1..]))
+    {
         return Ok(());
     }
     refuse(
@@ -289,6 +289,40 @@ pub fn exec_resolved(
         ),
         policy_exec_hint(e),
     )
+}
+
+/// Does an allow-list entry (`psql`, `./scripts/failover.sh`, `/usr/bin/psql`, `/opt/hooks/*`)
+/// cover the program `resolved` from `program`? An entry with a `/` names a file (from the
+/// working directory when relative); a bare entry (a glob allowed) covers a bare program
+/// found along the process's own `PATH` — the same file a `PATH` set by the command would
+/// have to find.
+pub fn entry_covers(entry: &str, program: &str, resolved: &Resolved, host: &dyn Host) -> bool {
+    if entry.contains('/') {
+        let abs = crate::program::absolute(&host.cwd(), entry);
+        return glob(&abs, &resolved.path)
+            || glob(&abs, &resolved.canonical)
+            || host.executable(&abs).as_deref() == Some(resolved.canonical.as_str());
+    }
+    !program.contains('/')
+        && glob(entry, program)
+        && crate::program::resolve(program, None, None, host)
+            .is_ok_and(|r| r.canonical == resolved.canonical)
+}
+
+/// Does a policy's rule cover a command, its program resolved ([`crate::program`])?
+pub fn rule_covers(rule: &ExecRule, resolved: &Resolved, args: &[String]) -> bool {
+    (glob(&rule.program, &resolved.path) || glob(&rule.program, &resolved.canonical))
+        && args.len() >= rule.args.len()
+        && rule.args.iter().zip(args).all(|(a, b)| a == b)
+}
+
+/// A policy's rule as a reader would write it.
+pub fn describe(rule: &ExecRule) -> String {
+    if rule.args.is_empty() {
+        rule.program.clone()
+    } else {
+        format!("{} {} …", rule.program, rule.args.join(" "))
+    }
 }
 
 /// Checks a Docker target: by name or id against `containers`, by labels against `labels`

@@ -1,11 +1,14 @@
 //! A fault, typed: which backend does it, and an action that backend really performs.
 //!
 //! The playbook writes a fault flat (`action: stop`, `target: {docker: …}`, options beside),
-//! which is what people read and what the schema describes. [`Fault::kind`] turns that into
-//! a [`Kind`] — `Kind::Docker(target, DockerAction::Stop)` — through the one applicability
-//! table, [`backends_for`]. Validation reports every way a fault misses the table, with its
+//! which is what people read and what the schema describes. Validation turns that into a
+//! [`ValidFault`] whose [`Kind`] — `Kind::Docker { target, action: DockerAction::Stop }` —
+//! holds each variant's own fields only, by one exhaustive match that the applicability
+//! table, [`backends_for`], is held to. Validation reports every way a fault misses the table, with its
 //! location; the backends in `drill-faults` match on the typed action and never decide
 //! again whether `stop` applies to a docker target.
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     DockerTarget, Endpoint, ExecFault, Fault, FaultAction, FlushScope, HttpFault, KubernetesTarget,
@@ -71,8 +74,10 @@ pub fn backends_for(a: FaultAction) -> &'static [Backend] {
     }
 }
 
-/// What a Docker fault does to each container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a Docker fault does to each container. (Also the revert record's action, so its
+/// serde form is the ledger's.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DockerAction {
     Stop,
     Pause,
@@ -89,15 +94,15 @@ pub enum KubernetesAction {
     Scale {
         replicas: u32,
     },
-    Restart,
     DeletePods,
 }
 
-/// The signal a process fault sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The signal a process fault sends. (Also the revert record's action.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProcessAction {
-    Stop,
     Pause,
+    Stop,
     Kill,
 }
 
@@ -111,39 +116,102 @@ pub enum RedisAction {
 }
 
 /// What a SQL fault does.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SqlAction<'a> {
-    /// Promote the replica, then run the route switch.
-    Promote {
-        route_switch: Option<&'a Step>,
-    },
-    Statements(&'a SqlFault),
-}
-
-/// A fault, typed by backend, borrowing from the playbook's [`Fault`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind<'a> {
-    Docker(&'a DockerTarget, DockerAction),
-    Kubernetes(&'a KubernetesTarget, KubernetesAction),
-    Process(&'a ProcessTarget, ProcessAction),
-    Redis(&'a Endpoint, RedisAction),
-    Sql(&'a Endpoint, SqlAction<'a>),
-    Exec(&'a ExecFault),
-    Http(&'a HttpFault),
+pub enum SqlAction {
+    /// Promote the replica, then run the route switch.
+    Promote { route_switch: Option<Box<Step>> },
+    /// Statements, and the ones that undo them.
+    Statements(SqlFault),
 }
 
-impl Kind<'_> {
+/// What a fault does, to what: each variant holds its own fields and nothing else (a Redis
+/// flush has a scope, a Docker disconnect a network). Made once, by validation
+/// ([`ValidFault::try_from`]); the backends match on it and never decide again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Docker {
+        target: DockerTarget,
+        action: DockerAction,
+    },
+    Kubernetes {
+        target: KubernetesTarget,
+        action: KubernetesAction,
+    },
+    Process {
+        target: ProcessTarget,
+        action: ProcessAction,
+    },
+    Redis {
+        endpoint: Endpoint,
+        action: RedisAction,
+    },
+    Sql {
+        endpoint: Endpoint,
+        action: SqlAction,
+    },
+    Exec(ExecFault),
+    Http(HttpFault),
+}
+
+impl Kind {
     pub fn backend(&self) -> Backend {
         match self {
-            Kind::Docker(..) => Backend::Docker,
-            Kind::Kubernetes(..) => Backend::Kubernetes,
-            Kind::Process(..) => Backend::Process,
-            Kind::Redis(..) => Backend::Redis,
-            Kind::Sql(..) => Backend::Sql,
+            Kind::Docker { .. } => Backend::Docker,
+            Kind::Kubernetes { .. } => Backend::Kubernetes,
+            Kind::Process { .. } => Backend::Process,
+            Kind::Redis { .. } => Backend::Redis,
+            Kind::Sql { .. } => Backend::Sql,
             Kind::Exec(_) => Backend::Exec,
             Kind::Http(_) => Backend::Http,
         }
     }
+
+    /// The action as a playbook spells it.
+    pub fn action(&self) -> FaultAction {
+        use FaultAction as A;
+        match self {
+            Kind::Docker { action, .. } => match action {
+                DockerAction::Stop => A::Stop,
+                DockerAction::Pause => A::Pause,
+                DockerAction::Kill => A::Kill,
+                DockerAction::Restart => A::Restart,
+                DockerAction::Disconnect { .. } => A::Disconnect,
+            },
+            Kind::Kubernetes { action, .. } => match action {
+                KubernetesAction::Stop => A::Stop,
+                KubernetesAction::Scale { .. } => A::Scale,
+                KubernetesAction::DeletePods => A::DeletePods,
+            },
+            Kind::Process { action, .. } => match action {
+                ProcessAction::Stop => A::Stop,
+                ProcessAction::Pause => A::Pause,
+                ProcessAction::Kill => A::Kill,
+            },
+            Kind::Redis { action, .. } => match action {
+                RedisAction::Flush(_) => A::Flush,
+                RedisAction::ClientPause => A::ClientPause,
+                RedisAction::ClientKill { .. } => A::ClientKill,
+                RedisAction::DeleteKeys { .. } => A::DeleteKeys,
+            },
+            Kind::Sql { action, .. } => match action {
+                SqlAction::Promote { .. } => A::Promote,
+                SqlAction::Statements(_) => A::Sql,
+            },
+            Kind::Exec(_) => A::Exec,
+            Kind::Http(_) => A::Http,
+        }
+    }
+}
+
+/// A fault that passed validation: its name, what it does ([`Kind`]), and whether the
+/// playbook acknowledged it cannot be undone. What `ValidPlaybook`'s drills hold; a raw
+/// [`Fault`] deserializes into it through the same rules (`#[serde(try_from)]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Fault")]
+pub struct ValidFault {
+    pub name: String,
+    pub kind: Kind,
+    pub irreversible: bool,
 }
 
 /// Why a fault does not fit the table; validation reports each case with its location and
@@ -166,90 +234,114 @@ pub enum ShapeError {
     },
 }
 
-impl Fault {
-    /// The typed fault, through [`backends_for`].
-    pub fn kind(&self) -> Result<Kind<'_>, ShapeError> {
+impl TryFrom<&Fault> for ValidFault {
+    type Error = ShapeError;
+
+    /// The typed fault: one arm per (action, backend) pair of [`backends_for`] — a test holds
+    /// the two to each other — and every other pair refused, never guessed.
+    fn try_from(f: &Fault) -> Result<Self, ShapeError> {
         use FaultAction as A;
-        let action = self.action.name();
+        use TargetRef as T;
+        let action = f.action.name();
         let missing = |field| ShapeError::Missing { action, field };
-        match (self.action, &self.target) {
-            (A::Exec, None) => return self.exec.as_ref().map(Kind::Exec).ok_or(missing("exec")),
-            (A::Http, None) => return self.http.as_ref().map(Kind::Http).ok_or(missing("http")),
+        let docker = |t: &DockerTarget, action| Kind::Docker {
+            target: t.clone(),
+            action,
+        };
+        let process = |t: &ProcessTarget, action| Kind::Process {
+            target: t.clone(),
+            action,
+        };
+        let kube = |t: &KubernetesTarget, action| Kind::Kubernetes {
+            target: t.clone(),
+            action,
+        };
+        let redis = |e: &Endpoint, action| Kind::Redis {
+            endpoint: e.clone(),
+            action,
+        };
+        let kind = match (f.action, &f.target) {
+            (A::Stop, Some(T::Docker(t))) => docker(t, DockerAction::Stop),
+            (A::Pause, Some(T::Docker(t))) => docker(t, DockerAction::Pause),
+            (A::Kill, Some(T::Docker(t))) => docker(t, DockerAction::Kill),
+            (A::Restart, Some(T::Docker(t))) => docker(t, DockerAction::Restart),
+            (A::Disconnect, Some(T::Docker(t))) => docker(
+                t,
+                DockerAction::Disconnect {
+                    network: f.network.clone().ok_or(missing("network"))?,
+                },
+            ),
+            (A::Stop, Some(T::Kubernetes(t))) => kube(t, KubernetesAction::Stop),
+            (A::Scale, Some(T::Kubernetes(t))) => kube(
+                t,
+                KubernetesAction::Scale {
+                    replicas: f.replicas.unwrap_or(0),
+                },
+            ),
+            (A::DeletePods, Some(T::Kubernetes(t))) => kube(t, KubernetesAction::DeletePods),
+            (A::Stop, Some(T::Process(t))) => process(t, ProcessAction::Stop),
+            (A::Pause, Some(T::Process(t))) => process(t, ProcessAction::Pause),
+            (A::Kill, Some(T::Process(t))) => process(t, ProcessAction::Kill),
+            (A::Flush, Some(T::Redis(e))) => {
+                redis(e, RedisAction::Flush(f.scope.unwrap_or(FlushScope::All)))
+            }
+            (A::ClientPause, Some(T::Redis(e))) => redis(e, RedisAction::ClientPause),
+            (A::ClientKill, Some(T::Redis(e))) => redis(
+                e,
+                RedisAction::ClientKill {
+                    client_type: f.client_type.clone().unwrap_or_else(|| "normal".into()),
+                },
+            ),
+            (A::DeleteKeys, Some(T::Redis(e))) => redis(
+                e,
+                RedisAction::DeleteKeys {
+                    pattern: f.pattern.clone().ok_or(missing("pattern"))?,
+                },
+            ),
+            (A::Promote, Some(T::Sql(e))) => Kind::Sql {
+                endpoint: e.clone(),
+                action: SqlAction::Promote {
+                    route_switch: f.route_switch.clone().map(Box::new),
+                },
+            },
+            (A::Sql, Some(T::Sql(e))) => Kind::Sql {
+                endpoint: e.clone(),
+                action: SqlAction::Statements(f.sql.clone().ok_or(missing("sql"))?),
+            },
+            (A::Exec, None) => Kind::Exec(f.exec.clone().ok_or(missing("exec"))?),
+            (A::Http, None) => Kind::Http(f.http.clone().ok_or(missing("http"))?),
             (A::Exec | A::Http, Some(_)) => return Err(ShapeError::TakesNoTarget { action }),
             (_, None) => return Err(ShapeError::NoTarget { action }),
-            (_, Some(t)) if !backends_for(self.action).contains(&t.backend_kind()) => {
+            (_, Some(t)) => {
                 return Err(ShapeError::NotApplicable {
                     action,
                     backend: t.backend(),
                 });
             }
-            _ => {}
-        }
-        let Some(target) = &self.target else {
-            return Err(ShapeError::NoTarget { action });
         };
-        Ok(match (target, self.action) {
-            (TargetRef::Docker(t), a) => Kind::Docker(
-                t,
-                match a {
-                    A::Pause => DockerAction::Pause,
-                    A::Kill => DockerAction::Kill,
-                    A::Restart => DockerAction::Restart,
-                    A::Disconnect => DockerAction::Disconnect {
-                        network: self.network.clone().ok_or(missing("network"))?,
-                    },
-                    _ => DockerAction::Stop,
-                },
-            ),
-            (TargetRef::Kubernetes(t), a) => Kind::Kubernetes(
-                t,
-                match a {
-                    A::Scale => KubernetesAction::Scale {
-                        replicas: self.replicas.unwrap_or(0),
-                    },
-                    A::DeletePods => KubernetesAction::DeletePods,
-                    _ => KubernetesAction::Stop,
-                },
-            ),
-            (TargetRef::Process(t), a) => Kind::Process(
-                t,
-                match a {
-                    A::Pause => ProcessAction::Pause,
-                    A::Kill => ProcessAction::Kill,
-                    _ => ProcessAction::Stop,
-                },
-            ),
-            (TargetRef::Redis(e), a) => Kind::Redis(
-                e,
-                match a {
-                    A::ClientPause => RedisAction::ClientPause,
-                    A::ClientKill => RedisAction::ClientKill {
-                        client_type: self.client_type.clone().unwrap_or_else(|| "normal".into()),
-                    },
-                    A::DeleteKeys => RedisAction::DeleteKeys {
-                        pattern: self.pattern.clone().ok_or(missing("pattern"))?,
-                    },
-                    _ => RedisAction::Flush(self.scope.unwrap_or(FlushScope::All)),
-                },
-            ),
-            (TargetRef::Sql(e), A::Promote) => Kind::Sql(
-                e,
-                SqlAction::Promote {
-                    route_switch: self.route_switch.as_ref(),
-                },
-            ),
-            (TargetRef::Sql(e), _) => Kind::Sql(
-                e,
-                SqlAction::Statements(self.sql.as_ref().ok_or(missing("sql"))?),
-            ),
-            // Not in the table for any action: refused above.
-            (TargetRef::Http(_), _) => {
-                return Err(ShapeError::NotApplicable {
-                    action,
-                    backend: "http",
-                });
-            }
+        Ok(ValidFault {
+            name: f.name.clone(),
+            kind,
+            irreversible: f.irreversible,
         })
+    }
+}
+
+impl TryFrom<Fault> for ValidFault {
+    type Error = ShapeError;
+    fn try_from(f: Fault) -> Result<Self, ShapeError> {
+        ValidFault::try_from(&f)
+    }
+}
+
+impl ValidFault {
+    /// The action as a playbook spells it.
+    pub fn action(&self) -> FaultAction {
+        self.kind.action()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.kind.backend()
     }
 }
 
@@ -263,58 +355,122 @@ mod tests {
             action,
             target,
             replicas: None,
-            network: None,
-            pattern: None,
+            network: Some("n".into()),
+            pattern: Some("p*".into()),
             client_type: None,
             scope: None,
             route_switch: None,
-            exec: None,
-            sql: None,
-            http: None,
+            exec: Some(ExecFault {
+                inject: crate::model::Exec {
+                    command: vec!["true".into()],
+                    env: Default::default(),
+                    dir: None,
+                    timeout: crate::units::Dur::from_secs(1),
+                },
+                revert: None,
+            }),
+            sql: Some(SqlFault {
+                inject: "select 1".into(),
+                revert: None,
+            }),
+            http: Some(HttpFault {
+                inject: serde_json::from_value(serde_json::json!({"url": "http://h/"}))
+                    .expect("call"),
+                revert: None,
+            }),
             irreversible: false,
         }
     }
 
+    const ACTIONS: [FaultAction; 15] = [
+        FaultAction::Stop,
+        FaultAction::Pause,
+        FaultAction::Kill,
+        FaultAction::Restart,
+        FaultAction::Scale,
+        FaultAction::DeletePods,
+        FaultAction::Disconnect,
+        FaultAction::Flush,
+        FaultAction::ClientPause,
+        FaultAction::ClientKill,
+        FaultAction::DeleteKeys,
+        FaultAction::Promote,
+        FaultAction::Sql,
+        FaultAction::Exec,
+        FaultAction::Http,
+    ];
+
+    fn targets() -> Vec<TargetRef> {
+        let e = |u: &str| Endpoint { url: u.into() };
+        vec![
+            TargetRef::Docker(DockerTarget {
+                name: Some("w".into()),
+                ..DockerTarget::default()
+            }),
+            TargetRef::Kubernetes(KubernetesTarget {
+                namespace: "n".into(),
+                deployment: Some("d".into()),
+                ..KubernetesTarget::default()
+            }),
+            TargetRef::Process(ProcessTarget {
+                name: Some("p".into()),
+                ..ProcessTarget::default()
+            }),
+            TargetRef::Redis(e("redis://h:6379")),
+            TargetRef::Sql(e("postgres://h/db")),
+            TargetRef::Http(e("http://h/")),
+        ]
+    }
+
     #[test]
-    fn every_action_applies_exactly_to_the_backends_of_the_table() {
-        let docker = TargetRef::Docker(DockerTarget {
-            name: Some("w".into()),
-            ..DockerTarget::default()
-        });
+    fn the_typed_fault_and_the_table_agree_on_every_action_and_target() {
+        for a in ACTIONS {
+            for t in targets() {
+                let b = t.backend_kind();
+                let typed = ValidFault::try_from(&fault(a, Some(t)));
+                let in_table = backends_for(a).contains(&b);
+                assert_eq!(
+                    typed.is_ok(),
+                    in_table,
+                    "{} on {}: {typed:?}",
+                    a.name(),
+                    b.name()
+                );
+                if let Ok(v) = typed {
+                    assert_eq!(v.action(), a, "the action round-trips");
+                    assert_eq!(v.backend(), b);
+                }
+            }
+            let untargeted = ValidFault::try_from(&fault(a, None));
+            assert_eq!(
+                untargeted.is_ok(),
+                backends_for(a).is_empty(),
+                "{} without a target: {untargeted:?}",
+                a.name()
+            );
+        }
+    }
+
+    #[test]
+    fn a_variant_holds_its_own_fields_and_a_missing_one_is_named() {
         let redis = TargetRef::Redis(Endpoint {
             url: "redis://h:6379".into(),
         });
-        assert_eq!(
-            fault(FaultAction::Stop, Some(docker.clone())).kind(),
-            Ok(Kind::Docker(
-                match &docker {
-                    TargetRef::Docker(t) => t,
-                    _ => unreachable!(),
-                },
-                DockerAction::Stop
-            ))
-        );
-        assert_eq!(
-            fault(FaultAction::Stop, Some(redis.clone())).kind(),
-            Err(ShapeError::NotApplicable {
-                action: "stop",
-                backend: "redis"
-            })
-        );
         assert!(matches!(
-            fault(FaultAction::Flush, Some(redis)).kind(),
-            Ok(Kind::Redis(_, RedisAction::Flush(FlushScope::All)))
+            ValidFault::try_from(&fault(FaultAction::Flush, Some(redis))).map(|v| v.kind),
+            Ok(Kind::Redis {
+                action: RedisAction::Flush(FlushScope::All),
+                ..
+            })
         ));
+        let mut f = fault(FaultAction::Disconnect, Some(targets().remove(0)));
+        f.network = None;
         assert_eq!(
-            fault(FaultAction::Disconnect, Some(docker)).kind(),
+            ValidFault::try_from(&f),
             Err(ShapeError::Missing {
                 action: "disconnect",
                 field: "network"
             })
-        );
-        assert_eq!(
-            fault(FaultAction::Promote, None).kind(),
-            Err(ShapeError::NoTarget { action: "promote" })
         );
     }
 }

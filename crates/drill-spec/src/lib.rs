@@ -7,7 +7,11 @@
 //!
 //! The flow: [`node::parse_yaml`] (serde-saphyr, with budgets) → [`interp`] → [`de::decode`]
 //! into [`model`] types, collecting every error with its line and column → [`validate`] rules
-//! across fields, documents and the [`timeline`] → [`ValidPlaybook`].
+//! across fields, documents and the [`timeline`] (and, with an operator's [`policy`], its
+//! envelope and limits) → [`ValidPlaybook`], whose drills hold typed faults
+//! ([`fault::ValidFault`]). Beside it: [`allow`] (is a target covered), [`program`] (which file
+//! a command runs, through a caller's [`program::Host`]), [`probe`] (a probe's one reading),
+//! [`redact`] (the one rule for what is never printed).
 
 pub mod allow;
 pub mod cond;
@@ -20,6 +24,7 @@ mod load;
 pub mod model;
 pub mod node;
 pub mod policy;
+pub mod probe;
 pub mod program;
 pub mod redact;
 pub mod timeline;

@@ -87,7 +87,10 @@ pub struct ResolvedDrill {
     /// The drill document it came from (`uses:`), or `None` when inline.
     pub uses: Option<String>,
     pub params: BTreeMap<String, serde_json::Value>,
+    /// The drill's spec as written, but for its faults (moved into `faults`, typed).
     pub spec: DrillSpec,
+    /// The faults, typed: what the engine injects and the backends match on.
+    pub faults: Vec<crate::fault::ValidFault>,
     pub start: Start,
 }
 
@@ -364,7 +367,7 @@ impl<'e> Loader<'e> {
             validate::guard(&mut cx, &format!("guards[{i}]"), g, &p.target);
         }
         if let Some(scope) = self.scope {
-            policy_rules(&mut cx, p, scope);
+            validate::policy_rules(&mut cx, p, scope);
         }
         self.diags.append(&mut diags);
 
@@ -372,7 +375,7 @@ impl<'e> Loader<'e> {
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, r) in p.drills.iter().enumerate() {
             let path = format!("drills[{i}]");
-            let Some((name, uses, params, spec, spec_locs, prefix)) = self.resolve_drill(pb, i)
+            let Some((name, uses, params, mut spec, spec_locs, prefix)) = self.resolve_drill(pb, i)
             else {
                 continue;
             };
@@ -436,6 +439,24 @@ impl<'e> Loader<'e> {
                 };
                 validate::drill_spec(&mut cx, &spec, &p.target);
             }
+            // The faults, typed: they leave the raw spec, so a drill has one list of them.
+            let mut faults = Vec::new();
+            for (fi, f) in std::mem::take(&mut spec.faults).iter().enumerate() {
+                match crate::fault::ValidFault::try_from(f) {
+                    Ok(v) => faults.push(v),
+                    // Validation reports every shape error itself; this is its backstop.
+                    Err(e) if diags.is_empty() => {
+                        let locs = spec_locs.as_ref().unwrap_or(&pb.locs);
+                        let at = if spec_locs.is_some() {
+                            format!("faults[{fi}]")
+                        } else {
+                            format!("{path}.drill.faults[{fi}]")
+                        };
+                        diags.push(Diag::error(locs.at(&at), e.to_string()));
+                    }
+                    Err(_) => {}
+                }
+            }
             self.diags.append(&mut diags);
             let start = match (r.at, r.after) {
                 (Some(t), _) => Start::At(t),
@@ -450,12 +471,15 @@ impl<'e> Loader<'e> {
                     uses,
                     params,
                     spec,
+                    faults,
                     start,
                 },
                 spec_locs,
             ));
         }
-        self.check_timeline(pb, &resolved);
+        let mut diags = Vec::new();
+        validate::timeline(&mut diags, &pb.value, &pb.locs, &resolved, self.scope);
+        self.diags.append(&mut diags);
         Some((resolved.into_iter().map(|(_, r, _)| r).collect(), schedule))
     }
 
@@ -633,196 +657,6 @@ impl<'e> Loader<'e> {
                     Some(d.locs),
                     String::new(),
                 ))
-            }
-        }
-    }
-
-    /// Rules on the timeline: windows inside the traffic, baselines after its start.
-    fn check_timeline(
-        &mut self,
-        pb: &PlaybookEntry,
-        drills: &[(usize, ResolvedDrill, Option<LocMap>)],
-    ) {
-        let traffic = timeline::traffic(&pb.value.traffic.profile, 1.0);
-        let end = traffic.duration;
-        if end.is_zero() {
-            return;
-        }
-        let mut diags = Vec::new();
-        let mut prev: Option<DrillPlan> = None;
-        for (i, d, spec_locs) in drills {
-            let path = format!("drills[{i}]");
-            let plan = timeline::place_drill(&d.name, &d.spec, d.start, prev.as_ref(), 1.0);
-            {
-                let (locs, prefix) = match spec_locs {
-                    Some(l) => (l, String::new()),
-                    None => (&pb.locs, format!("{path}.drill.")),
-                };
-                let mut cx = Ctx {
-                    diags: &mut diags,
-                    locs,
-                    prefix,
-                    scope: self.scope,
-                };
-                for (ci, c) in d.spec.checks.iter().enumerate() {
-                    if let Some(w) = c.within
-                        && w > end
-                    {
-                        cx.error_hint(
-                            &format!("checks[{ci}].within"),
-                            format!(
-                                "check \"{}\" has a {w} window, longer than the {end} run",
-                                c.name
-                            ),
-                            "shorten the window or lengthen the traffic profile",
-                        );
-                    }
-                }
-                if d.spec.hold > end {
-                    cx.error_hint(
-                        "hold",
-                        format!("hold {} is longer than the {end} run", d.spec.hold),
-                        "shorten the hold or lengthen the traffic profile",
-                    );
-                }
-            }
-            let mut cx = Ctx {
-                diags: &mut diags,
-                locs: &pb.locs,
-                prefix: String::new(),
-                scope: self.scope,
-            };
-            if let Start::At(at) = d.start {
-                if at < d.spec.baseline {
-                    cx.error_hint(&format!("{path}.at"), format!("drill \"{}\" starts at {at}, before its {} baseline window has traffic", d.name, d.spec.baseline), format!("start it at {} or later", d.spec.baseline));
-                }
-                if at >= end {
-                    cx.error_hint(
-                        &format!("{path}.at"),
-                        format!(
-                            "drill \"{}\" starts at {at}, when the traffic has ended ({end})",
-                            d.name
-                        ),
-                        "start it earlier or lengthen the traffic profile",
-                    );
-                } else if plan.end_latest > end {
-                    cx.error_hint(
-                        &format!("{path}.at"),
-                        format!("drill \"{}\" runs until {} (its last check window), after the traffic ends at {end}", d.name, plan.end_latest),
-                        "start it earlier, shorten its windows, or lengthen the traffic profile",
-                    );
-                }
-            } else if plan.start >= end {
-                cx.error_hint(
-                    &format!("{path}.after"),
-                    format!(
-                        "drill \"{}\" cannot start before the traffic ends at {end} (earliest {})",
-                        d.name, plan.start
-                    ),
-                    "start the previous drills earlier or lengthen the traffic profile",
-                );
-            } else if plan.end > end {
-                cx.warning(
-                    &format!("{path}.after"),
-                    format!(
-                        "drill \"{}\" cannot finish inside the traffic: even if the previous drill recovers at once, its windows run until {}, after the traffic ends at {end}",
-                        d.name, plan.end
-                    ),
-                );
-            }
-            prev = Some(plan);
-        }
-        self.diags.append(&mut diags);
-    }
-}
-
-/// What the operator's policy says of a playbook as a whole: its allow-list inside the
-/// policy's, the number of drills, and what a posted playbook may not have.
-fn policy_rules(cx: &mut Ctx<'_>, p: &Playbook, scope: Scope<'_>) {
-    let policy = scope.policy;
-    let mut outside = crate::allow::outside_policy(&p.target.allow);
-    if let Some(e) = &p.target.allow.envelope {
-        // A program the playbook lists must be one the policy lists: the file it names on
-        // this host when the loader can look (`sh` is /usr/bin/sh), else by its name.
-        for (i, entry) in p.target.allow.exec.iter().enumerate() {
-            let name = entry.rsplit('/').next().unwrap_or(entry);
-            let covered = match scope.host {
-                Some(host) if !entry.contains('*') => {
-                    crate::program::resolve(entry, None, None, host).is_ok_and(|r| {
-                        e.exec.iter().any(|rule| {
-                            crate::allow::glob(&rule.program, &r.path)
-                                || crate::allow::glob(&rule.program, &r.canonical)
-                        })
-                    })
-                }
-                _ => e.exec.iter().any(|rule| {
-                    crate::allow::glob(
-                        rule.program.rsplit('/').next().unwrap_or(&rule.program),
-                        name,
-                    )
-                }),
-            };
-            if !covered {
-                outside.push((format!("target.allow.exec[{i}]"), entry.clone()));
-            }
-        }
-    }
-    for (path, entry) in outside {
-        cx.error_hint(
-            &path,
-            format!("\"{entry}\" is outside the daemon's policy"),
-            "a playbook's allow-list can only narrow the operator's policy; remove it, or ask whoever runs the daemon",
-        );
-    }
-    if let Some(max) = policy.limits.drills
-        && p.drills.len() > max as usize
-    {
-        cx.error_hint(
-            "drills",
-            format!(
-                "{} drills: the daemon's policy allows at most {max}",
-                p.drills.len()
-            ),
-            "split the playbook",
-        );
-    }
-    if scope.origin == Origin::Posted {
-        if policy.allow.is_none() {
-            cx.error_hint(
-                "target.allow",
-                "this daemon's policy has no envelope, so it runs no posted playbook",
-                "run a loaded playbook by name ({\"playbook\": NAME}), or ask the operator for a policy with `allow:` (drill daemon --policy FILE)",
-            );
-        }
-        // Files a posted playbook names are read on the daemon's host: only from the
-        // playbook directory, so a poster cannot have `/etc/…` read and sent to a target.
-        let files = [
-            ("traffic.dataset", p.traffic.dataset.as_deref()),
-            (
-                "traffic.tls.ca_file",
-                p.traffic.tls.as_ref().and_then(|t| t.ca_file.as_deref()),
-            ),
-        ];
-        for (field, file) in files {
-            if let Some(f) = file
-                && !policy.posted.may_read(f)
-            {
-                cx.error_hint(
-                    field,
-                    format!("a posted playbook may not read \"{f}\""),
-                    "name a file of the daemon's playbook directory by a relative path without .., or one under a directory the policy lists in posted.files",
-                );
-            }
-        }
-        if !policy.posted.steps {
-            for (field, steps) in [("setup", &p.setup), ("teardown", &p.teardown)] {
-                if !steps.is_empty() {
-                    cx.error_hint(
-                        field,
-                        format!("a posted playbook may not have {field} steps"),
-                        "the daemon's policy refuses them (posted.steps); run a loaded playbook by name instead",
-                    );
-                }
             }
         }
     }

@@ -1,12 +1,9 @@
-//! The documents: `kind: Playbook` and `kind: Drill`, as written in YAML.
-//!
-//! Every field's doc comment is the user documentation (it is what `drill schema` emits).
-//! Leaves are typed ([`Dur`], [`Rate`], [`Percent`], [`Condition`]) so a value that parsed is
-//! a valid value; rules that span several fields live in [`crate::validate`].
-//!
-//! Why one long file: it is the language's reference — every field of both documents with its
-//! doc comment, in the order the schema shows them — and splitting it would scatter what a
-//! reader of `drill schema` looks up in one place. It holds types only, no logic.
+//! The documents as written in YAML, in one file because it is the language's reference:
+//! `kind: Playbook` and `kind: Drill`, every field with the doc comment that is its user
+//! documentation (what `drill schema` emits), in the order the schema shows them. Types only,
+//! no logic; leaves are typed ([`Dur`], [`Rate`], [`Percent`], [`Condition`]) so a value that
+//! parsed is a valid value; rules that span several fields live in [`crate::validate`], and
+//! the typed view of a fault in [`crate::fault`].
 
 use std::collections::BTreeMap;
 
@@ -148,7 +145,57 @@ pub struct Allow {
     /// loader, never by YAML. Every check consults both lists.
     #[serde(skip)]
     #[schemars(skip)]
-    pub envelope: Option<std::sync::Arc<crate::policy::Envelope>>,
+    pub envelope: Option<std::sync::Arc<Envelope>>,
+}
+
+/// A program an operator's policy allows (`kind: Policy`, see [`crate::policy`]).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ExecRule {
+    /// An absolute path; `*` matches any run of characters.
+    pub program: String,
+    /// The arguments every command of this program starts with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for ExecRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            program: String,
+            #[serde(default)]
+            args: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "an absolute program path, or {program: PATH, args: [ARG, …]}"
+        )]
+        enum Either {
+            Path(String),
+            Full(Full),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Path(program) => ExecRule {
+                program,
+                args: Vec::new(),
+            },
+            Either::Full(f) => ExecRule {
+                program: f.program,
+                args: f.args,
+            },
+        })
+    }
+}
+
+/// An operator's policy list, as carried inside a playbook's [`Allow`] (`Allow::envelope`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Envelope {
+    /// The targets, in the allow-list's own shape (`exec` holds the rules' programs).
+    pub allow: Allow,
+    pub exec: Vec<ExecRule>,
+    pub exec_env: Vec<String>,
 }
 
 /// Docker containers the run may touch.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diag, Loc, Sources};
 use crate::model::{Allow, DockerAllow, FaultAction, KubernetesAllow};
+pub use crate::model::{Envelope, ExecRule};
 use crate::units::{Dur, Rate};
 
 /// The most requests per second one process (one shard) may be asked for, policy or not.
@@ -84,67 +85,6 @@ pub struct PolicyAllow {
     /// `PYTHONPATH` and the others that change which program runs or what it loads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exec_env: Vec<String>,
-}
-
-/// A program the policy allows.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct ExecRule {
-    /// An absolute path; `*` matches any run of characters.
-    pub program: String,
-    /// The arguments every command of this program starts with.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-}
-
-impl<'de> Deserialize<'de> for ExecRule {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Full {
-            program: String,
-            #[serde(default)]
-            args: Vec<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(
-            untagged,
-            expecting = "an absolute program path, or {program: PATH, args: [ARG, …]}"
-        )]
-        enum Either {
-            Path(String),
-            Full(Full),
-        }
-        Ok(match Either::deserialize(d)? {
-            Either::Path(program) => ExecRule {
-                program,
-                args: Vec::new(),
-            },
-            Either::Full(f) => ExecRule {
-                program: f.program,
-                args: f.args,
-            },
-        })
-    }
-}
-
-impl ExecRule {
-    /// Does this rule cover a command (its program already resolved, see
-    /// [`crate::program`])?
-    pub fn covers(&self, resolved: &crate::program::Resolved, args: &[String]) -> bool {
-        use crate::allow::glob;
-        (glob(&self.program, &resolved.path) || glob(&self.program, &resolved.canonical))
-            && args.len() >= self.args.len()
-            && self.args.iter().zip(args).all(|(a, b)| a == b)
-    }
-
-    /// The rule as a reader would write it.
-    pub fn describe(&self) -> String {
-        if self.args.is_empty() {
-            self.program.clone()
-        } else {
-            format!("{} {} …", self.program, self.args.join(" "))
-        }
-    }
 }
 
 /// Upper bounds. Each is also capped by drill's own maxima ([`MAX_RATE_PER_PROCESS`],
@@ -240,15 +180,6 @@ impl std::fmt::Debug for Scope<'_> {
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
-}
-
-/// The policy's list, as carried inside a playbook's [`Allow`] (`Allow::envelope`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Envelope {
-    /// The targets, in the allow-list's own shape (`exec` holds the rules' programs).
-    pub allow: Allow,
-    pub exec: Vec<ExecRule>,
-    pub exec_env: Vec<String>,
 }
 
 impl Policy {

@@ -8,8 +8,6 @@
 //! *name* let `env: {PATH: DIR}` run `DIR/true` for an allowed `true`, and `dir:` move a
 //! relative allowed script.
 
-use crate::allow::glob;
-
 /// What resolution needs from the machine it runs on.
 pub trait Host {
     /// The canonical path (symbolic links resolved) of `path` when it is an executable
@@ -83,23 +81,6 @@ pub fn resolve(
         }
     }
     Err(format!("{program} is not found in PATH ({search})"))
-}
-
-/// Does an allow-list entry (`psql`, `./scripts/failover.sh`, `/usr/bin/psql`, `/opt/hooks/*`)
-/// cover the program `resolved` from `program`? An entry with a `/` names a file (from the
-/// working directory when relative); a bare entry (a glob allowed) covers a bare program
-/// found along the process's own `PATH` — the same file a `PATH` set by the command would
-/// have to find.
-pub fn entry_covers(entry: &str, program: &str, resolved: &Resolved, host: &dyn Host) -> bool {
-    if entry.contains('/') {
-        let abs = absolute(&host.cwd(), entry);
-        return glob(&abs, &resolved.path)
-            || glob(&abs, &resolved.canonical)
-            || host.executable(&abs).as_deref() == Some(resolved.canonical.as_str());
-    }
-    !program.contains('/')
-        && glob(entry, program)
-        && resolve(program, None, None, host).is_ok_and(|r| r.canonical == resolved.canonical)
 }
 
 /// Environment variables a command may not set under a policy unless the policy names them
@@ -190,14 +171,19 @@ mod tests {
     fn an_allowed_name_does_not_cover_another_file_of_that_name() {
         let h = host();
         let mine = resolve("true", None, None, &h).expect("found");
-        assert!(entry_covers("true", "true", &mine, &h));
+        assert!(crate::allow::entry_covers("true", "true", &mine, &h));
         let theirs = resolve("true", None, Some("/tmp/evil"), &h).expect("found");
         assert!(
-            !entry_covers("true", "true", &theirs, &h),
+            !crate::allow::entry_covers("true", "true", &theirs, &h),
             "PATH=/tmp/evil makes `true` another program"
         );
-        assert!(!entry_covers("true", "/usr/bin/true", &mine, &h));
-        assert!(entry_covers("/usr/bin/*", "true", &mine, &h));
+        assert!(!crate::allow::entry_covers(
+            "true",
+            "/usr/bin/true",
+            &mine,
+            &h
+        ));
+        assert!(crate::allow::entry_covers("/usr/bin/*", "true", &mine, &h));
         // A symbolic link in the list covers the file it points to.
         let psql = resolve(
             "/usr/lib/postgresql/15/bin/psql",
@@ -214,7 +200,7 @@ mod tests {
             },
         )
         .expect("found");
-        assert!(entry_covers(
+        assert!(crate::allow::entry_covers(
             "/usr/bin/psql",
             "x/psql",
             &psql,
@@ -228,7 +214,7 @@ mod tests {
     fn dir_cannot_move_a_relative_allowed_script() {
         let h = host();
         let here = resolve("./scripts/failover.sh", None, None, &h).expect("found");
-        assert!(entry_covers(
+        assert!(crate::allow::entry_covers(
             "./scripts/failover.sh",
             "./scripts/failover.sh",
             &here,
@@ -236,7 +222,7 @@ mod tests {
         ));
         let moved = resolve("./scripts/failover.sh", Some("/tmp/x"), None, &h).expect("found");
         assert_eq!(moved.path, "/tmp/x/scripts/failover.sh");
-        assert!(!entry_covers(
+        assert!(!crate::allow::entry_covers(
             "./scripts/failover.sh",
             "./scripts/failover.sh",
             &moved,

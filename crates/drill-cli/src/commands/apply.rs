@@ -80,7 +80,14 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
             );
             return Ok(exit::code(exit::INVALID));
         }
-        return super::remote::apply(&server, &args);
+        return super::remote::apply(
+            &server,
+            &super::remote::Remote {
+                playbook: &args.playbook,
+                time_scale: args.time_scale,
+                dry_run: args.dry_run,
+            },
+        );
     }
     print_diags(&outcome);
     let Some(vp) = outcome

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::apply::ApplyArgs;
 use crate::exit;
 use crate::support::runtime;
 
@@ -87,7 +86,15 @@ pub fn refused(server: &str, status: u16, v: &Value) -> ExitCode {
     })
 }
 
-pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
+/// What `drill apply --server` sends: the playbook's file, the time scale, a dry run or not.
+#[derive(Debug, Clone)]
+pub struct Remote<'a> {
+    pub playbook: &'a std::path::Path,
+    pub time_scale: f64,
+    pub dry_run: bool,
+}
+
+pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
     let token = match token() {
         Ok(t) => t,
         Err(e) => {
@@ -95,7 +102,7 @@ pub fn apply(server: &str, args: &ApplyArgs) -> Result<ExitCode> {
             return Ok(exit::code(exit::INVALID));
         }
     };
-    let text = crate::files::read(&args.playbook)
+    let text = crate::files::read(args.playbook)
         .with_context(|| format!("cannot read {}", args.playbook.display()))?;
     // The daemon reads no environment for a posted playbook: the values of its `${NAME}`s
     // are this caller's, sent as the run's params.

@@ -16,7 +16,6 @@ use serde_json::Value;
 
 // Escaping for text and attribute values: the JUnit report's XML escaping, which HTML reads
 // the same.
-use super::esc;
 
 /// Colour of a fault window: also what a screenshot's pixels are counted by.
 pub const WINDOW_FILL: &str = "#fbd3d3";
@@ -616,6 +615,23 @@ fn failures(h: &mut String, r: &Value) {
         );
     }
     h.push_str("</table></section>\n");
+}
+
+/// XML and HTML text escaping (the JUnit and the HTML reports).
+pub(crate) fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 #[cfg(test)]

@@ -489,23 +489,6 @@ fn applied_for(f: &FaultRow) -> Option<i64> {
     Some(f.reverted_ms? - f.applied_ms?).filter(|d| *d >= 0)
 }
 
-/// XML text escaping.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// The JUnit XML report: a suite per drill (each check a test case), one for the run-wide
 /// SLO, one for guards and reverts.
 pub fn junit(i: &Input<'_>) -> String {
@@ -589,14 +572,14 @@ pub fn junit(i: &Input<'_>) -> String {
     let _ = writeln!(
         x,
         "<testsuites name=\"drill {}\" tests=\"{total}\" failures=\"{failures}\" time=\"{secs:.3}\">",
-        esc(i.run_id)
+        html::esc(i.run_id)
     );
     for (name, cases) in &suites {
         let f = cases.iter().filter(|c| c.failure.is_some()).count();
         let _ = writeln!(
             x,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">",
-            esc(name),
+            html::esc(name),
             cases.len()
         );
         for c in cases {
@@ -605,18 +588,18 @@ pub fn junit(i: &Input<'_>) -> String {
                     let _ = writeln!(
                         x,
                         "    <testcase classname=\"{}\" name=\"{}\"/>",
-                        esc(name),
-                        esc(&c.name)
+                        html::esc(name),
+                        html::esc(&c.name)
                     );
                 }
                 Some(msg) => {
                     let _ = writeln!(
                         x,
                         "    <testcase classname=\"{}\" name=\"{}\">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        esc(name),
-                        esc(&c.name),
-                        esc(msg),
-                        esc(msg)
+                        html::esc(name),
+                        html::esc(&c.name),
+                        html::esc(msg),
+                        html::esc(msg)
                     );
                 }
             }
@@ -635,7 +618,10 @@ mod tests {
 
     #[test]
     fn xml_is_escaped() {
-        assert_eq!(super::esc("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(
+            super::html::esc("a<b & \"c\"\u{1}"),
+            "a&lt;b &amp; &quot;c&quot;"
+        );
     }
 
     /// An hour of traffic makes a report of per-second series, not per-request data: its

@@ -52,9 +52,7 @@ pub const STORE_LOSS: Duration = Duration::from_secs(5);
 pub const STORE_CALL: Duration = Duration::from_secs(2);
 /// A shard without a report this long (once the traffic has started) aborts the run.
 pub const SILENT_AFTER: Duration = Duration::from_secs(5);
-/// How long after its end a second's measurements are in: a shard reports every 0.5 s, the
-/// engine reads every 0.25 s, and a second is added 2 s after its end.
-pub const SETTLED: Duration = Duration::from_millis(3_000);
+pub use crate::context::SETTLED;
 const ADD_AFTER_MS: u64 = 2_000;
 /// How far ahead of the first arrival local shards are started.
 pub const LOCAL_LEAD: Duration = Duration::from_secs(2);

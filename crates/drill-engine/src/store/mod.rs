@@ -199,7 +199,12 @@ impl Store {
                 sqlite_file = Some(PathBuf::from(path.split('?').next().unwrap_or(path)));
                 (format!("sqlite://{path}?mode=rwc"), true)
             };
-        let key = crate::seal::LazyKey::new(sqlite_file);
+        let key = crate::seal::LazyKey::new(
+            sqlite_file,
+            default_path()
+                .parent()
+                .map_or_else(|| PathBuf::from("ledger.key"), |d| d.join("ledger.key")),
+        );
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 2 } else { 4 })
             .acquire_timeout(Duration::from_secs(15))

@@ -14,18 +14,11 @@ use drill_spec::fault::DockerAction;
 use drill_spec::model::{Allow, DockerTarget};
 use serde::{Deserialize, Serialize};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
-/// What a Docker fault does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Action {
-    Stop,
-    Pause,
-    Kill,
-    Restart,
-    Disconnect { network: String },
-}
+/// What a Docker fault does: the validated action itself (one enum, its serde form the
+/// record's).
+pub use drill_spec::fault::DockerAction as Action;
 
 /// One container as it was before the fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +135,7 @@ pub(crate) async fn prepare(
     t: &DockerTarget,
     action: &DockerAction,
     allow: &Allow,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
     // The selector itself must be allowed before the engine is asked anything.
     allowed(drill_spec::allow::docker(allow, t))?;
     let action = match action {
@@ -215,7 +208,7 @@ pub(crate) async fn prepare(
         containers.push(before);
     }
     Ok(Prepared {
-        record: RevertRecord::Docker(Record { action, containers }),
+        record: Record { action, containers },
         changes,
     })
 }

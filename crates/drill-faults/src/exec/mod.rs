@@ -4,10 +4,10 @@
 
 use std::process::Stdio;
 
-use drill_spec::model::{Allow, Exec, Fault};
+use drill_spec::model::{Allow, Exec, ExecFault};
 use serde::{Deserialize, Serialize};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
 /// The commands, as the playbook gave them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,18 +24,12 @@ pub struct Output {
     pub stderr: String,
 }
 
-pub(crate) fn prepare(fault: &Fault, allow: &Allow) -> Result<Prepared, FaultError> {
-    let Some(e) = &fault.exec else {
-        return Err(FaultError::Invalid {
-            fault: fault.name.clone(),
-            message: "an exec fault needs `exec`".into(),
-        });
-    };
+pub(crate) fn prepare(e: &ExecFault, allow: &Allow) -> Result<Prepared<Record>, FaultError> {
     let inject = resolve(&e.inject, allow)?;
     let revert = e.revert.as_ref().map(|r| resolve(r, allow)).transpose()?;
     let changes = vec![format!("run {}", shown(&inject))];
     Ok(Prepared {
-        record: RevertRecord::Exec(Record { inject, revert }),
+        record: Record { inject, revert },
         changes,
     })
 }

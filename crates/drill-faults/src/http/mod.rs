@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drill_spec::model::{Allow, Fault, HttpCall, HttpProbe, PrometheusProbe};
+use drill_spec::model::{Allow, HttpCall, HttpFault, HttpProbe, PrometheusProbe};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
 /// The calls of an HTTP fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,23 +132,17 @@ pub async fn call(c: &HttpCall, allow: &Allow) -> Result<u16, FaultError> {
     Ok(status)
 }
 
-pub(crate) fn prepare(fault: &Fault, allow: &Allow) -> Result<Prepared, FaultError> {
-    let Some(h) = &fault.http else {
-        return Err(FaultError::Invalid {
-            fault: fault.name.clone(),
-            message: "an http fault needs `http`".into(),
-        });
-    };
+pub(crate) fn prepare(h: &HttpFault, allow: &Allow) -> Result<Prepared<Record>, FaultError> {
     for c in std::iter::once(&h.inject).chain(h.revert.iter()) {
         absolute(&c.url)?;
         allowed(drill_spec::allow::http(allow, &c.url))?;
     }
     let changes = vec![format!("{} {}", h.inject.method, h.inject.url)];
     Ok(Prepared {
-        record: RevertRecord::Http(Record {
+        record: Record {
             inject: h.inject.clone(),
             revert: h.revert.clone(),
-        }),
+        },
         changes,
     })
 }
@@ -190,7 +184,7 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
 /// A client error with its sources (reqwest says "error sending request" and keeps the
 /// reason, a refused redirect among them, in its sources), URL passwords masked.
 fn error_chain(e: &reqwest::Error) -> String {
-    drill_spec::redact::text(&crate::chain(e)).into_owned()
+    drill_spec::redact::text(&crate::contract::chain(e)).into_owned()
 }
 
 fn number(v: &Value) -> Option<f64> {

@@ -13,7 +13,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy, WatchEvent, WatchParams};
 use serde_json::json;
 
-use crate::{FaultError, Reverted};
+use crate::contract::{FaultError, Reverted};
 
 /// The label every object of a run's shards carries: the run's id.
 pub const RUN_LABEL: &str = "drill.dev/run";

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use drill_spec::fault::KubernetesAction;
-use drill_spec::model::{Allow, Fault, KubernetesTarget};
+use drill_spec::fault::ValidFault;
+use drill_spec::model::{Allow, KubernetesTarget};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
 pub mod job;
 
@@ -217,25 +218,22 @@ async fn ready_pods(
 /// Preflight with a given client: allow-list first, then reads. No mutating call.
 pub async fn prepare_with(
     client: &Client,
-    fault: &Fault,
-    t: &KubernetesTarget,
+    fault: &ValidFault,
     allow: &Allow,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
+    let drill_spec::fault::Kind::Kubernetes { target: t, action } = &fault.kind else {
+        return Err(FaultError::Invalid {
+            fault: fault.name.clone(),
+            message: format!("{} is not a kubernetes fault", fault.action().name()),
+        });
+    };
+    let typed = *action;
     allowed(drill_spec::allow::kubernetes(allow, t))?;
     let ns = t.namespace.clone();
     let workload = match (&t.deployment, &t.statefulset) {
         (Some(d), _) => Some((Kind::Deployment, d.clone())),
         (None, Some(s)) => Some((Kind::StatefulSet, s.clone())),
         _ => None,
-    };
-    let typed = match fault.kind() {
-        Ok(drill_spec::fault::Kind::Kubernetes(_, a)) => a,
-        _ => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} is not a kubernetes fault", fault.action.name()),
-            });
-        }
     };
     let (action, change) = match (typed, workload, &t.pods) {
         (KubernetesAction::Stop | KubernetesAction::Scale { .. }, Some((kind, name)), _) => {
@@ -299,7 +297,7 @@ pub async fn prepare_with(
                 fault: fault.name.clone(),
                 message: format!(
                     "{} needs {} on its kubernetes target",
-                    fault.action.name(),
+                    fault.action().name(),
                     if typed == KubernetesAction::DeletePods {
                         "a pods selector"
                     } else {
@@ -310,11 +308,11 @@ pub async fn prepare_with(
         }
     };
     Ok(Prepared {
-        record: RevertRecord::Kubernetes(Record {
+        record: Record {
             context: t.context.clone(),
             namespace: ns,
             action,
-        }),
+        },
         changes: vec![change],
     })
 }

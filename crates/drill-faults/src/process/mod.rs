@@ -10,16 +10,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
-/// What a process fault does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Pause,
-    Stop,
-    Kill,
-}
+/// What a process fault does: the validated action itself (one enum, its serde form the
+/// record's).
+pub use drill_spec::fault::ProcessAction as Action;
 
 /// The process and its state before the fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +105,7 @@ pub(crate) fn prepare(
     t: &ProcessTarget,
     action: ProcessAction,
     allow: &Allow,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
     allowed(drill_spec::allow::process(allow, t))?;
     let restart = t
         .restart
@@ -131,14 +126,14 @@ pub(crate) fn prepare(
     };
     let changes = vec![format!("send {verb} to process {pid} ({name})")];
     Ok(Prepared {
-        record: RevertRecord::Process(Record {
+        record: Record {
             action,
             pid,
             name,
             was_stopped,
             restart,
             pid_file: t.pid_file.clone(),
-        }),
+        },
         changes,
     })
 }

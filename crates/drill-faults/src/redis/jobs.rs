@@ -20,8 +20,11 @@ use base64::Engine as _;
 use drill_spec::model::{Enqueue, JobFormat, QueueKind, QueueRef};
 use serde_json::{Value, json};
 
-use super::{LARAVEL_JOB, query};
-use crate::FaultError;
+use super::conn::query;
+use crate::contract::FaultError;
+
+/// A Laravel/Horizon-style queued job; `{n}` is the job number, `{uuid}` a fresh id.
+pub const LARAVEL_JOB: &str = r#"{"uuid":"{uuid}","displayName":"App\\Notifications\\DrillNotification","job":"Illuminate\\Queue\\CallQueuedHandler@call","maxTries":null,"maxExceptions":null,"failOnTimeout":false,"backoff":null,"timeout":null,"retryUntil":null,"data":{"commandName":"Illuminate\\Notifications\\SendQueuedNotifications","command":"drill-job-{n}"},"id":"{uuid}","attempts":0,"pushedAt":"{now}"}"#;
 
 /// Celery's default priority steps (kombu `PRIORITY_STEPS`) and its key separator.
 const CELERY_PRIORITIES: [u8; 3] = [3, 6, 9];

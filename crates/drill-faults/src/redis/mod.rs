@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use drill_spec::fault::RedisAction;
 use drill_spec::model::{Allow, Enqueue, FlushScope, RedisProbe};
+use drill_spec::probe::RedisReading;
 use serde::{Deserialize, Serialize};
 
-use crate::{FaultError, Prepared, RevertRecord, Reverted, allowed};
+use crate::contract::{FaultError, Prepared, Reverted, allowed};
+use conn::{connect, query};
 
+mod conn;
 mod jobs;
 
 /// What a Redis fault does.
@@ -106,35 +109,12 @@ impl Record {
     }
 }
 
-async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, FaultError> {
-    let client = redis::Client::open(url)
-        .map_err(|e| FaultError::backend("redis", format!("{url}: {e}")))?;
-    // redis-rs gives up on a reply after 500 ms by default; FLUSHALL on a large dataset takes
-    // longer, and a failed-looking flush that did happen would be worse than a slow one.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(60)));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(|e| FaultError::backend("redis", format!("cannot connect: {e}")))
-}
-
-async fn query<T: redis::FromRedisValue>(
-    con: &mut redis::aio::MultiplexedConnection,
-    cmd: &redis::Cmd,
-) -> Result<T, FaultError> {
-    cmd.query_async(con)
-        .await
-        .map_err(|e| FaultError::client("redis", e))
-}
-
 pub(crate) async fn prepare(
     action: &RedisAction,
     url: &str,
     allow: &Allow,
     hold: Duration,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
     allowed(drill_spec::allow::redis(allow, url))?;
     let action = match action {
         RedisAction::Flush(FlushScope::Db) => Action::FlushDb,
@@ -174,13 +154,13 @@ pub(crate) async fn prepare(
         }
     };
     Ok(Prepared {
-        record: RevertRecord::Redis(Record {
+        record: Record {
             url: url.to_owned(),
             action,
             keys_before,
             keyspace_before,
             queues_before,
-        }),
+        },
         changes: vec![change],
     })
 }
@@ -318,8 +298,7 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
     }
 }
 
-/// A Laravel/Horizon-style queued job; `{n}` is the job number, `{uuid}` a fresh id.
-pub const LARAVEL_JOB: &str = r#"{"uuid":"{uuid}","displayName":"App\\Notifications\\DrillNotification","job":"Illuminate\\Queue\\CallQueuedHandler@call","maxTries":null,"maxExceptions":null,"failOnTimeout":false,"backoff":null,"timeout":null,"retryUntil":null,"data":{"commandName":"Illuminate\\Notifications\\SendQueuedNotifications","command":"drill-job-{n}"},"id":"{uuid}","attempts":0,"pushedAt":"{now}"}"#;
+pub use jobs::LARAVEL_JOB;
 
 /// Pushes `e.jobs` jobs into the queue in its format; returns the jobs pending in it
 /// afterwards, counted as its library counts them.
@@ -356,47 +335,50 @@ pub(crate) async fn probe(p: &RedisProbe, allow: &Allow) -> Result<f64, FaultErr
             }),
         }
     };
-    if let Some(k) = &p.llen {
-        return query::<u64>(&mut con, redis::cmd("LLEN").arg(k))
+    let count = |cmd: &str, k: &str| {
+        let mut c = redis::cmd(cmd);
+        c.arg(k);
+        c
+    };
+    let Some(reading) = p.reading() else {
+        return Err(FaultError::backend(
+            "redis",
+            "the probe sets no reading, or several (validation refuses that)",
+        ));
+    };
+    match reading {
+        RedisReading::Llen(k) => query::<u64>(&mut con, &count("LLEN", k))
             .await
-            .map(|n| n as f64);
-    }
-    if let Some(k) = &p.xlen {
-        return query::<u64>(&mut con, redis::cmd("XLEN").arg(k))
+            .map(|n| n as f64),
+        RedisReading::Xlen(k) => query::<u64>(&mut con, &count("XLEN", k))
             .await
-            .map(|n| n as f64);
-    }
-    if let Some(k) = &p.zcard {
-        return query::<u64>(&mut con, redis::cmd("ZCARD").arg(k))
+            .map(|n| n as f64),
+        RedisReading::Zcard(k) => query::<u64>(&mut con, &count("ZCARD", k))
             .await
-            .map(|n| n as f64);
-    }
-    if let Some(k) = &p.get {
-        let v: Option<String> = query(&mut con, redis::cmd("GET").arg(k)).await?;
-        return as_f64(v, k);
-    }
-    if let Some(k) = &p.exists {
-        return query::<u64>(&mut con, redis::cmd("EXISTS").arg(k))
+            .map(|n| n as f64),
+        RedisReading::Exists(k) => query::<u64>(&mut con, &count("EXISTS", k))
             .await
-            .map(|n| n as f64);
-    }
-    if let Some(q) = &p.pending {
-        return jobs::pending(&mut con, q).await.map(|n| n as f64);
-    }
-    if let Some(field) = &p.info {
-        let info: String = query(&mut con, &redis::cmd("INFO")).await?;
-        let v = info
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned));
-        if v.is_none() {
-            return Err(FaultError::backend(
-                "redis",
-                format!("INFO has no field {field}"),
-            ));
+            .map(|n| n as f64),
+        RedisReading::Get(k) => {
+            let v: Option<String> = query(&mut con, redis::cmd("GET").arg(k)).await?;
+            as_f64(v, k)
         }
-        return as_f64(v, field);
+        RedisReading::Pending(q) => jobs::pending(&mut con, q).await.map(|n| n as f64),
+        RedisReading::Info(field) => {
+            let info: String = query(&mut con, &redis::cmd("INFO")).await?;
+            let v = info
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned));
+            if v.is_none() {
+                return Err(FaultError::backend(
+                    "redis",
+                    format!("INFO has no field {field}"),
+                ));
+            }
+            as_f64(v, field)
+        }
+        RedisReading::Dbsize => query::<u64>(&mut con, &redis::cmd("DBSIZE"))
+            .await
+            .map(|n| n as f64),
     }
-    query::<u64>(&mut con, &redis::cmd("DBSIZE"))
-        .await
-        .map(|n| n as f64)
 }

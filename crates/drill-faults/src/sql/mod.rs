@@ -14,11 +14,11 @@
 use std::time::{Duration, Instant};
 
 use drill_spec::fault::SqlAction;
-use drill_spec::model::{Allow, Fault, SqlFault, SqlProbe, Step};
+use drill_spec::model::{Allow, SqlFault, SqlProbe, Step};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
-use crate::{FaultError, Guard, Prepared, RevertRecord, Reverted, allowed, guarded};
+use crate::contract::{FaultError, Guard, Prepared, Reverted, allowed, guarded};
 
 /// What a SQL fault does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,42 +147,32 @@ async fn in_recovery(con: &mut PgConnection) -> Result<bool, FaultError> {
 }
 
 pub(crate) async fn prepare(
-    fault: &Fault,
+    name: &str,
+    typed: &SqlAction,
     url: &str,
     allow: &Allow,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
     allowed(drill_spec::allow::sql(allow, url))?;
     // The route switch as it will run: its program resolved and checked here.
-    let route_switch = match &fault.route_switch {
-        Some(s) => {
+    let route_switch = match typed {
+        SqlAction::Promote {
+            route_switch: Some(s),
+        } => {
+            if s.http.is_some() {
+                return Err(FaultError::Unsupported(
+                    "http route switch (use an exec step)",
+                ));
+            }
             let mut s = s.clone();
             if let Some(e) = &s.exec {
                 s.exec = Some(crate::exec::resolve(e, allow)?);
             }
-            Some(Box::new(s))
+            Some(s)
         }
-        None => None,
-    };
-    if fault
-        .route_switch
-        .as_ref()
-        .is_some_and(|s| s.http.is_some())
-    {
-        return Err(FaultError::Unsupported(
-            "http route switch (use an exec step)",
-        ));
-    }
-    let typed = match fault.kind() {
-        Ok(drill_spec::fault::Kind::Sql(_, a)) => a,
-        _ => {
-            return Err(FaultError::Invalid {
-                fault: fault.name.clone(),
-                message: format!("{} is not a sql fault", fault.action.name()),
-            });
-        }
+        SqlAction::Promote { route_switch: None } | SqlAction::Statements(_) => None,
     };
     if is_mysql(url) {
-        return prepare_mysql(fault, typed, url, route_switch).await;
+        return prepare_mysql(name, typed, url, route_switch).await;
     }
     let mut con = connect(url).await?;
     let (action, change) = match typed {
@@ -190,7 +180,7 @@ pub(crate) async fn prepare(
             let was = in_recovery(&mut con).await?;
             if !was {
                 return Err(FaultError::Invalid {
-                    fault: fault.name.clone(),
+                    fault: name.to_owned(),
                     message: format!(
                         "{} is not a replica (pg_is_in_recovery() is false)",
                         redact(url)
@@ -201,7 +191,7 @@ pub(crate) async fn prepare(
                 "promote the replica at {} to primary (pg_promote), for good",
                 redact(url)
             );
-            if let Some(s) = &fault.route_switch {
+            if let Some(s) = &route_switch {
                 change.push_str(&format!(
                     ", then switch the route ({})",
                     s.name.clone().unwrap_or_else(|| "route_switch".into())
@@ -223,7 +213,7 @@ pub(crate) async fn prepare(
 
 pub(crate) async fn apply(r: &Record) -> Result<(), FaultError> {
     for step in r.steps() {
-        apply_step(r, step, &crate::unguarded).await?;
+        apply_step(r, step, &crate::contract::unguarded).await?;
     }
     Ok(())
 }
@@ -321,7 +311,7 @@ pub(crate) async fn settle(
             format!(
                 "INCONSISTENT: the replica at {} was promoted and accepts writes, but the route switch did not complete and failed again now ({}); the old primary may still accept writes too. {}",
                 redact(&r.url),
-                crate::chain(&e),
+                crate::contract::chain(&e),
                 r.manual_restore()
             ),
         )),
@@ -361,11 +351,7 @@ async fn promote(url: &str, guard: Guard<'_>) -> Result<(), FaultError> {
         match attempt {
             Ok(()) => return Ok(()),
             // The guard's refusal is final, never retried.
-            Err(
-                e @ FaultError::Backend {
-                    backend: "engine", ..
-                },
-            ) => return Err(e),
+            Err(e @ FaultError::Refused(_)) => return Err(e),
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -481,17 +467,17 @@ async fn mysql_read_only(con: &mut MySqlConnection) -> Result<bool, FaultError> 
 }
 
 async fn prepare_mysql(
-    fault: &Fault,
-    typed: SqlAction<'_>,
+    name: &str,
+    typed: &SqlAction,
     url: &str,
     route_switch: Option<Box<Step>>,
-) -> Result<Prepared, FaultError> {
+) -> Result<Prepared<Record>, FaultError> {
     let mut con = connect_mysql(url).await?;
     let (action, change) = match typed {
         SqlAction::Promote { .. } => {
             if !mysql_is_replica(&mut con).await? {
                 return Err(FaultError::Invalid {
-                    fault: fault.name.clone(),
+                    fault: name.to_owned(),
                     message: format!(
                         "{} is not a replica (SHOW REPLICA STATUS is empty)",
                         redact(url)
@@ -575,12 +561,12 @@ fn statements(s: &SqlFault, url: &str) -> (Action, String) {
     )
 }
 
-fn prepared(url: &str, action: Action, change: String) -> Prepared {
+fn prepared(url: &str, action: Action, change: String) -> Prepared<Record> {
     Prepared {
-        record: RevertRecord::Sql(Record {
+        record: Record {
             url: url.to_owned(),
             action,
-        }),
+        },
         changes: vec![change],
     }
 }

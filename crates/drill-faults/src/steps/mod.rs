@@ -9,7 +9,7 @@ use std::fmt;
 
 use drill_spec::model::{Action, Allow, Step};
 
-use crate::FaultError;
+use crate::contract::FaultError;
 
 /// What a step or an action did, as measured.
 #[derive(Debug, Clone, PartialEq, Eq)]

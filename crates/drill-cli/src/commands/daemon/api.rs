@@ -16,7 +16,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Shared;
+use super::posted::{Refused, posted};
+use super::runs::launch;
+use super::state::{Shared, dir_of};
 use super::tokens::Role;
 
 /// The largest request body accepted.
@@ -28,101 +30,6 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-/// Every route under `/api/v1`: method, path, the role it needs, what it does. The served
-/// OpenAPI description is made from this table.
-pub const ROUTES: &[(&str, &str, &str, &str)] = &[
-    (
-        "get",
-        "/playbooks",
-        "viewer",
-        "The loaded playbooks: schedule, next and last fire, errors",
-    ),
-    ("get", "/runs", "viewer", "The newest runs (?limit=N)"),
-    (
-        "post",
-        "/runs",
-        "operator",
-        "Start a run: {playbook} or {yaml}, time_scale, dry_run",
-    ),
-    (
-        "get",
-        "/runs/{id}",
-        "viewer",
-        "One run, with its live status while it runs here",
-    ),
-    (
-        "get",
-        "/runs/{id}/report",
-        "viewer",
-        "The run's report (?format=json|md|junit)",
-    ),
-    (
-        "get",
-        "/runs/{id}/events",
-        "viewer",
-        "The run's live status as server-sent events",
-    ),
-    (
-        "post",
-        "/runs/{id}/abort",
-        "operator",
-        "Abort a run of this daemon (its faults are reverted)",
-    ),
-    (
-        "get",
-        "/fires",
-        "viewer",
-        "What became of each nominal time (?playbook=NAME&limit=N)",
-    ),
-    (
-        "get",
-        "/audit",
-        "viewer",
-        "Every mutating call, newest first",
-    ),
-    ("get", "/halt", "viewer", "The halt in force, or null"),
-    (
-        "post",
-        "/halt",
-        "admin",
-        "Halt every daemon on the store: {reason}",
-    ),
-    ("post", "/resume", "admin", "Lift the halt"),
-    ("get", "/openapi.json", "viewer", "This description"),
-];
-
-/// The OpenAPI 3.1 description of [`ROUTES`].
-fn openapi() -> serde_json::Value {
-    let mut paths = serde_json::Map::new();
-    for (method, path, role, summary) in ROUTES {
-        let entry = paths
-            .entry(format!("/api/v1{path}"))
-            .or_insert_with(|| json!({}));
-        let params: Vec<serde_json::Value> = path
-            .contains("{id}")
-            .then(|| json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}))
-            .into_iter()
-            .collect();
-        entry[*method] = json!({
-            "summary": summary,
-            "description": format!("Needs the {role} role."),
-            "parameters": params,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {"description": "OK"},
-                "401": {"description": "No valid bearer token"},
-                "403": {"description": format!("The token's role is below {role}")},
-            },
-        });
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "drill daemon", "version": env!("CARGO_PKG_VERSION")},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": paths,
-    })
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -137,7 +44,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/audit", get(audit))
         .route("/halt", get(halt_state).post(halt))
         .route("/resume", post(resume))
-        .route("/openapi.json", get(|| async { axum::Json(openapi()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(super::openapi::openapi()) }),
+        )
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see docs/api.md") });
     let mut metrics = Router::new().route("/metrics", get(metrics));
@@ -572,17 +482,17 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             };
             found
         }
-        (None, Some(text)) => match super::posted(&s, text, &t.params) {
+        (None, Some(text)) => match posted(&s, text, &t.params) {
             Ok(found) => found,
             Err(refused) => {
                 let hash = sha256_hex(text.as_bytes());
                 let (status, what, errors) = match refused {
-                    super::Refused::Invalid(e) => (
+                    Refused::Invalid(e) => (
                         StatusCode::BAD_REQUEST,
                         "the playbook is invalid; nothing was run",
                         e,
                     ),
-                    super::Refused::Policy(e) => (
+                    Refused::Policy(e) => (
                         StatusCode::FORBIDDEN,
                         "the playbook is outside this daemon's policy; nothing was run",
                         e,
@@ -609,7 +519,7 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     opts.time_scale = scale;
     opts.dry_run = t.dry_run;
     if t.dry_run {
-        let dir = super::dir_of(&file);
+        let dir = dir_of(&file);
         let out = drill_engine::start(s.store.clone(), vp, dir, opts)
             .wait()
             .await;
@@ -631,7 +541,7 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
                 .as_bytes()
         )
     );
-    let (id, task) = super::launch(s.clone(), file, vp, opts, None).await;
+    let (id, task) = launch(s.clone(), file, vp, opts, None).await;
     tokio::spawn(task);
     let r = match &id {
         Some(id) => (StatusCode::ACCEPTED, axum::Json(json!({"run": id}))).into_response(),
