@@ -6,56 +6,12 @@ use std::time::Duration;
 use drill_load::metrics::Stats;
 use drill_spec::cond::{Metric, Quantity};
 use drill_spec::model::{Check, Limits, Phase};
-use serde::Serialize;
 
-/// What a check concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    /// What was measured cannot judge the check (too few successful requests for a delta):
-    /// not a pass, and the run does not pass.
-    Inconclusive,
-}
-
-impl Verdict {
-    /// The word in tables: `PASS`, `FAIL`, `INCONCLUSIVE`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Inconclusive => "INCONCLUSIVE",
-        }
-    }
-}
+pub use drill_report::{CheckKind, CheckResult, Verdict};
 
 /// Fewer successful requests than this in a phase (or its baseline) cannot judge a delta on a
 /// latency: a percentile of a handful of samples is noise.
 pub const MIN_DELTA_SAMPLES: u64 = 20;
-
-/// One check's verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    pub name: String,
-    /// `slo`, `count`, `delta`, `probe`.
-    pub kind: &'static str,
-    pub phase: Phase,
-    /// `verdict == Pass`.
-    pub passed: bool,
-    pub verdict: Verdict,
-    /// Why, in one sentence with the measured value and the limit in the same units:
-    /// `99.9% of 812 requests failed (limit < 1%)`. What the closing line of a failed run
-    /// quotes.
-    pub why: String,
-    /// What was measured, in words: `p95 812ms`, `3 5xx`, `backlog 0 after 12.3s`.
-    pub measured: String,
-    /// The limit, in words: `p95 < 800ms`, `at most 2`, `value < 1 within 5m0s`.
-    pub limit: String,
-    /// For probe checks: how long after the window opened the condition first held.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery_s: Option<f64>,
-}
 
 /// Formats a duration the way playbooks write them: `812ms`, `12.3s`, `5m0s`.
 pub fn fmt_dur(d: Duration) -> String {
@@ -102,7 +58,7 @@ pub fn fmt_metric(m: Metric, v: f64) -> String {
 /// dropped). `baseline` for a delta. `None` when there is something to judge.
 fn unmeasured(
     name: &str,
-    kind: &'static str,
+    kind: CheckKind,
     phase: Phase,
     limit: String,
     s: &Stats,
@@ -153,12 +109,16 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
     let limit = ts
         .iter()
         .map(|t| {
-            let op = if t.unit == "ratio" { "<" } else { "<=" };
+            let op = if t.unit == drill_load::summary::Unit::Ratio {
+                "<"
+            } else {
+                "<="
+            };
             format!("{} {op} {}", t.what(), t.show(t.limit))
         })
         .collect::<Vec<_>>()
         .join(", ");
-    if let Some(r) = unmeasured(name, "slo", phase, limit.clone(), s, None) {
+    if let Some(r) = unmeasured(name, CheckKind::Slo, phase, limit.clone(), s, None) {
         return r;
     }
     let why = ts
@@ -169,7 +129,7 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
         .join("; ");
     CheckResult {
         name: name.to_owned(),
-        kind: "slo",
+        kind: CheckKind::Slo,
         phase,
         passed,
         verdict: if passed { Verdict::Pass } else { Verdict::Fail },
@@ -183,7 +143,7 @@ pub fn slo(name: &str, phase: Phase, limits: &Limits, s: &Stats) -> CheckResult 
 /// A threshold in words: `99.9% of 812 requests failed (limit < 1%)`, `p95 was 1.2s (limit
 /// <= 800ms)`.
 fn threshold_words(t: &drill_load::summary::Threshold, requests: u64) -> String {
-    if t.unit == "ratio" {
+    if t.unit == drill_load::summary::Unit::Ratio {
         format!(
             "{} of {} requests failed (limit < {})",
             t.show(t.measured),
@@ -227,7 +187,7 @@ pub fn traffic(
     }
     CheckResult {
         name: c.name.clone(),
-        kind: "unknown",
+        kind: CheckKind::Unknown,
         phase,
         passed: false,
         verdict: Verdict::Fail,
@@ -240,14 +200,14 @@ pub fn traffic(
 
 fn count(name: &str, cc: &drill_spec::model::CountCheck, phase: Phase, s: &Stats) -> CheckResult {
     let limit = format!("at most {} {}", cc.max, cc.of);
-    if let Some(r) = unmeasured(name, "count", phase, limit.clone(), s, None) {
+    if let Some(r) = unmeasured(name, CheckKind::Count, phase, limit.clone(), s, None) {
         return r;
     }
     let n = s.count(cc.of);
     let ok = n <= cc.max;
     CheckResult {
         name: name.to_owned(),
-        kind: "count",
+        kind: CheckKind::Count,
         phase,
         passed: ok,
         verdict: pass_or_fail(ok),
@@ -273,7 +233,14 @@ fn delta(
     error_limit: Option<f64>,
 ) -> CheckResult {
     let limit = format!("rise at most {}", quantity(d.max));
-    if let Some(r) = unmeasured(&c.name, "delta", phase, limit.clone(), s, Some(baseline)) {
+    if let Some(r) = unmeasured(
+        &c.name,
+        CheckKind::Delta,
+        phase,
+        limit.clone(),
+        s,
+        Some(baseline),
+    ) {
         return r;
     }
     let now = metric_value(d.metric, s, span);
@@ -333,7 +300,7 @@ fn delta(
     }
     CheckResult {
         name: c.name.clone(),
-        kind: "delta",
+        kind: CheckKind::Delta,
         phase,
         passed: verdict == Verdict::Pass,
         verdict,
@@ -404,7 +371,7 @@ pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
     };
     CheckResult {
         name: c.name.clone(),
-        kind: "probe",
+        kind: CheckKind::Probe,
         phase,
         passed,
         verdict: pass_or_fail(passed),

@@ -24,7 +24,7 @@ use crate::chain;
 use crate::checks::{self, ProbeOutcome, fmt_dur};
 use crate::context::{RunContext, locked};
 use crate::live;
-use crate::outcome::{ActionResult, DrillResult, DrillStatus, PhaseStats, secs};
+use crate::outcome::{ActionResult, DrillResult, DrillStatus, secs};
 use crate::status::Stage;
 
 /// How a drill ended, for the next one's `after:`.
@@ -52,7 +52,7 @@ pub(crate) async fn run(
     prev: Option<Recovered>,
     recovered: watch::Sender<Option<Ended>>,
 ) -> DrillResult {
-    let mut res = DrillResult::new(&d);
+    let mut res = crate::outcome::drill_result(&d);
     let start = match start_time(&cx, &d, prev).await {
         Begin::At(t) => t,
         Begin::Never => return res,
@@ -80,7 +80,7 @@ pub(crate) async fn run(
     let early = (!cx.distributed).then(|| cx.recorder.window_between(b_from, s));
     if let Some(b) = &early {
         res.phases
-            .insert("baseline".into(), PhaseStats::of(b, b_from, s));
+            .insert(Phase::Baseline, crate::outcome::phase_stats(b, b_from, s));
     }
     let baseline = {
         let cx = cx.clone();
@@ -219,8 +219,10 @@ pub(crate) async fn run(
     // Every sample of the drill's spans is in (a distributed run's reports come late).
     cx.settled(rec).await;
     let baseline = baseline.await.unwrap_or_default();
-    res.phases
-        .insert("baseline".into(), PhaseStats::of(&baseline, b_from, s));
+    res.phases.insert(
+        Phase::Baseline,
+        crate::outcome::phase_stats(&baseline, b_from, s),
+    );
     let spans = Spans {
         baseline,
         fault: span(&cx, &d.name, "fault"),
@@ -232,10 +234,14 @@ pub(crate) async fn run(
         rec,
         held,
     };
-    res.phases
-        .insert("fault".into(), PhaseStats::of(&spans.fault, s, r));
-    res.phases
-        .insert("recovery".into(), PhaseStats::of(&spans.recovery, r, rec));
+    res.phases.insert(
+        Phase::Fault,
+        crate::outcome::phase_stats(&spans.fault, s, r),
+    );
+    res.phases.insert(
+        Phase::Recovery,
+        crate::outcome::phase_stats(&spans.recovery, r, rec),
+    );
     verdicts(&cx, &d, &spans, &probe_results, &mut res);
     res.status = if cx.abort.reason().is_some() {
         DrillStatus::Aborted

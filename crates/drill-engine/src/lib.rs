@@ -15,9 +15,9 @@
 //!   was lost, recorder, live ledger).
 //! - [`outcome`] — the typed result (per drill, check, fault) the CLI, reports and daemon
 //!   read, with the first cause of a failure in words; [`status`] — the live status;
-//!   [`report`] — JSON (with the per-second timeline), Markdown, JUnit and a self-contained
-//!   HTML page from the outcome, the baseline gate between two runs' reports
-//!   (`report::compare`) and a playbook's trend (`report::trend`).
+//!   [`report`] — the outcome, the traffic and the ledger built into one
+//!   `drill_report::Report` (with the per-second timeline), redacted, and every rendering
+//!   of it (the renderers, the baseline gate and the trend are `drill-report`'s).
 //! - [`store`] — run history, write-ahead fault ledger, target locks, leases on the store's
 //!   clock and the fence (SQLite or PostgreSQL); [`recover`] — the reconciler that claims
 //!   runs without a live owner and settles what they left, reading the targets first

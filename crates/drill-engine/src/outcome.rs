@@ -5,173 +5,38 @@
 //! thresholds and whatever stays changed. The JSON report is rendered from these types
 //! (`report.rs`); nobody reads it back by key.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use drill_load::metrics::Stats;
 use drill_spec::ResolvedDrill;
-use serde::Serialize;
 
-use crate::checks::CheckResult;
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Passed,
-    Failed,
-    Aborted,
-    RevertFailed,
-    DryRun,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Passed => "passed",
-            Status::Failed => "failed",
-            Status::Aborted => "aborted",
-            Status::RevertFailed => "revert_failed",
-            Status::DryRun => "dry_run",
-        }
-    }
-
-    /// The verdict word in reports.
-    pub fn verdict(self) -> &'static str {
-        match self {
-            Status::Passed => "PASS",
-            Status::Failed => "FAIL",
-            Status::Aborted => "ABORTED",
-            Status::RevertFailed => "REVERT FAILED",
-            Status::DryRun => "DRY RUN",
-        }
-    }
-}
-
-/// Something still changed at the end of a run, with how to restore it by hand.
-#[derive(Debug, Clone, Serialize)]
-pub struct StillChanged {
-    pub drill: String,
-    pub fault: String,
-    pub error: String,
-    pub manual_restore: String,
-}
-
-/// A guard that tripped.
-#[derive(Debug, Clone, Serialize)]
-pub struct GuardTrip {
-    pub name: String,
-    pub condition: String,
-    pub measured: String,
-    pub at_s: f64,
-}
-
-/// An action's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionResult {
-    pub name: String,
-    pub at_s: f64,
-    pub ok: bool,
-    pub result: String,
-}
+pub use drill_report::{
+    ActionResult, DrillResult, DrillStatus, GuardTrip, PhaseStats, Status, StillChanged,
+};
 
 /// Traffic measured over one phase of a drill.
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseStats {
-    pub start_s: f64,
-    pub end_s: f64,
-    pub requests: u64,
-    pub failed: u64,
-    pub error_rate: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    pub by_class: BTreeMap<String, u64>,
-    pub dropped: u64,
-}
-
-impl PhaseStats {
-    pub fn of(s: &Stats, start: Duration, end: Duration) -> PhaseStats {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-        PhaseStats {
-            start_s: secs(start),
-            end_s: secs(end),
-            requests: s.requests,
-            failed: s.failed,
-            error_rate: s.error_rate(),
-            p50_ms: ms(s.latency_at(50.0)),
-            p90_ms: ms(s.latency_at(90.0)),
-            p95_ms: ms(s.latency_at(95.0)),
-            p99_ms: ms(s.latency_at(99.0)),
-            max_ms: ms(s.latency_max()),
-            by_class: s.by_class.clone(),
-            dropped: s.dropped,
-        }
+pub fn phase_stats(s: &Stats, start: Duration, end: Duration) -> PhaseStats {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    PhaseStats {
+        start_s: secs(start),
+        end_s: secs(end),
+        requests: s.requests,
+        failed: s.failed,
+        error_rate: s.error_rate(),
+        p50_ms: ms(s.latency_at(50.0)),
+        p90_ms: ms(s.latency_at(90.0)),
+        p95_ms: ms(s.latency_at(95.0)),
+        p99_ms: ms(s.latency_at(99.0)),
+        max_ms: ms(s.latency_max()),
+        by_class: s.by_class.clone(),
+        dropped: s.dropped,
     }
 }
 
-/// Where a drill got to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DrillStatus {
-    /// The run ended (or was aborted) before the drill's start.
-    NotStarted,
-    /// The run stopped during it.
-    Aborted,
-    /// Baseline, fault, revert and recovery all ran.
-    Completed,
-    /// Never started: it runs `after: recovered` and the previous drill did not recover
-    /// (the reason says why); its faults were never applied.
-    Skipped,
-}
-
-impl DrillStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DrillStatus::NotStarted => "not_started",
-            DrillStatus::Aborted => "aborted",
-            DrillStatus::Completed => "completed",
-            DrillStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// One drill's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct DrillResult {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uses: Option<String>,
-    pub status: DrillStatus,
-    pub injected_s: Option<f64>,
-    pub reverted_s: Option<f64>,
-    pub recovered_s: Option<f64>,
-    pub phases: BTreeMap<String, PhaseStats>,
-    pub checks: Vec<CheckResult>,
-    pub actions: Vec<ActionResult>,
-    /// Why it was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
-}
-
-impl DrillResult {
-    pub(crate) fn new(d: &ResolvedDrill) -> DrillResult {
-        DrillResult {
-            name: d.name.clone(),
-            uses: d.uses.clone(),
-            status: DrillStatus::NotStarted,
-            injected_s: None,
-            reverted_s: None,
-            recovered_s: None,
-            phases: BTreeMap::new(),
-            checks: Vec::new(),
-            actions: Vec::new(),
-            skipped: None,
-        }
-    }
+/// A drill's result before it starts.
+pub(crate) fn drill_result(d: &ResolvedDrill) -> DrillResult {
+    DrillResult::new(d.name.clone(), d.uses.clone())
 }
 
 /// What a run produced.
@@ -190,8 +55,11 @@ pub struct Outcome {
     pub still_changed: Vec<StillChanged>,
     /// Dry run: what each fault would change, and each probe's reading.
     pub preview: Vec<String>,
-    /// The JSON report (rendered from the fields above and the ledger).
-    pub report: serde_json::Value,
+    /// The report (built from the fields above, the traffic and the ledger); `None` for a
+    /// run refused before it started, and for a dry run.
+    pub report: Option<drill_report::Report>,
+    /// A dry run's findings.
+    pub dry_run: Option<drill_report::DryRun>,
     pub markdown: String,
     pub junit: String,
     /// The HTML report.
@@ -213,7 +81,8 @@ impl Outcome {
             trips: Vec::new(),
             still_changed: Vec::new(),
             preview: Vec::new(),
-            report: serde_json::Value::Null,
+            report: None,
+            dry_run: None,
             markdown: String::new(),
             junit: String::new(),
             html: String::new(),
@@ -249,12 +118,12 @@ impl Outcome {
             d.checks
                 .iter()
                 .filter(|c| !c.passed)
-                .min_by_key(|c| c.kind == "delta")
+                .min_by_key(|c| c.kind == drill_report::CheckKind::Delta)
                 .map(|c| (d.name.as_str(), c))
         });
         if let Some((drill, c)) = failed {
             let how = match c.verdict {
-                crate::checks::Verdict::Inconclusive => "could not be judged",
+                drill_report::Verdict::Inconclusive => "could not be judged",
                 _ => "failed",
             };
             parts.push(format!(

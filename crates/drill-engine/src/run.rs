@@ -331,7 +331,11 @@ async fn dry_run(
     let (preview, errors) = (redact(preview), redact(errors));
     let reason = reason.map(|r| vp.redact.apply(&r).into_owned());
     let mut out = Outcome::bare(None, status, reason);
-    out.report = serde_json::json!({"dry_run": true, "would": preview, "errors": errors});
+    out.dry_run = Some(drill_report::DryRun {
+        dry_run: true,
+        would: preview.clone(),
+        errors,
+    });
     out.preview = preview;
     Ok(out)
 }
@@ -434,7 +438,7 @@ async fn execute(
     });
 
     let stop = drill_load::Stop::default();
-    let mut drills: Vec<DrillResult> = vp.drills.iter().map(DrillResult::new).collect();
+    let mut drills: Vec<DrillResult> = vp.drills.iter().map(crate::outcome::drill_result).collect();
     let mut traffic_report = None;
     let mut shards = None;
     if abort.reason().is_none()
@@ -645,7 +649,7 @@ async fn execute(
     if let Some(d) = &opts.report_dir {
         out.written = rendered.write(&d.join(run_id))?;
     }
-    out.report = rendered.json;
+    out.report = Some(rendered.report);
     out.markdown = rendered.markdown;
     out.junit = rendered.junit;
     out.html = rendered.html;

@@ -33,20 +33,8 @@ pub struct Second {
     pub max_ms: f64,
 }
 
-/// An example failed request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FailureSample {
-    /// Seconds from the start (intended).
-    pub at_s: f64,
-    pub request: String,
-    pub class: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub latency_ms: f64,
-    /// The response's `X-Request-Id`, to find the request in the server's logs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
+/// An example failed request: the report's type.
+pub use drill_report::FailureSample;
 
 /// Counters of the schedule.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

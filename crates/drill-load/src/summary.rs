@@ -5,86 +5,14 @@ use std::time::Duration;
 
 use drill_spec::model::Limits;
 use md5::{Digest, Md5};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::metrics::{Measurements, Stats};
 
-/// One threshold and what was measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct Threshold {
-    /// `overall`, or a phase name.
-    pub scope: String,
-    /// `p(95)`, `max`, `rate` …
-    pub stat: String,
-    /// k6's spelling, e.g. `p(95)<=800` on `http_req_duration` or `rate<0.01` on `http_req_failed`.
-    pub k6: String,
-    pub limit: f64,
-    pub measured: f64,
-    /// `ms` for latencies, `ratio` for the error rate.
-    pub unit: &'static str,
-    pub ok: bool,
-}
-
-impl Threshold {
-    /// The statistic as playbooks name it: `p95`, `max`, `error_rate`.
-    pub fn what(&self) -> String {
-        if self.unit == "ratio" {
-            "error_rate".to_owned()
-        } else {
-            self.stat.replace("p(", "p").replace(')', "")
-        }
-    }
-
-    /// A value in the threshold's own unit, as a limit is written: `3.85%`, `812ms`, `1.2s`.
-    pub fn show(&self, v: f64) -> String {
-        if self.unit == "ratio" {
-            pct(v)
-        } else {
-            millis(v)
-        }
-    }
-
-    /// `error_rate 3.85% > 1.00%`, `p95 812ms <= 800ms`: measured against the limit, in the
-    /// same units, with the comparison that held or failed.
-    pub fn sentence(&self) -> String {
-        let op = match (self.unit == "ratio", self.ok) {
-            (true, true) => "<",
-            (true, false) => ">=",
-            (false, true) => "<=",
-            (false, false) => ">",
-        };
-        format!(
-            "{} {} {op} {}",
-            self.what(),
-            self.show(self.measured),
-            self.show(self.limit)
-        )
-    }
-}
-
-/// A fraction as a percentage the way limits are written: `3.85%`, `1%`, `99.9%`, `0.04%`
-/// (two decimals, trailing zeros dropped; below 0.01% three significant digits).
-pub fn pct(f: f64) -> String {
-    let p = f * 100.0;
-    let s = if p != 0.0 && p.abs() < 0.01 {
-        format!("{p:.1e}")
-    } else {
-        let t = format!("{p:.2}");
-        t.trim_end_matches('0').trim_end_matches('.').to_owned()
-    };
-    format!("{s}%")
-}
-
-/// Milliseconds the way limits are written: `812ms`, `1.25s`.
-pub fn millis(v: f64) -> String {
-    if v < 1000.0 {
-        format!("{:.0}ms", v.max(0.0))
-    } else {
-        let t = format!("{:.2}", v / 1000.0);
-        format!("{}s", t.trim_end_matches('0').trim_end_matches('.'))
-    }
-}
+/// How limits and measurements are written: `3.85%`, `812ms`.
+pub use drill_report::fmt::{millis, pct};
+/// One threshold and what was measured: the report's type, evaluated here.
+pub use drill_report::{Threshold, Unit};
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -111,7 +39,7 @@ pub fn evaluate(scope: &str, limits: &Limits, s: &Stats) -> Vec<Threshold> {
                 k6: format!("{stat}<={limit_ms}"),
                 limit: limit_ms,
                 measured: ms(measured),
-                unit: "ms",
+                unit: Unit::Ms,
                 ok: ms(measured) <= limit_ms,
             });
         }
@@ -124,7 +52,7 @@ pub fn evaluate(scope: &str, limits: &Limits, s: &Stats) -> Vec<Threshold> {
             k6: format!("rate<{}", p.fraction()),
             limit: p.fraction(),
             measured: rate,
-            unit: "ratio",
+            unit: Unit::Ratio,
             ok: rate < p.fraction(),
         });
     }
@@ -202,7 +130,7 @@ pub fn k6_summary(m: &Measurements, elapsed: Duration, thresholds: &[Threshold])
     let overall: Vec<&Threshold> = thresholds.iter().filter(|t| t.scope == "overall").collect();
     let lat: Map<String, Value> = overall
         .iter()
-        .filter(|t| t.unit == "ms")
+        .filter(|t| t.unit == Unit::Ms)
         .map(|t| (t.k6.clone(), json!(!t.ok)))
         .collect();
     if !lat.is_empty() {
@@ -210,7 +138,7 @@ pub fn k6_summary(m: &Measurements, elapsed: Duration, thresholds: &[Threshold])
     }
     let rate: Map<String, Value> = overall
         .iter()
-        .filter(|t| t.unit == "ratio")
+        .filter(|t| t.unit == Unit::Ratio)
         .map(|t| (t.k6.clone(), json!(!t.ok)))
         .collect();
     if !rate.is_empty() {
@@ -364,7 +292,7 @@ pub fn markdown(
 mod tests {
     use super::*;
 
-    fn t(unit: &'static str, stat: &str, measured: f64, limit: f64, ok: bool) -> Threshold {
+    fn t(unit: Unit, stat: &str, measured: f64, limit: f64, ok: bool) -> Threshold {
         Threshold {
             scope: "fault".into(),
             stat: stat.into(),
@@ -379,19 +307,19 @@ mod tests {
     #[test]
     fn a_threshold_says_measured_and_limit_in_the_same_units() {
         assert_eq!(
-            t("ratio", "rate", 0.074_058_784_676_354_03, 0.01, false).sentence(),
+            t(Unit::Ratio, "rate", 0.074_058_784_676_354_03, 0.01, false).sentence(),
             "error_rate 7.41% >= 1%"
         );
         assert_eq!(
-            t("ratio", "rate", 0.0, 0.01, true).sentence(),
+            t(Unit::Ratio, "rate", 0.0, 0.01, true).sentence(),
             "error_rate 0% < 1%"
         );
         assert_eq!(
-            t("ms", "p(95)", 812.4, 800.0, false).sentence(),
+            t(Unit::Ms, "p(95)", 812.4, 800.0, false).sentence(),
             "p95 812ms > 800ms"
         );
         assert_eq!(
-            t("ms", "max", 2400.0, 2000.0, false).sentence(),
+            t(Unit::Ms, "max", 2400.0, 2000.0, false).sentence(),
             "max 2.4s > 2s"
         );
     }

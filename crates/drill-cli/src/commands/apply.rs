@@ -151,9 +151,7 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
         }
         let out = run.wait().await?;
         let gate = match (&args.baseline, &out.run_id) {
-            (Some(which), Some(id)) if !out.report.is_null() => {
-                Some(gate(&store, id, which).await?)
-            }
+            (Some(which), Some(id)) if out.report.is_some() => Some(gate(&store, id, which).await?),
             _ => None,
         };
         anyhow::Ok((out, gate))
@@ -166,12 +164,12 @@ pub fn run(args: ApplyArgs) -> Result<ExitCode> {
         print_dry_run(&out);
         return Ok(exit::code(exit::of(out.status)));
     }
-    match args.output {
-        Output::Json if !out.report.is_null() => {
-            println!("{}", serde_json::to_string_pretty(&out.report)?);
+    match (args.output, &out.report) {
+        (Output::Json, Some(report)) => {
+            println!("{}", serde_json::to_string_pretty(report)?);
         }
-        _ if !out.report.is_null() => crate::verdict::print(&out.report, &out.written),
-        _ => {
+        (_, Some(report)) => crate::verdict::print(report, &out.written),
+        (_, None) => {
             // No report: the run was refused before it began (a held lock).
             println!(
                 "\nrun {}: {}",
@@ -239,7 +237,7 @@ async fn gate(store: &drill_engine::Store, id: &str, which: &str) -> Result<Gate
         Ok(x) => x,
         Err(e) => return Ok(none(format!("baseline: {e}\n"))),
     };
-    let c = drill_engine::report::compare::compare(&base, &report);
+    let c = drill_report::compare::compare(&base, &report);
     let first = c
         .regressed()
         .next()

@@ -12,6 +12,92 @@ use serde_json::{Value, json};
 use crate::exit;
 use crate::support::runtime;
 
+/// The daemon's answers, as this client reads them: read typed, so that an answer of another
+/// shape is an error that says so, not a blank.
+pub mod reply {
+    use serde::Deserialize;
+
+    /// A refusal: `{"error": …, "errors": [...]}`.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Refusal {
+        #[serde(default)]
+        pub error: Option<String>,
+        #[serde(default)]
+        pub errors: Vec<String>,
+    }
+
+    /// `POST /api/v1/runs` with `dry_run`.
+    #[derive(Debug, Deserialize)]
+    pub struct DryRun {
+        pub status: drill_report::Status,
+        #[serde(default)]
+        pub report: Option<drill_report::DryRun>,
+    }
+
+    /// `POST /api/v1/runs`: the run started.
+    #[derive(Debug, Deserialize)]
+    pub struct Started {
+        pub run: String,
+    }
+
+    /// `GET /api/v1/runs/ID`: the row, and while it runs, its live status.
+    #[derive(Debug, Deserialize)]
+    pub struct Run {
+        pub run: drill_engine::store::RunRow,
+        #[serde(default)]
+        pub live: Option<Live>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Live {
+        #[serde(default)]
+        pub drills: Vec<LiveDrill>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct LiveDrill {
+        pub name: String,
+        pub stage: String,
+    }
+
+    /// `GET /api/v1/runs`.
+    #[derive(Debug, Deserialize)]
+    pub struct Runs {
+        pub runs: Vec<drill_engine::store::RunRow>,
+    }
+
+    /// `POST /api/v1/halt` and `/resume`: who halted, and why.
+    #[derive(Debug, Deserialize)]
+    pub struct Halt {
+        pub by: String,
+        pub reason: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Halted {
+        pub halt: Halt,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Resumed {
+        #[serde(default)]
+        pub resumed: Option<Halt>,
+    }
+}
+
+/// Reads an answer typed; an answer of another shape is an error naming what was asked.
+pub fn read<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T> {
+    serde_json::from_value(v).with_context(|| format!("{what}: the daemon's answer does not read"))
+}
+
+/// What a refusal said, or its body when it is not one.
+fn said(v: &Value) -> String {
+    match serde_json::from_value::<reply::Refusal>(v.clone()) {
+        Ok(reply::Refusal { error: Some(e), .. }) => e,
+        _ => v.to_string(),
+    }
+}
+
 fn token() -> Result<String> {
     match std::env::var("DRILL_TOKEN") {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
@@ -77,7 +163,7 @@ pub fn refused(server: &str, status: u16, v: &Value) -> ExitCode {
     eprintln!(
         "drill: {} answered {status}: {}",
         drill_spec::redact::url(server),
-        v["error"].as_str().unwrap_or(&v.to_string())
+        said(v)
     );
     exit::code(if (400..500).contains(&status) {
         exit::INVALID
@@ -129,23 +215,23 @@ pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
         match status {
             202 => {}
             200 if args.dry_run => {
+                let d: reply::DryRun = read(v, "the dry run")?;
                 println!("dry run on {shown}: nothing was changed, no traffic was sent");
-                for w in v["report"]["would"].as_array().into_iter().flatten() {
-                    println!("  {}", w.as_str().unwrap_or_default());
+                let found = d.report.unwrap_or_default();
+                for w in &found.would {
+                    println!("  {w}");
                 }
-                for e in v["report"]["errors"].as_array().into_iter().flatten() {
-                    eprintln!("error: {}", e.as_str().unwrap_or_default());
+                for e in &found.errors {
+                    eprintln!("error: {e}");
                 }
-                let ok = v["status"] == "dry_run";
+                let ok = d.status == drill_report::Status::DryRun;
                 return Ok(exit::code(if ok { exit::OK } else { exit::ABORTED }));
             }
             _ => {
-                eprintln!(
-                    "drill: {shown} refused the run ({status}): {}",
-                    v["error"].as_str().unwrap_or(&v.to_string())
-                );
-                for e in v["errors"].as_array().into_iter().flatten() {
-                    eprintln!("  {}", e.as_str().unwrap_or_default());
+                eprintln!("drill: {shown} refused the run ({status}): {}", said(&v));
+                let r: reply::Refusal = serde_json::from_value(v).unwrap_or_default();
+                for e in &r.errors {
+                    eprintln!("  {e}");
                 }
                 let code = if (400..500).contains(&status) {
                     exit::INVALID
@@ -155,7 +241,7 @@ pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
                 return Ok(exit::code(code));
             }
         }
-        let id = v["run"].as_str().unwrap_or_default().to_owned();
+        let id = read::<reply::Started>(v, "POST /api/v1/runs")?.run;
         eprintln!("run {id}: running on {shown}");
         let mut seen = String::new();
         let row = loop {
@@ -170,25 +256,21 @@ pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
             if s != 200 {
                 bail!("{shown} lost run {id} ({s}): {v}");
             }
-            let stages: Vec<String> = v["live"]["drills"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| {
-                    format!(
-                        "{}: {}",
-                        d["name"].as_str().unwrap_or("?"),
-                        d["stage"].as_str().unwrap_or("?")
-                    )
-                })
+            let v: reply::Run = read(v, "GET the run")?;
+            let stages: Vec<String> = v
+                .live
+                .unwrap_or_default()
+                .drills
+                .iter()
+                .map(|d| format!("{}: {}", d.name, d.stage))
                 .collect();
             let now = stages.join(", ");
             if !now.is_empty() && now != seen {
                 eprintln!("  {now}");
                 seen = now;
             }
-            if v["run"]["status"] != "running" {
-                break v["run"].clone();
+            if v.run.status != "running" {
+                break v.run;
             }
         };
         let (_, report) = send(
@@ -198,8 +280,9 @@ pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
             "GET the report",
         )
         .await?;
+        let report: drill_report::Report = read(report, "GET the report")?;
         crate::verdict::print(&report, &[]);
-        let code = match row["status"].as_str().unwrap_or_default() {
+        let code = match row.status.as_str() {
             "passed" => exit::OK,
             "failed" => exit::CHECK_FAILED,
             "revert_failed" => exit::REVERT_FAILED,

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use drill_engine::Store;
-use drill_engine::report::{compare, html};
 use drill_engine::store::RunRow;
-use serde_json::Value;
+use drill_report::{Report, compare, html};
 
 use crate::exit;
 use crate::support::{DbArg, runtime};
@@ -42,8 +41,21 @@ pub struct ReportArgs {
     pub db: DbArg,
 }
 
-/// A stored run and its JSON report, or what to say instead.
-pub async fn run_and_report(store: &Store, id: &str) -> Result<Result<(RunRow, Value), String>> {
+/// A stored run and its report, or what to say instead.
+pub async fn run_and_report(store: &Store, id: &str) -> Result<Result<(RunRow, Report), String>> {
+    Ok(stored_json(store, id)
+        .await?
+        .and_then(|(run, text)| match drill_report::parse(&text) {
+            Ok(r) => Ok((run, r)),
+            Err(e) => Err(format!(
+                "the stored report of run {} does not read as a drill report: {e}",
+                run.id
+            )),
+        }))
+}
+
+/// A stored run and its report's JSON as stored, or what to say instead.
+async fn stored_json(store: &Store, id: &str) -> Result<Result<(RunRow, String), String>> {
     let Some(run) = store.run(id).await? else {
         return Ok(Err(format!(
             "no run {id} in {}; `drill runs` lists them",
@@ -61,7 +73,7 @@ pub async fn run_and_report(store: &Store, id: &str) -> Result<Result<(RunRow, V
                 .unwrap_or_default()
         )));
     };
-    Ok(Ok((run, serde_json::from_str(&text)?)))
+    Ok(Ok((run, text)))
 }
 
 /// The baseline run named by `--baseline` (`last-pass` or an id) for `run`.
@@ -69,7 +81,7 @@ pub async fn baseline_of(
     store: &Store,
     run: &RunRow,
     which: &str,
-) -> Result<Result<(RunRow, Value), String>> {
+) -> Result<Result<(RunRow, Report), String>> {
     if which != "last-pass" {
         return run_and_report(store, which).await;
     }
@@ -85,6 +97,17 @@ pub async fn baseline_of(
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.db.open().await?;
+        let format = args.format.unwrap_or(Format::Md);
+        let compared = args.compare.is_some() || args.baseline.is_some();
+        if !compared && format == Format::Json {
+            // As stored, byte for byte: what the run wrote.
+            let (_, text) = match stored_json(&store, &args.run).await? {
+                Ok(x) => x,
+                Err(e) => return Ok(invalid(&e)),
+            };
+            println!("{}", text.trim_end());
+            return Ok(exit::code(exit::OK));
+        }
         let (run, report) = match run_and_report(&store, &args.run).await? {
             Ok(x) => x,
             Err(e) => return Ok(invalid(&e)),
@@ -111,7 +134,6 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
                 exit::OK
             }));
         }
-        let format = args.format.unwrap_or(Format::Md);
         let text = match format {
             Format::Json => serde_json::to_string_pretty(&report)?,
             Format::Html => html::render(&report),

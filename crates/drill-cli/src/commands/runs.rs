@@ -38,7 +38,9 @@ pub fn run(args: RunsArgs) -> Result<ExitCode> {
         let path = format!("/api/v1/runs?limit={}", args.limit);
         match super::remote::call(server, "GET", &path, None)? {
             Err(code) => return Ok(exit::code(code)),
-            Ok((200, v)) => serde_json::from_value(v["runs"].clone())?,
+            Ok((200, v)) => {
+                super::remote::read::<super::remote::reply::Runs>(v, "GET /api/v1/runs")?.runs
+            }
             Ok((status, v)) => return Ok(super::remote::refused(server, status, &v)),
         }
     } else {
@@ -86,7 +88,7 @@ pub fn run(args: RunsArgs) -> Result<ExitCode> {
 
 /// `--playbook NAME`: the trend, from the store or a daemon's API.
 fn trend(args: &RunsArgs, name: &str) -> Result<ExitCode> {
-    use drill_engine::report::trend;
+    use drill_report::trend;
     let mut points: Vec<trend::Point> = Vec::new();
     if let Some(server) = &args.server {
         // The API lists the newest runs; those of this playbook are read one report at a time.
@@ -94,7 +96,9 @@ fn trend(args: &RunsArgs, name: &str) -> Result<ExitCode> {
         let rows: Vec<drill_engine::store::RunRow> =
             match super::remote::call(server, "GET", &path, None)? {
                 Err(code) => return Ok(exit::code(code)),
-                Ok((200, v)) => serde_json::from_value(v["runs"].clone())?,
+                Ok((200, v)) => {
+                    super::remote::read::<super::remote::reply::Runs>(v, "GET /api/v1/runs")?.runs
+                }
                 Ok((status, v)) => return Ok(super::remote::refused(server, status, &v)),
             };
         for r in rows
@@ -104,10 +108,15 @@ fn trend(args: &RunsArgs, name: &str) -> Result<ExitCode> {
         {
             let path = format!("/api/v1/runs/{}/report?format=json", r.id);
             let report = match super::remote::call(server, "GET", &path, None)? {
-                Ok((200, v)) => v,
-                _ => serde_json::Value::Null,
+                Ok((200, v)) => serde_json::from_value::<drill_report::Report>(v).ok(),
+                _ => None,
             };
-            points.push(trend::point(&r.id, r.started_ms, &r.status, &report));
+            points.push(trend::point(
+                &r.id,
+                r.started_ms,
+                &r.status,
+                report.as_ref(),
+            ));
         }
     } else {
         points = runtime()?.block_on(async {
@@ -117,9 +126,13 @@ fn trend(args: &RunsArgs, name: &str) -> Result<ExitCode> {
                 let report = store
                     .report(&r.id, "json")
                     .await?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(serde_json::Value::Null);
-                out.push(trend::point(&r.id, r.started_ms, &r.status, &report));
+                    .and_then(|t| drill_report::parse(&t).ok());
+                out.push(trend::point(
+                    &r.id,
+                    r.started_ms,
+                    &r.status,
+                    report.as_ref(),
+                ));
             }
             anyhow::Ok(out)
         })?;

@@ -128,30 +128,8 @@ struct Seen {
     failed: u64,
 }
 
-/// The shards of a distributed run, each one's part: what the report shows beside the merged
-/// figures, so a shard that dropped arrivals (its host saturated) or stopped early is named.
-#[derive(Debug, Clone, Serialize)]
-pub struct Shards {
-    pub count: u32,
-    /// `local` or `kubernetes`.
-    pub run_on: &'static str,
-    /// One entry per shard that was started, in shard order.
-    pub each: Vec<ShardPart>,
-}
-
-/// One shard's part of the run, added up from its reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ShardPart {
-    pub shard: u32,
-    pub scheduled: u64,
-    pub sent: u64,
-    pub dropped: u64,
-    pub failed: u64,
-    /// Whether its last report arrived.
-    pub finished: bool,
-    /// Why it stopped before its schedule's end, if it did.
-    pub stopped: Option<String>,
-}
+/// The shards of a distributed run, each one's part: the report's types.
+pub use drill_report::{ShardPart, Shards};
 
 /// Runs the traffic of `load` in `d.shards` shards and adds up what they measure into its
 /// recorder; returns its report, thresholds evaluated once, and each shard's part.
@@ -167,7 +145,8 @@ pub(crate) async fn drive(
         run_on: match d.run_on {
             ShardsOn::Local => "local",
             ShardsOn::Kubernetes => "kubernetes",
-        },
+        }
+        .to_owned(),
         each: Vec::new(),
     };
     let report = run_shards(cx, load, plan, d, stop, &mut shards).await;

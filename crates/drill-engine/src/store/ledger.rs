@@ -14,51 +14,18 @@ fn redact(s: &str) -> String {
     drill_spec::redact::text(s).into_owned()
 }
 
-/// A fault's place in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultState {
-    /// Stored before the mutation: it may or may not have happened.
-    Intent,
-    Applied,
-    Reverted,
-    /// Cannot be undone; recorded as such (the record says what restores redundancy).
-    Permanent,
-    /// The revert failed (so far): still changed.
-    RevertFailed,
-    /// Recovery read the target: the fault never took effect, nothing was changed.
-    NotApplied,
-}
+/// A fault's place in the ledger: the report's type, stored by its name.
+pub use drill_report::FaultState;
 
-impl FaultState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultState::Intent => "intent",
-            FaultState::Applied => "applied",
-            FaultState::Reverted => "reverted",
-            FaultState::Permanent => "permanent",
-            FaultState::RevertFailed => "revert_failed",
-            FaultState::NotApplied => "not_applied",
-        }
-    }
-
-    fn parse(s: &str) -> FaultState {
-        match s {
-            "intent" => FaultState::Intent,
-            "applied" => FaultState::Applied,
-            "reverted" => FaultState::Reverted,
-            "permanent" => FaultState::Permanent,
-            "not_applied" => FaultState::NotApplied,
-            _ => FaultState::RevertFailed,
-        }
-    }
-
-    /// Whether the target may still be changed.
-    pub fn outstanding(self) -> bool {
-        matches!(
-            self,
-            FaultState::Intent | FaultState::Applied | FaultState::RevertFailed
-        )
+/// A stored state's name read back; an unknown name is the state that needs a person.
+fn parse_state(s: &str) -> FaultState {
+    match s {
+        "intent" => FaultState::Intent,
+        "applied" => FaultState::Applied,
+        "reverted" => FaultState::Reverted,
+        "permanent" => FaultState::Permanent,
+        "not_applied" => FaultState::NotApplied,
+        _ => FaultState::RevertFailed,
     }
 }
 
@@ -319,7 +286,7 @@ fn fault_row(r: &AnyRow) -> Result<FaultRow, sqlx::Error> {
         record: r.try_get("record")?,
         changes: serde_json::from_str(&changes).unwrap_or_default(),
         manual_restore: r.try_get("manual_restore")?,
-        state: FaultState::parse(&state),
+        state: parse_state(&state),
         attempts: r.try_get("attempts")?,
         error: r.try_get("error")?,
         intent_ms: r.try_get("intent_ms")?,

@@ -356,11 +356,11 @@ async fn report(
         Err(e) => return internal(e),
     };
     match s.store.report(&id, stored).await {
-        Ok(Some(text)) if format == "html" => match serde_json::from_str(&text) {
+        Ok(Some(text)) if format == "html" => match drill_report::parse(&text) {
             Ok(v) => {
                 let mut r = (
                     [(header::CONTENT_TYPE, kind)],
-                    drill_engine::report::html::render(&v),
+                    drill_report::html::render(&v),
                 )
                     .into_response();
                 // The page is drill's own and self-contained: nothing may load from elsewhere.
@@ -525,7 +525,7 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             .await;
         return match out {
             Ok(o) => axum::Json(
-                json!({"dry_run": true, "status": o.status.as_str(), "report": o.report}),
+                json!({"dry_run": true, "status": o.status.as_str(), "report": o.dry_run}),
             )
             .into_response(),
             Err(e) => internal(drill_engine::chain(&e)),

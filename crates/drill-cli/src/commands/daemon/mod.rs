@@ -434,10 +434,11 @@ pub fn halt(args: HaltArgs) -> Result<ExitCode> {
         return match super::remote::call(server, "POST", "/api/v1/halt", Some(body))? {
             Err(code) => Ok(exit::code(code)),
             Ok((200, v)) => {
+                use super::remote::{read, reply};
+                let h = read::<reply::Halted>(v, "POST /api/v1/halt")?.halt;
                 println!(
                     "halted by {}: {} (every daemon on the store aborts its runs within 1 s and fires nothing until `drill resume`)",
-                    v["halt"]["by"].as_str().unwrap_or("?"),
-                    v["halt"]["reason"].as_str().unwrap_or("?")
+                    h.by, h.reason
                 );
                 Ok(exit::code(exit::OK))
             }
@@ -463,12 +464,9 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
         return match super::remote::call(server, "POST", "/api/v1/resume", None)? {
             Err(code) => Ok(exit::code(code)),
             Ok((200, v)) => {
-                match v["resumed"].as_object() {
-                    Some(h) => println!(
-                        "resumed: the halt by {} ({}) is lifted",
-                        h["by"].as_str().unwrap_or("?"),
-                        h["reason"].as_str().unwrap_or("?")
-                    ),
+                use super::remote::{read, reply};
+                match read::<reply::Resumed>(v, "POST /api/v1/resume")?.resumed {
+                    Some(h) => println!("resumed: the halt by {} ({}) is lifted", h.by, h.reason),
                     None => println!("nothing to resume: no halt was in force"),
                 }
                 Ok(exit::code(exit::OK))

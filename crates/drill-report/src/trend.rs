@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::Value;
+
+use drill_spec::model::Phase;
+
+use crate::schema::Report;
 
 /// One drill of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -16,7 +19,7 @@ pub struct DrillPoint {
     /// them), else until its recovery phase ended.
     pub recovery_s: Option<f64>,
     /// p95 latency (ms) of its baseline, fault and recovery phases.
-    pub p95_ms: BTreeMap<String, f64>,
+    pub p95_ms: BTreeMap<Phase, f64>,
     /// Checks that did not pass.
     pub failed_checks: Vec<String>,
 }
@@ -33,54 +36,35 @@ pub struct Point {
     pub drills: BTreeMap<String, DrillPoint>,
 }
 
-/// A run's point, from its row's fields and its JSON report (`Null` when it has none).
-pub fn point(run: &str, started_ms: i64, status: &str, report: &Value) -> Point {
+/// A run's point, from its row's fields and its report (`None` when it has none).
+pub fn point(run: &str, started_ms: i64, status: &str, report: Option<&Report>) -> Point {
     let mut drills = BTreeMap::new();
-    for d in report["drills"].as_array().into_iter().flatten() {
-        let probes: Vec<f64> = d["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["recovery_s"].as_f64())
-            .collect();
-        let recovery_s = if probes.is_empty() {
-            match (d["reverted_s"].as_f64(), d["recovered_s"].as_f64()) {
-                (Some(a), Some(b)) => Some(((b - a) * 1000.0).round() / 1000.0),
-                _ => None,
-            }
-        } else {
-            probes.into_iter().reduce(f64::max)
-        };
-        let p95_ms = ["baseline", "fault", "recovery"]
-            .into_iter()
-            .filter_map(|p| Some((p.to_owned(), d["phases"][p]["p95_ms"].as_f64()?)))
-            .collect();
-        let failed_checks = d["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["passed"] != true)
-            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+    for d in report.iter().flat_map(|r| &r.drills) {
+        let p95_ms = d.phases.iter().map(|(p, x)| (*p, x.p95_ms)).collect();
+        let failed_checks = d
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.clone())
             .collect();
         drills.insert(
-            d["name"].as_str().unwrap_or("?").to_owned(),
+            d.name.clone(),
             DrillPoint {
-                status: d["status"].as_str().unwrap_or("?").to_owned(),
-                recovery_s,
+                status: d.status.as_str().to_owned(),
+                recovery_s: d.recovery_s(),
                 p95_ms,
                 failed_checks,
             },
         );
     }
+    let traffic = report.and_then(|r| r.traffic.as_ref());
     Point {
         run: run.to_owned(),
         started_ms,
         status: status.to_owned(),
-        verdict: report["verdict"]
-            .as_str()
-            .map_or_else(|| status.to_uppercase(), str::to_owned),
-        p95_ms: report["traffic"]["p95_ms"].as_f64(),
-        error_rate: report["traffic"]["error_rate"].as_f64(),
+        verdict: report.map_or_else(|| status.to_uppercase(), |r| r.status.verdict().to_owned()),
+        p95_ms: traffic.map(|t| t.p95_ms),
+        error_rate: traffic.map(|t| t.error_rate),
         drills,
     }
 }
@@ -120,9 +104,9 @@ pub fn table(points: &[Point]) -> String {
                         "  | {} {}/{}/{}{}",
                         d.recovery_s
                             .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}s")),
-                        ms(d.p95_ms.get("baseline").copied()),
-                        ms(d.p95_ms.get("fault").copied()),
-                        ms(d.p95_ms.get("recovery").copied()),
+                        ms(d.p95_ms.get(&Phase::Baseline).copied()),
+                        ms(d.p95_ms.get(&Phase::Fault).copied()),
+                        ms(d.p95_ms.get(&Phase::Recovery).copied()),
                         if d.failed_checks.is_empty() {
                             String::new()
                         } else {
@@ -144,13 +128,15 @@ mod tests {
 
     #[test]
     fn a_point_reads_recovery_and_phases() {
-        let r = json!({"verdict": "FAIL", "traffic": {"p95_ms": 80.0}, "drills": [{
-            "name": "queue-outage", "status": "completed", "reverted_s": 10.0, "recovered_s": 40.0,
-            "phases": {"baseline": {"p95_ms": 20.0}, "fault": {"p95_ms": 90.0}},
-            "checks": [{"name": "drains", "passed": false, "recovery_s": null},
-                       {"name": "backlog", "passed": true, "recovery_s": 12.5}]
-        }]});
-        let p = point("r1", 0, "failed", &r);
+        let r = crate::tests::report(
+            json!({"run": "r1", "status": "failed", "traffic": {"p95_ms": 80.0}, "drills": [{
+                "name": "queue-outage", "status": "completed", "reverted_s": 10.0, "recovered_s": 40.0,
+                "phases": {"baseline": {"p95_ms": 20.0}, "fault": {"p95_ms": 90.0}},
+                "checks": [{"name": "drains", "phase": "recovery", "passed": false, "recovery_s": null},
+                           {"name": "backlog", "phase": "recovery", "passed": true, "recovery_s": 12.5}]
+            }]}),
+        );
+        let p = point("r1", 0, "failed", Some(&r));
         let d = &p.drills["queue-outage"];
         assert_eq!(d.recovery_s, Some(12.5));
         assert_eq!(d.p95_ms.len(), 2);

@@ -12,10 +12,8 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
-// Escaping for text and attribute values: the JUnit report's XML escaping, which HTML reads
-// the same.
+use crate::fmt::{esc, pct};
+use crate::schema::{MarkKind, Report, Shards, Unit, Verdict};
 
 /// Colour of a fault window: also what a screenshot's pixels are counted by.
 pub const WINDOW_FILL: &str = "#fbd3d3";
@@ -27,18 +25,8 @@ const RIGHT: f64 = 24.0;
 const PANELS: [(f64, f64); 3] = [(64.0, 150.0), (254.0, 200.0), (494.0, 120.0)];
 const H: f64 = 664.0;
 
-fn nums(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect())
-        .unwrap_or_default()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+fn nums(v: &[u64]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
 }
 
 /// A round step for about `n` ticks up to `max`: 1, 2 or 5 times a power of ten.
@@ -73,28 +61,28 @@ fn fmt_ms(v: f64) -> String {
 }
 
 /// The page.
-pub fn render(r: &Value) -> String {
+pub fn render(r: &Report) -> String {
     let mut h = String::new();
-    let verdict = text(&r["verdict"]);
-    let run = text(&r["run"]);
+    let verdict = r.status.verdict();
+    let run = &r.run;
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>drill run {} — {}</title>\n<style>{CSS}</style></head>\n<body>\n",
-        esc(&run),
-        esc(&verdict)
+        esc(run),
+        esc(verdict)
     );
-    let class = match r["status"].as_str() {
-        Some("passed") => "pass",
-        Some("failed") => "fail",
-        _ => "abort",
+    let class = match r.status {
+        crate::Status::Passed => "pass",
+        crate::Status::Failed => "fail",
+        crate::Status::Aborted | crate::Status::RevertFailed | crate::Status::DryRun => "abort",
     };
     let _ = writeln!(
         h,
         "<header><h1>drill run <code>{}</code> <span class=\"verdict {class}\" id=\"verdict\">{}</span></h1>",
-        esc(&run),
-        esc(&verdict)
+        esc(run),
+        esc(verdict)
     );
-    if let Some(c) = r["cause"].as_str() {
+    if let Some(c) = &r.cause {
         let _ = writeln!(h, "<p class=\"cause\" id=\"cause\">{}</p>", esc(c));
     } else if class == "pass" {
         let _ = writeln!(
@@ -105,35 +93,36 @@ pub fn render(r: &Value) -> String {
     let _ = writeln!(
         h,
         "<p class=\"meta\">Playbook <b>{}</b> ({}) · started {} · finished {}{}</p></header>",
-        esc(&text(&r["playbook"])),
-        esc(&text(&r["file"])),
-        esc(&text(&r["started_at"])),
-        esc(&text(&r["finished_at"])),
-        r["time_scale"]
-            .as_f64()
+        esc(&r.playbook),
+        esc(&r.file),
+        esc(&r.started_at),
+        esc(&r.finished_at),
+        Some(r.time_scale)
             .filter(|s| (s - 1.0).abs() > f64::EPSILON)
             .map(|s| format!(" · time scale {s}"))
             .unwrap_or_default()
     );
-    if let Some(t) = r["traffic"].as_object() {
+    if let Some(t) = &r.traffic {
         let _ = writeln!(
             h,
             "<p class=\"meta\">{} requests ({} expected), {} failed ({}), {} dropped · p50 {} · p95 {} · p99 {} · max {}</p>",
-            text(&t["requests"]),
-            text(&t["expected"]),
-            text(&t["failed"]),
-            drill_load::summary::pct(t["error_rate"].as_f64().unwrap_or(0.0)),
-            text(&t["dropped"]),
-            fmt_ms(t["p50_ms"].as_f64().unwrap_or(0.0)),
-            fmt_ms(t["p95_ms"].as_f64().unwrap_or(0.0)),
-            fmt_ms(t["p99_ms"].as_f64().unwrap_or(0.0)),
-            fmt_ms(t["max_ms"].as_f64().unwrap_or(0.0)),
+            t.requests,
+            t.expected.map(|e| e.to_string()).unwrap_or_default(),
+            t.failed,
+            pct(t.error_rate),
+            t.dropped,
+            fmt_ms(t.p50_ms),
+            fmt_ms(t.p95_ms),
+            fmt_ms(t.p99_ms),
+            fmt_ms(t.max_ms),
         );
-        shards(&mut h, &t["shards"]);
+        if let Some(sh) = &t.shards {
+            shards(&mut h, sh);
+        }
     }
-    if r["timeline"].is_object() {
+    if let Some(tl) = &r.timeline {
         h.push_str("<section id=\"timeline\">\n");
-        chart(&mut h, r);
+        chart(&mut h, r, tl);
         h.push_str("</section>\n");
     }
     checks(&mut h, r);
@@ -147,30 +136,26 @@ pub fn render(r: &Value) -> String {
 
 /// Each shard's part of a distributed run: a shard that dropped arrivals or stopped early
 /// stands out beside the merged figures.
-fn shards(h: &mut String, sh: &Value) {
-    let Some(each) = sh["each"].as_array() else {
-        return;
-    };
-    let n = text(&sh["count"]);
+fn shards(h: &mut String, sh: &Shards) {
+    let n = sh.count;
     let _ = writeln!(
         h,
         "<p class=\"meta\">{n} shards ({}), one schedule, judged on their merged measurements</p>\n<table><tr><th>shard</th><th>scheduled</th><th>sent</th><th>dropped</th><th>failed</th><th>last report</th><th>stopped early</th></tr>",
-        esc(&text(&sh["run_on"]))
+        esc(&sh.run_on)
     );
-    for p in each {
-        let finished = p["finished"].as_bool().unwrap_or(false);
-        let dropped = p["dropped"].as_u64().unwrap_or(0);
+    for p in &sh.each {
+        let (finished, dropped) = (p.finished, p.dropped);
         let _ = writeln!(
             h,
             "<tr><td>{}/{n}</td><td>{}</td><td>{}</td><td{}>{dropped}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>",
-            text(&p["shard"]),
-            text(&p["scheduled"]),
-            text(&p["sent"]),
+            p.shard,
+            p.scheduled,
+            p.sent,
             if dropped > 0 { " class=\"fail\"" } else { "" },
-            text(&p["failed"]),
+            p.failed,
             if finished { "" } else { " class=\"fail\"" },
             if finished { "yes" } else { "missing" },
-            esc(p["stopped"].as_str().unwrap_or("")),
+            esc(p.stopped.as_deref().unwrap_or("")),
         );
     }
     h.push_str("</table>\n");
@@ -243,44 +228,33 @@ fn panel(
     top_v
 }
 
-fn chart(h: &mut String, r: &Value) {
-    let tl = &r["timeline"];
-    let t = nums(&tl["t"]);
-    let total = tl["duration_s"]
-        .as_f64()
+fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
+    let t = nums(&tl.t);
+    let total = tl
+        .duration_s
         .or_else(|| t.last().map(|x| x + 1.0))
         .unwrap_or(1.0)
         .max(1.0);
-    let target = nums(&tl["target"]);
+    let target = &tl.target;
     // Arrivals sent, comparable with the target (cursor follow-ups are extra requests).
-    let requests = nums(&tl["arrivals"]);
-    let failed = nums(&tl["failed"]);
-    let dropped = nums(&tl["dropped"]);
-    let (p50, p95, p99) = (
-        nums(&tl["p50_ms"]),
-        nums(&tl["p95_ms"]),
-        nums(&tl["p99_ms"]),
-    );
-    let limits: Vec<(String, f64, String)> = r["slo"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|th| th["scope"] == "overall")
-                .map(|th| {
-                    (
-                        th["stat"]
-                            .as_str()
-                            .unwrap_or("")
-                            .replace("p(", "p")
-                            .replace(')', ""),
-                        th["limit"].as_f64().unwrap_or(0.0),
-                        th["unit"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
+    let requests = nums(&tl.arrivals);
+    let failed = nums(&tl.failed);
+    let dropped = nums(&tl.dropped);
+    let (p50, p95, p99) = (&tl.p50_ms, &tl.p95_ms, &tl.p99_ms);
+    let limits: Vec<(String, f64, Unit)> = r
+        .slo
+        .iter()
+        .flatten()
+        .filter(|th| th.scope == "overall")
+        .map(|th| {
+            (
+                th.stat.replace("p(", "p").replace(')', ""),
+                th.limit,
+                th.unit,
+            )
         })
-        .unwrap_or_default();
-    let error_limit = limits.iter().find(|l| l.2 == "ratio").map(|l| l.1);
+        .collect();
+    let error_limit = limits.iter().find(|l| l.2 == Unit::Ratio).map(|l| l.1);
 
     let _ = writeln!(
         h,
@@ -288,16 +262,16 @@ fn chart(h: &mut String, r: &Value) {
     );
     let (top, bottom) = (PANELS[0].0, PANELS[2].0 + PANELS[2].1);
     // Fault windows first, under everything.
-    for w in tl["windows"].as_array().into_iter().flatten() {
-        let from = w["from_s"].as_f64().unwrap_or(0.0);
-        let to = w["to_s"].as_f64().unwrap_or(total);
+    for w in &tl.windows {
+        let from = w.from_s;
+        let to = w.to_s.unwrap_or(total);
         let (x0, x1) = (x_of(from, total), x_of(to, total));
-        let label = format!("{}/{}", text(&w["drill"]), text(&w["fault"]));
+        let label = format!("{}/{}", w.drill, w.fault);
         let _ = writeln!(
             h,
             "<rect class=\"fault-window\" data-drill=\"{}\" data-fault=\"{}\" data-from=\"{from}\" data-to=\"{to}\" x=\"{x0:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{}\" fill=\"{WINDOW_FILL}\"><title>{} applied {}–{}</title></rect><text x=\"{:.1}\" y=\"{}\" fill=\"#a33\">{}</text>",
-            esc(&text(&w["drill"])),
-            esc(&text(&w["fault"])),
+            esc(&w.drill),
+            esc(&w.fault),
             (x1 - x0).max(1.0),
             bottom - top,
             esc(&label),
@@ -326,7 +300,7 @@ fn chart(h: &mut String, r: &Value) {
         max_rate,
         &|v| format!("{v:.0}/s"),
     );
-    polyline(h, "target", "#6b7280", true, &pts(&target, top0, h0, m0));
+    polyline(h, "target", "#6b7280", true, &pts(target, top0, h0, m0));
     polyline(
         h,
         "achieved",
@@ -336,10 +310,10 @@ fn chart(h: &mut String, r: &Value) {
     );
 
     // Latency.
-    let lat_limits: Vec<&(String, f64, String)> = limits.iter().filter(|l| l.2 == "ms").collect();
+    let lat_limits: Vec<&(String, f64, Unit)> = limits.iter().filter(|l| l.2 == Unit::Ms).collect();
     let max_lat = p99
         .iter()
-        .chain(&p95)
+        .chain(p95)
         .copied()
         .chain(lat_limits.iter().map(|l| l.1 * 1.05))
         .fold(1.0, f64::max);
@@ -364,9 +338,9 @@ fn chart(h: &mut String, r: &Value) {
             fmt_ms(*limit)
         );
     }
-    polyline(h, "p50", "#2e7d32", false, &pts(&p50, top1, h1, m1));
-    polyline(h, "p95", "#ef6c00", false, &pts(&p95, top1, h1, m1));
-    polyline(h, "p99", "#ad1457", false, &pts(&p99, top1, h1, m1));
+    polyline(h, "p50", "#2e7d32", false, &pts(p50, top1, h1, m1));
+    polyline(h, "p95", "#ef6c00", false, &pts(p95, top1, h1, m1));
+    polyline(h, "p99", "#ad1457", false, &pts(p99, top1, h1, m1));
 
     // Errors.
     let budget: Vec<f64> = error_limit
@@ -403,7 +377,7 @@ fn chart(h: &mut String, r: &Value) {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#c62828\">SLO error rate &lt; {} of the target rate</text></g>",
             W - RIGHT - 4.0,
             top2 - 8.0,
-            esc(&drill_load::summary::pct(l))
+            esc(&pct(l))
         );
     }
     polyline(h, "errors", "#c62828", false, &pts(&failed, top2, h2, m2));
@@ -411,24 +385,18 @@ fn chart(h: &mut String, r: &Value) {
 
     // Marks over everything, in time order; labels alternate between two rows so that close
     // marks stay readable, and those near the right edge end at their line.
-    let mut marks: Vec<&Value> = r["timeline"]["marks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
-    marks.sort_by(|a, b| {
-        let at = |m: &Value| m["at_s"].as_f64().unwrap_or(0.0);
-        at(a).total_cmp(&at(b))
-    });
+    let mut marks: Vec<&crate::schema::Mark> = tl.marks.iter().collect();
+    marks.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for (i, m) in marks.into_iter().enumerate() {
         let ly = top - 38.0 + 13.0 * (i % 2) as f64;
-        let at = m["at_s"].as_f64().unwrap_or(0.0);
+        let at = m.at_s;
         let x = x_of(at, total);
-        let (colour, kind) = match m["kind"].as_str() {
-            Some("guard") => ("#8e24aa", "guard"),
-            _ => ("#2e7d32", "recovered"),
+        let colour = match m.kind {
+            MarkKind::Guard => "#8e24aa",
+            MarkKind::Recovered => "#2e7d32",
         };
-        let label = format!("{} at {}", text(&m["label"]), fmt_t(at));
+        let kind = m.kind.as_str();
+        let label = format!("{} at {}", m.label, fmt_t(at));
         let (tx, anchor) = if x + 7.0 * label.len() as f64 > W - RIGHT {
             (x - 3.0, "end")
         } else {
@@ -479,40 +447,37 @@ fn chart(h: &mut String, r: &Value) {
     h.push_str("</svg>\n");
 }
 
-fn checks(h: &mut String, r: &Value) {
-    let drills = r["drills"].as_array().cloned().unwrap_or_default();
+fn checks(h: &mut String, r: &Report) {
+    let drills = &r.drills;
     if drills.is_empty() {
         return;
     }
     h.push_str("<section id=\"checks\"><h2>Drills and their checks</h2>\n");
-    for d in &drills {
+    for d in drills {
         let _ = writeln!(
             h,
             "<h3 class=\"drill\" data-drill=\"{0}\">{0} <small>({1})</small></h3>",
-            esc(&text(&d["name"])),
-            esc(&text(&d["status"]).replace('_', " "))
+            esc(&d.name),
+            esc(&d.status.as_str().replace('_', " "))
         );
-        if let Some(s) = d["skipped"].as_str() {
+        if let Some(s) = &d.skipped {
             let _ = writeln!(h, "<p>Skipped: {}</p>", esc(s));
         }
-        let checks = d["checks"].as_array().cloned().unwrap_or_default();
+        let checks = &d.checks;
         if checks.is_empty() {
             continue;
         }
         h.push_str("<table class=\"checks\"><tr><th>check</th><th>phase</th><th>measured</th><th>limit</th><th>verdict</th></tr>\n");
-        for c in &checks {
-            let v =
-                c["verdict"]
-                    .as_str()
-                    .unwrap_or(if c["passed"] == true { "pass" } else { "fail" });
+        for c in checks {
+            let v: &str = Verdict::as_str(c.verdict);
             let _ = writeln!(
                 h,
                 "<tr class=\"check\" data-verdict=\"{v}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{v}\">{}</td></tr>",
-                esc(&text(&c["name"])),
-                esc(&text(&c["phase"])),
-                esc(&text(&c["measured"])),
-                esc(&text(&c["limit"])),
-                v.to_uppercase()
+                esc(&c.name),
+                esc(&c.phase.to_string()),
+                esc(&c.measured),
+                esc(&c.limit),
+                c.verdict.word()
             );
         }
         h.push_str("</table>\n");
@@ -520,32 +485,21 @@ fn checks(h: &mut String, r: &Value) {
     h.push_str("</section>\n");
 }
 
-fn slo(h: &mut String, r: &Value) {
-    let Some(ts) = r["slo"].as_array().filter(|a| !a.is_empty()) else {
+fn slo(h: &mut String, r: &Report) {
+    let Some(ts) = r.slo.as_ref().filter(|a| !a.is_empty()) else {
         return;
     };
     h.push_str("<section id=\"slo\"><h2>Run-wide SLO</h2><table><tr><th>metric</th><th>measured</th><th>limit</th><th>verdict</th></tr>\n");
     for t in ts {
-        let ratio = t["unit"] == "ratio";
-        let show = |v: f64| {
-            if ratio {
-                drill_load::summary::pct(v)
-            } else {
-                drill_load::summary::millis(v)
-            }
-        };
-        let ok = t["ok"] == true;
+        let ratio = t.unit == Unit::Ratio;
+        let ok = t.ok;
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=\"{}\">{}</td></tr>",
-            esc(&if ratio {
-                "error_rate".to_owned()
-            } else {
-                text(&t["stat"]).replace("p(", "p").replace(')', "")
-            }),
-            show(t["measured"].as_f64().unwrap_or(0.0)),
+            esc(&t.what()),
+            t.show(t.measured),
             if ratio { "&lt;" } else { "≤" },
-            show(t["limit"].as_f64().unwrap_or(0.0)),
+            t.show(t.limit),
             if ok { "pass" } else { "fail" },
             if ok { "PASS" } else { "FAIL" }
         );
@@ -553,50 +507,53 @@ fn slo(h: &mut String, r: &Value) {
     h.push_str("</table></section>\n");
 }
 
-fn guards(h: &mut String, r: &Value) {
-    let Some(gs) = r["guards_tripped"].as_array().filter(|a| !a.is_empty()) else {
+fn guards(h: &mut String, r: &Report) {
+    let gs = &r.guards_tripped;
+    if gs.is_empty() {
         return;
-    };
+    }
     h.push_str("<section id=\"guards\"><h2>Guards tripped</h2><ul>\n");
     for g in gs {
         let _ = writeln!(
             h,
             "<li><b>{}</b> at {}: {} ({})</li>",
-            esc(&text(&g["name"])),
-            fmt_t(g["at_s"].as_f64().unwrap_or(0.0)),
-            esc(&text(&g["condition"])),
-            esc(&text(&g["measured"]))
+            esc(&g.name),
+            fmt_t(g.at_s),
+            esc(&g.condition),
+            esc(&g.measured)
         );
     }
     h.push_str("</ul></section>\n");
 }
 
-fn faults(h: &mut String, r: &Value) {
-    let Some(fs) = r["faults"].as_array().filter(|a| !a.is_empty()) else {
+fn faults(h: &mut String, r: &Report) {
+    let fs = &r.faults;
+    if fs.is_empty() {
         return;
-    };
+    }
     h.push_str("<section id=\"faults\"><h2>Faults (from the ledger)</h2><table><tr><th>drill</th><th>fault</th><th>backend</th><th>state</th><th>applied</th><th>reverted</th><th>applied for</th></tr>\n");
     for f in fs {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&text(&f["drill"])),
-            esc(&text(&f["fault"])),
-            esc(&text(&f["backend"])),
-            esc(&text(&f["state"])),
-            esc(&text(&f["applied_at"])),
-            esc(&text(&f["reverted_at"])),
-            f["applied_for_s"]
-                .as_f64()
+            esc(&f.drill),
+            esc(&f.fault),
+            esc(&f.backend),
+            esc(f.state.as_str()),
+            esc(f.applied_at.as_deref().unwrap_or("")),
+            esc(f.reverted_at.as_deref().unwrap_or("")),
+            f.applied_for_s
                 .map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"))
         );
     }
     h.push_str("</table></section>\n");
 }
 
-fn failures(h: &mut String, r: &Value) {
-    let Some(fs) = r["traffic"]["failure_samples"]
-        .as_array()
+fn failures(h: &mut String, r: &Report) {
+    let Some(fs) = r
+        .traffic
+        .as_ref()
+        .map(|t| &t.failure_samples)
         .filter(|a| !a.is_empty())
     else {
         return;
@@ -606,32 +563,15 @@ fn failures(h: &mut String, r: &Value) {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            format_args!("{:.3} s", f["at_s"].as_f64().unwrap_or(0.0)),
-            esc(&text(&f["request"])),
-            esc(&text(&f["class"])),
-            esc(&text(&f["status"])),
-            fmt_ms(f["latency_ms"].as_f64().unwrap_or(0.0)),
-            esc(&text(&f["request_id"]))
+            format_args!("{:.3} s", f.at_s),
+            esc(&f.request),
+            esc(&f.class),
+            f.status.map(|s| s.to_string()).unwrap_or_default(),
+            fmt_ms(f.latency_ms),
+            esc(f.request_id.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</table></section>\n");
-}
-
-/// XML and HTML text escaping (the JUnit and the HTML reports).
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 #[cfg(test)]
@@ -649,9 +589,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        let page = render(&serde_json::json!({
+        let page = render(&crate::tests::report(serde_json::json!({
             "run": "<script>", "verdict": "FAIL", "status": "failed", "cause": "a & b"
-        }));
+        })));
         assert!(page.contains("&lt;script&gt;"));
         assert!(page.contains("a &amp; b"));
         assert!(!page.contains("<script>"));

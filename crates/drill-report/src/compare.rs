@@ -11,7 +11,10 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use serde_json::Value;
+
+use drill_spec::model::Phase;
+
+use crate::schema::{PhaseStats, Report, Traffic, Unit};
 
 /// How much worse a metric may be: 10%.
 pub const REGRESSION: f64 = 0.10;
@@ -30,16 +33,16 @@ pub struct Row {
     pub base: Option<f64>,
     pub new: Option<f64>,
     /// `ms` or `ratio`.
-    pub unit: &'static str,
+    pub unit: Unit,
     pub regressed: bool,
 }
 
 impl Row {
     fn show(&self, v: Option<f64>) -> String {
-        match v {
-            None => "—".into(),
-            Some(v) if self.unit == "ratio" => drill_load::summary::pct(v),
-            Some(v) => format!("{v:.1}ms"),
+        match (v, self.unit) {
+            (None, _) => "—".into(),
+            (Some(v), Unit::Ratio) => crate::fmt::pct(v),
+            (Some(v), Unit::Ms) => format!("{v:.1}ms"),
         }
     }
 
@@ -55,10 +58,9 @@ impl Row {
         } else {
             "±0%".into()
         };
-        if self.unit == "ratio" {
-            format!("{rel} ({:+.2} pp)", (n - b) * 100.0)
-        } else {
-            format!("{rel} ({:+.1}ms)", n - b)
+        match self.unit {
+            Unit::Ratio => format!("{rel} ({:+.2} pp)", (n - b) * 100.0),
+            Unit::Ms => format!("{rel} ({:+.1}ms)", n - b),
         }
     }
 }
@@ -150,93 +152,172 @@ impl Comparison {
     }
 }
 
-/// The report keys of the SLO metrics the new run names.
-fn metrics(new: &Value) -> Vec<(&'static str, &'static str, &'static str)> {
-    const ALL: [(&str, &str, &str, &str); 6] = [
-        ("med", "p50", "p50_ms", "ms"),
-        ("p(90)", "p90", "p90_ms", "ms"),
-        ("p(95)", "p95", "p95_ms", "ms"),
-        ("p(99)", "p99", "p99_ms", "ms"),
-        ("max", "max", "max_ms", "ms"),
-        ("rate", "error_rate", "error_rate", "ratio"),
+/// A metric the gate compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    P50,
+    P90,
+    P95,
+    P99,
+    Max,
+    ErrorRate,
+}
+
+impl Metric {
+    const ALL: [Metric; 6] = [
+        Metric::P50,
+        Metric::P90,
+        Metric::P95,
+        Metric::P99,
+        Metric::Max,
+        Metric::ErrorRate,
     ];
-    let named: Vec<&str> = new["slo"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|t| t["scope"] == "overall")
-                .filter_map(|t| t["stat"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
-    let picked: Vec<_> = ALL
+
+    /// k6's spelling of the statistic, as the report's SLO thresholds name it.
+    fn stat(self) -> &'static str {
+        match self {
+            Metric::P50 => "med",
+            Metric::P90 => "p(90)",
+            Metric::P95 => "p(95)",
+            Metric::P99 => "p(99)",
+            Metric::Max => "max",
+            Metric::ErrorRate => "rate",
+        }
+    }
+
+    /// As playbooks name it.
+    fn name(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P90 => "p90",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+            Metric::Max => "max",
+            Metric::ErrorRate => "error_rate",
+        }
+    }
+
+    fn unit(self) -> Unit {
+        match self {
+            Metric::ErrorRate => Unit::Ratio,
+            Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::Max => Unit::Ms,
+        }
+    }
+
+    fn of(self, f: &Figures) -> f64 {
+        match self {
+            Metric::P50 => f.p50_ms,
+            Metric::P90 => f.p90_ms,
+            Metric::P95 => f.p95_ms,
+            Metric::P99 => f.p99_ms,
+            Metric::Max => f.max_ms,
+            Metric::ErrorRate => f.error_rate,
+        }
+    }
+}
+
+/// The figures of one scope: the whole traffic, or one phase of a drill.
+struct Figures {
+    p50_ms: f64,
+    p90_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    error_rate: f64,
+}
+
+impl From<&Traffic> for Figures {
+    fn from(t: &Traffic) -> Self {
+        Figures {
+            p50_ms: t.p50_ms,
+            p90_ms: t.p90_ms,
+            p95_ms: t.p95_ms,
+            p99_ms: t.p99_ms,
+            max_ms: t.max_ms,
+            error_rate: t.error_rate,
+        }
+    }
+}
+
+impl From<&PhaseStats> for Figures {
+    fn from(t: &PhaseStats) -> Self {
+        Figures {
+            p50_ms: t.p50_ms,
+            p90_ms: t.p90_ms,
+            p95_ms: t.p95_ms,
+            p99_ms: t.p99_ms,
+            max_ms: t.max_ms,
+            error_rate: t.error_rate,
+        }
+    }
+}
+
+/// The SLO metrics the new run names, or `p95` and `error_rate` when it names none.
+fn metrics(new: &Report) -> Vec<Metric> {
+    let named: Vec<&str> = new
+        .slo
         .iter()
-        .filter(|(stat, ..)| named.contains(stat))
-        .map(|(_, name, key, unit)| (*name, *key, *unit))
+        .flatten()
+        .filter(|t| t.scope == "overall")
+        .map(|t| t.stat.as_str())
+        .collect();
+    let picked: Vec<Metric> = Metric::ALL
+        .into_iter()
+        .filter(|m| named.contains(&m.stat()))
         .collect();
     if picked.is_empty() {
-        vec![
-            ("p95", "p95_ms", "ms"),
-            ("error_rate", "error_rate", "ratio"),
-        ]
+        vec![Metric::P95, Metric::ErrorRate]
     } else {
         picked
     }
 }
 
-fn regressed(unit: &str, base: f64, new: f64) -> bool {
-    let floor = if unit == "ratio" {
-        ERROR_FLOOR
-    } else {
-        LATENCY_FLOOR_MS
+fn regressed(unit: Unit, base: f64, new: f64) -> bool {
+    let floor = match unit {
+        Unit::Ratio => ERROR_FLOOR,
+        Unit::Ms => LATENCY_FLOOR_MS,
     };
     new > base * (1.0 + REGRESSION) && new - base > floor
 }
 
-/// Compares run `new` with run `base` (their JSON reports).
-pub fn compare(base: &Value, new: &Value) -> Comparison {
+/// Compares run `new` with run `base`.
+pub fn compare(base: &Report, new: &Report) -> Comparison {
     let ms = metrics(new);
-    let mut scopes: Vec<(String, &Value, &Value)> =
-        vec![("overall".into(), &base["traffic"], &new["traffic"])];
-    let find = |r: &'_ Value, name: &Value| -> Option<Value> {
-        r["drills"]
-            .as_array()
-            .and_then(|ds| ds.iter().find(|d| d["name"] == *name).cloned())
-    };
-    let mut held: Vec<(String, Value, Value)> = Vec::new();
-    for d in new["drills"].as_array().into_iter().flatten() {
-        let b = find(base, &d["name"]).unwrap_or(Value::Null);
-        for p in ["baseline", "fault", "recovery"] {
-            held.push((
-                format!("{}/{p}", d["name"].as_str().unwrap_or("?")),
-                b["phases"][p].clone(),
-                d["phases"][p].clone(),
+    let mut scopes: Vec<(String, Option<Figures>, Option<Figures>)> = vec![(
+        "overall".into(),
+        base.traffic.as_ref().map(Figures::from),
+        new.traffic.as_ref().map(Figures::from),
+    )];
+    for d in &new.drills {
+        let b = base.drills.iter().find(|x| x.name == d.name);
+        for p in [Phase::Baseline, Phase::Fault, Phase::Recovery] {
+            scopes.push((
+                format!("{}/{p}", d.name),
+                b.and_then(|b| b.phases.get(&p)).map(Figures::from),
+                d.phases.get(&p).map(Figures::from),
             ));
         }
     }
-    for (s, b, n) in &held {
-        scopes.push((s.clone(), b, n));
-    }
     let mut rows = Vec::new();
     for (scope, b, n) in scopes {
-        if b.is_null() && n.is_null() {
+        if b.is_none() && n.is_none() {
             continue;
         }
-        for (name, key, unit) in &ms {
-            let (bv, nv) = (b[*key].as_f64(), n[*key].as_f64());
+        for m in &ms {
+            let (bv, nv) = (b.as_ref().map(|f| m.of(f)), n.as_ref().map(|f| m.of(f)));
             rows.push(Row {
                 scope: scope.clone(),
-                metric: (*name).to_owned(),
+                metric: m.name().to_owned(),
                 base: bv,
                 new: nv,
-                unit,
-                regressed: matches!((bv, nv), (Some(b), Some(n)) if regressed(unit, b, n)),
+                unit: m.unit(),
+                regressed: matches!((bv, nv), (Some(b), Some(n)) if regressed(m.unit(), b, n)),
             });
         }
     }
     Comparison {
-        base_run: base["run"].as_str().unwrap_or("?").to_owned(),
-        new_run: new["run"].as_str().unwrap_or("?").to_owned(),
+        base_run: base.run.clone(),
+        new_run: new.run.clone(),
         rows,
     }
 }
@@ -246,9 +327,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn report(run: &str, p95: f64, err: f64) -> Value {
-        json!({
-            "run": run,
+    fn report(run: &str, p95: f64, err: f64) -> Report {
+        crate::tests::report(json!({
+            "run": run, "status": "passed",
             "slo": [
                 {"scope": "overall", "stat": "p(95)", "unit": "ms"},
                 {"scope": "overall", "stat": "rate", "unit": "ratio"}
@@ -258,8 +339,8 @@ mod tests {
                 "baseline": {"p95_ms": p95, "error_rate": err},
                 "fault": {"p95_ms": p95 * 2.0, "error_rate": err},
                 "recovery": {"p95_ms": p95, "error_rate": err}
-            }}]
-        })
+            }, "status": "completed"}]
+        }))
     }
 
     #[test]
