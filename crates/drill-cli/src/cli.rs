@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    apply, daemon, demo, load, plan, recover, report, revert, runs, schema, validate,
+    apply, daemon, demo, load, plan, recover, report, revert, runs, schema, token, validate,
 };
 use crate::exit;
 
@@ -64,7 +64,7 @@ enum Command {
     /// Lift a halt: the daemons fire their schedules again.
     Resume(daemon::ResumeArgs),
     /// Manage the daemon's API tokens.
-    Token(daemon::tokens::TokenArgs),
+    Token(token::TokenArgs),
 }
 
 /// Parses arguments and runs the command.
@@ -95,6 +95,6 @@ pub fn run() -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(*args),
         Command::Halt(args) => daemon::halt(args),
         Command::Resume(args) => daemon::resume(args),
-        Command::Token(args) => daemon::tokens::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 mod cli;
 mod commands;
 mod exit;
-mod files;
 mod render;
 mod support;
 mod verdict;

@@ -413,7 +413,7 @@ fn command(e: &Exec) -> String {
         program,
         e.dir.as_deref(),
         e.env.get("PATH").map(String::as_str),
-        &crate::support::HOST,
+        &drill_engine::files::HOST,
     ) {
         Ok(r) => format!("exec {} {args}", r.path).trim_end().to_owned(),
         Err(why) => format!("exec {program} {args} (not runnable here: {why})"),

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use drill_engine::{Log, Store};
-use drill_spec::policy::{Origin, Policy, Scope};
+use drill_spec::Outcome;
+use drill_spec::policy::Policy;
 use drill_spec::units::Dur;
-use drill_spec::{Loader, Outcome};
-
-use crate::files;
 
 /// Where the run history is kept.
 #[derive(Debug, Clone, clap::Args)]
@@ -112,36 +110,22 @@ pub fn parse_scale(s: &str) -> Result<f64, String> {
     Ok(f)
 }
 
-pub fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 pub fn load(paths: &[PathBuf], drills: &[PathBuf]) -> Result<(Outcome, usize)> {
     load_scoped(paths, drills, None)
 }
 
-/// How programs are found on this machine, for a policy's exec rules.
-pub static HOST: drill_faults::exec::Real = drill_faults::exec::Real;
-
-/// Loads playbooks, validated against a policy when one is in force.
+/// Loads playbooks, validated against a policy when one is in force; each named file that
+/// cannot be read is printed as `PATH: error: …` and counted.
 pub fn load_scoped(
     paths: &[PathBuf],
     drills: &[PathBuf],
     policy: Option<&Policy>,
 ) -> Result<(Outcome, usize)> {
-    let explicit = files::expand(paths)?;
-    let library = files::library_dirs(&explicit, drills);
-    let env = env_var;
-    let mut loader = Loader::new(&env);
-    if let Some(policy) = policy {
-        loader = loader.with_scope(Scope {
-            policy,
-            origin: Origin::Loaded,
-            host: Some(&HOST),
-        });
+    let (outcome, unreadable) = drill_engine::files::load_scoped(paths, drills, policy)?;
+    for u in &unreadable {
+        eprintln!("{u}");
     }
-    let unreadable = files::load(&mut loader, &explicit, &library)?;
-    Ok((loader.finish(), unreadable))
+    Ok((outcome, unreadable.len()))
 }
 
 /// `--policy FILE`: the operator's policy (`kind: Policy`, see docs/SECURITY.md).
@@ -166,7 +150,7 @@ impl PolicyArg {
 /// Reads and validates a policy file; prints every error, located, when it is not valid.
 pub fn read_policy(path: &std::path::Path) -> std::result::Result<Policy, ()> {
     let name = path.display().to_string();
-    let text = match files::read(path) {
+    let text = match drill_engine::files::read(path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{name}: error: {e:#}");

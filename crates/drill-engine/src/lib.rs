@@ -40,6 +40,7 @@ pub mod checks;
 mod context;
 mod drill;
 pub mod error;
+pub mod files;
 pub mod fires;
 mod guards;
 mod handle;

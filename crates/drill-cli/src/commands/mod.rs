@@ -12,4 +12,5 @@ pub mod report;
 pub mod revert;
 pub mod runs;
 pub mod schema;
+pub mod token;
 pub mod validate;

@@ -188,7 +188,7 @@ pub fn apply(server: &str, args: &Remote<'_>) -> Result<ExitCode> {
             return Ok(exit::code(exit::INVALID));
         }
     };
-    let text = crate::files::read(args.playbook)
+    let text = drill_engine::files::read(args.playbook)
         .with_context(|| format!("cannot read {}", args.playbook.display()))?;
     // The daemon reads no environment for a posted playbook: the values of its `${NAME}`s
     // are this caller's, sent as the run's params.

@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::posted::{Refused, posted};
-use super::runs::launch;
-use super::state::{Shared, dir_of};
-use super::tokens::Role;
+use crate::posted::{Refused, posted};
+use crate::runs::launch;
+use crate::state::{Shared, dir_of};
+use crate::tokens::Role;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -46,7 +46,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/resume", post(resume))
         .route(
             "/openapi.json",
-            get(|| async { axum::Json(super::openapi::openapi()) }),
+            get(|| async { axum::Json(crate::openapi::openapi()) }),
         )
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see docs/api.md") });
@@ -542,7 +542,7 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         )
     );
     let (id, task) = launch(s.clone(), file, vp, opts, None).await;
-    tokio::spawn(task);
+    s.tracker.spawn(task);
     let r = match &id {
         Some(id) => (StatusCode::ACCEPTED, axum::Json(json!({"run": id}))).into_response(),
         None => internal("the run ended before it was recorded; see the daemon's log"),

@@ -3,16 +3,13 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::exit;
-
 /// What a token may do: `viewer` reads, `operator` also triggers and aborts runs, `admin`
 /// also halts and resumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Viewer,
     Operator,
@@ -28,7 +25,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    pub fn parse(s: &str) -> Option<Role> {
         match s {
             "viewer" => Some(Role::Viewer),
             "operator" => Some(Role::Operator),
@@ -60,7 +57,7 @@ fn sha256_hex(token: &str) -> String {
 impl Tokens {
     /// Reads a token file; a line that is not `ROLE SUBJECT SHA256` is an error naming it.
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text = crate::files::read(path)
+        let text = drill_engine::files::read(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         let mut by_hash = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -205,47 +202,13 @@ impl Live {
     }
 }
 
-#[derive(Debug, clap::Args)]
-pub struct TokenArgs {
-    #[command(subcommand)]
-    pub command: TokenCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum TokenCommand {
-    /// Create a random token: its hash is appended to FILE, the token printed once on
-    /// standard output (it is not kept anywhere).
-    Add {
-        /// The token file the daemon reads (`--tokens`); created when missing (mode 0600).
-        #[arg(long, value_name = "FILE")]
-        tokens: PathBuf,
-        /// What the token may do.
-        #[arg(long, value_enum)]
-        role: Role,
-        /// Who holds it (shown in the daemon's log and audit).
-        #[arg(long, value_name = "NAME")]
-        subject: String,
-    },
-}
-
-pub fn run(args: TokenArgs) -> Result<ExitCode> {
-    let TokenCommand::Add {
-        tokens,
-        role,
-        subject,
-    } = args.command;
-    if !valid_subject(&subject) {
-        eprintln!(
-            "drill token add: --subject must be one word of printable characters, like alice or ci-bot"
-        );
-        return Ok(exit::code(exit::INVALID));
-    }
-    if let Some(mode) = too_open(&tokens) {
-        eprintln!(
-            "drill: warning: {} is mode {mode:o}, readable by others; `chmod 600 {}`",
-            tokens.display(),
-            tokens.display()
-        );
+/// Creates a random token of `role` for `subject`: its hash is appended to the token file
+/// (created mode 0600 when missing); the token is returned, to be shown once and kept
+/// nowhere. `Err` names what is wrong (a subject that is not one printable word, a file that
+/// cannot be written).
+pub fn add(tokens: &Path, role: Role, subject: &str) -> Result<String> {
+    if !valid_subject(subject) {
+        anyhow::bail!("--subject must be one word of printable characters, like alice or ci-bot");
     }
     let mut raw = [0u8; 32];
     getrandom::getrandom(&mut raw).map_err(|e| anyhow::anyhow!("cannot read random bytes: {e}"))?;
@@ -258,18 +221,12 @@ pub fn run(args: TokenArgs) -> Result<ExitCode> {
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(&tokens)
+            .open(tokens)
             .with_context(|| format!("cannot open {}", tokens.display()))?
     };
     writeln!(f, "{} {subject} {}", role.as_str(), sha256_hex(&token))
         .with_context(|| format!("cannot write {}", tokens.display()))?;
-    println!("{token}");
-    eprintln!(
-        "drill: the {} token of {subject} is printed above, once; {} keeps only its hash",
-        role.as_str(),
-        tokens.display()
-    );
-    Ok(exit::code(exit::OK))
+    Ok(token)
 }
 
 #[cfg(test)]

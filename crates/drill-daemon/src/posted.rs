@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use drill_spec::ValidPlaybook;
 
-use super::state::Shared;
+use crate::state::Shared;
 
 /// Why a posted playbook does not run.
 #[derive(Debug)]
@@ -64,8 +64,9 @@ pub fn posted(
             loader = loader.with_scope(s);
         }
         loader.add(&name.display().to_string(), text, true);
-        let library = crate::files::library_dirs(std::slice::from_ref(&name), &shared.drills);
-        if let Err(e) = crate::files::load(&mut loader, &[], &library) {
+        let library =
+            drill_engine::files::library_dirs(std::slice::from_ref(&name), &shared.drills);
+        if let Err(e) = drill_engine::files::load(&mut loader, &[], &library) {
             return Err(vec![format!("{e:#}")]);
         }
         let outcome = loader.finish();
@@ -88,7 +89,7 @@ pub fn posted(
     let vp = validate(Some(drill_spec::policy::Scope {
         policy: &shared.policy,
         origin: drill_spec::policy::Origin::Posted,
-        host: Some(&crate::support::HOST),
+        host: Some(&drill_engine::files::HOST),
     }))
     .map_err(Refused::Policy)?;
     Ok((name, vp))

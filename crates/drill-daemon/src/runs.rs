@@ -10,8 +10,8 @@ use drill_engine::schedule::Start;
 use drill_engine::{LiveStatus, Options};
 use drill_spec::ValidPlaybook;
 
-use super::metrics;
-use super::state::{RunEntry, Shared, dir_of};
+use crate::metrics;
+use crate::state::{RunEntry, Shared, dir_of};
 
 /// A run's latency histograms so far; `ended` keeps its last figures for good.
 pub fn record_latency(m: &metrics::Metrics, run: &str, st: &LiveStatus, ended: bool) {

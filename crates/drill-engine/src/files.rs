@@ -1,4 +1,7 @@
-//! Reading playbook and drill files from disk into a [`drill_spec::Loader`].
+//! Reading playbook and drill files from disk into a [`drill_spec::Loader`]: the one way the
+//! CLI and the daemon read them (regular files only, bounded, never blocking on a FIFO), and
+//! validate them against an operator's policy when one is in force. It prints nothing: a file
+//! that cannot be read comes back with its error, for the caller to say where it says things.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,11 +49,28 @@ pub fn library_dirs(explicit: &[PathBuf], given: &[PathBuf]) -> Vec<PathBuf> {
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
-/// Adds the named files (validated in full) and the library's drills to a loader.
-/// A file that cannot be read is reported as `PATH: error: …` and counted.
-pub fn load(loader: &mut Loader<'_>, explicit: &[PathBuf], library: &[PathBuf]) -> Result<usize> {
+/// A named file that could not be read, and why.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub file: PathBuf,
+    pub error: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: error: {}", self.file.display(), self.error)
+    }
+}
+
+/// Adds the named files (validated in full) and the library's drills to a loader; returns
+/// the named files that could not be read (a library file that cannot be read is skipped).
+pub fn load(
+    loader: &mut Loader<'_>,
+    explicit: &[PathBuf],
+    library: &[PathBuf],
+) -> Result<Vec<Unreadable>> {
     let mut seen = BTreeSet::new();
-    let mut unreadable = 0;
+    let mut unreadable = Vec::new();
     for f in explicit {
         let key = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
         if !seen.insert(key) {
@@ -60,10 +80,10 @@ pub fn load(loader: &mut Loader<'_>, explicit: &[PathBuf], library: &[PathBuf]) 
             Ok(text) => {
                 loader.add(&f.display().to_string(), &text, true);
             }
-            Err(e) => {
-                eprintln!("{}: error: {e:#}", f.display());
-                unreadable += 1;
-            }
+            Err(e) => unreadable.push(Unreadable {
+                file: f.clone(),
+                error: format!("{e:#}"),
+            }),
         }
     }
     for dir in library {
@@ -125,4 +145,30 @@ pub fn read(f: &Path) -> Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+/// How programs are found on this machine, for a policy's exec rules.
+pub static HOST: drill_faults::exec::Real = drill_faults::exec::Real;
+
+/// Loads playbooks (files or directories of them) with the drills they use, validated
+/// against `policy` when one is in force, reading `${NAME}`s from this process's
+/// environment; returns the validation's outcome and the named files that could not be read.
+pub fn load_scoped(
+    paths: &[PathBuf],
+    drills: &[PathBuf],
+    policy: Option<&drill_spec::policy::Policy>,
+) -> Result<(drill_spec::Outcome, Vec<Unreadable>)> {
+    let explicit = expand(paths)?;
+    let library = library_dirs(&explicit, drills);
+    let env = |name: &str| std::env::var(name).ok();
+    let mut loader = Loader::new(&env);
+    if let Some(policy) = policy {
+        loader = loader.with_scope(drill_spec::policy::Scope {
+            policy,
+            origin: drill_spec::policy::Origin::Loaded,
+            host: Some(&HOST),
+        });
+    }
+    let unreadable = load(&mut loader, &explicit, &library)?;
+    Ok((loader.finish(), unreadable))
 }

@@ -13,11 +13,11 @@ use drill_spec::ValidPlaybook;
 use drill_spec::policy::Policy;
 use tokio::sync::{Notify, watch};
 
-use super::{metrics, tokens};
+use crate::{metrics, tokens};
 
 /// The playbooks of the directory, as last loaded with success, by file, and the errors of
 /// the files whose newest version is invalid.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Loaded {
     fingerprint: Fingerprint,
     pub good: BTreeMap<PathBuf, ValidPlaybook>,
@@ -25,6 +25,7 @@ pub struct Loaded {
 }
 
 /// One run of this daemon: its abort signal and its live status.
+#[derive(Debug)]
 pub struct RunEntry {
     pub abort: Abort,
     pub status: watch::Receiver<LiveStatus>,
@@ -48,6 +49,19 @@ pub struct Shared {
     pub policy: Policy,
     /// A reading of the playbook directory is under way.
     pub reloading: std::sync::atomic::AtomicBool,
+    /// Every run of this daemon, scheduled or started through the API: what it waits for
+    /// when it stops.
+    pub tracker: tokio_util::task::TaskTracker,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("store", &self.store.url())
+            .field("playbooks_dir", &self.playbooks_dir)
+            .field("metrics_open", &self.metrics_open)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a playbook's relative paths start.
@@ -92,36 +106,39 @@ fn load_dir(files: &Fingerprint, drills: &[PathBuf], policy: &Policy) -> Vec<Fil
         .iter()
         .map(|(file, ..)| {
             // A file that cannot be read (a FIFO, a device, too big) says why in its errors.
-            if let Err(e) = crate::files::read(file) {
+            if let Err(e) = drill_engine::files::read(file) {
                 return (
                     file.clone(),
                     Err(vec![format!("{}: {e:#}", file.display())]),
                 );
             }
-            let r =
-                match crate::support::load_scoped(std::slice::from_ref(file), drills, Some(policy))
+            let loaded =
+                drill_engine::files::load_scoped(std::slice::from_ref(file), drills, Some(policy));
+            let r = match loaded {
+                Ok((outcome, unreadable))
+                    if unreadable.is_empty()
+                        && !outcome.has_errors()
+                        && outcome.playbooks.len() == 1 =>
                 {
-                    Ok((outcome, 0)) if !outcome.has_errors() && outcome.playbooks.len() == 1 => {
-                        Ok(outcome.playbooks.into_iter().next().expect("one playbook"))
+                    Ok(outcome.playbooks.into_iter().next().expect("one playbook"))
+                }
+                Ok((outcome, unreadable)) => {
+                    let mut errs: Vec<String> = outcome
+                        .diags
+                        .iter()
+                        .filter(|d| d.severity == drill_spec::Severity::Error)
+                        .map(|d| outcome.sources.render(d))
+                        .collect();
+                    errs.extend(unreadable.iter().map(ToString::to_string));
+                    if errs.is_empty() {
+                        errs.push({
+                            format!("{}: holds no playbook (kind: Playbook)", file.display())
+                        });
                     }
-                    Ok((outcome, unreadable)) => {
-                        let mut errs: Vec<String> = outcome
-                            .diags
-                            .iter()
-                            .filter(|d| d.severity == drill_spec::Severity::Error)
-                            .map(|d| outcome.sources.render(d))
-                            .collect();
-                        if errs.is_empty() {
-                            errs.push(if unreadable > 0 {
-                                format!("{}: cannot be read (see the log)", file.display())
-                            } else {
-                                format!("{}: holds no playbook (kind: Playbook)", file.display())
-                            });
-                        }
-                        Err(errs)
-                    }
-                    Err(e) => Err(vec![format!("{e:#}")]),
-                };
+                    Err(errs)
+                }
+                Err(e) => Err(vec![format!("{e:#}")]),
+            };
             (file.clone(), r)
         })
         .collect()

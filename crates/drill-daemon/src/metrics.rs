@@ -181,6 +181,7 @@ impl EncodeMetric for Latency {
     }
 }
 
+#[derive(Debug)]
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub runs: Family<RunLabels, Counter>,
