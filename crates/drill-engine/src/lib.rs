@@ -1,9 +1,10 @@
 //! drill-engine: runs a validated playbook end to end and never leaves a fault behind.
 //!
 //! What it is, by role (each file one job, no two files importing each other):
-//! - [`run`] — one run in order: reconcile, lease and locks, preflight, setup, traffic with
-//!   the drills and guards, sweep, teardown, verdict. [`apply`] awaits it; [`start`] spawns
-//!   it and returns a [`RunHandle`] (abort, a watch of [`LiveStatus`], the outcome).
+//! - [`run`] — one run: reconcile, lease and locks, the heartbeat; then `execute`, its
+//!   stages (preflight and setup, traffic with the drills and guards, sweep and teardown, a
+//!   pure verdict, the reports). [`apply`] awaits it; [`start`] spawns it and returns a
+//!   [`RunHandle`] (abort, a watch of [`LiveStatus`], the outcome).
 //! - [`preflight`] — URLs resolved by the spec's one rule, lock keys, every fault prepared
 //!   and every probe read before the first mutation (fail closed).
 //! - `drill` — one drill's state machine: start, baseline, inject, hold, revert, recovery,
@@ -18,6 +19,8 @@
 //!   [`report`] — the outcome, the traffic and the ledger built into one
 //!   `drill_report::Report` (with the per-second timeline), redacted, and every rendering
 //!   of it (the renderers, the baseline gate and the trend are `drill-report`'s).
+//! - [`files`] — playbook and drill files read from disk into the spec's loader (the CLI's
+//!   and the daemon's one way to read them).
 //! - [`store`] — run history, write-ahead fault ledger, target locks, leases on the store's
 //!   clock and the fence (SQLite or PostgreSQL); [`recover`] — the reconciler that claims
 //!   runs without a live owner and settles what they left, reading the targets first
@@ -29,7 +32,7 @@
 //! - [`checks`] — a check's measured value against its limit.
 //! - [`schedule`] — the scheduler (CronJob semantics) that decides which nominal times run
 //!   and records the rest as missed; [`fires`] — its records and the halt, in the store.
-//!   It starts nothing: the daemon (`drill-cli`) starts what it returns.
+//!   It starts nothing: the daemon (`drill-daemon`) starts what it returns.
 //!
 //! What it is not: it parses nothing (`drill-spec` does), sends no request itself
 //! (`drill-load` does) and touches no target itself (`drill-faults` does). No CLI.
@@ -40,11 +43,13 @@ pub mod checks;
 mod context;
 mod drill;
 pub mod error;
+mod execute;
 pub mod files;
 pub mod fires;
 mod guards;
 mod handle;
 mod live;
+mod options;
 pub mod outcome;
 pub mod owner;
 pub mod preflight;
