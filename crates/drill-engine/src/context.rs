@@ -162,6 +162,8 @@ pub(crate) struct RunContext {
     pub abort: Abort,
     pub recorder: Arc<Recorder>,
     pub faults: Mutex<Vec<LiveFault>>,
+    /// The guards of the drills running now, by drill: registered through
+    /// [`RunContext::register_guards`], whose handle takes them out when it is dropped.
     pub drill_guards: Mutex<Vec<(String, Guard)>>,
     pub trips: Mutex<Vec<GuardTrip>>,
     pub revert_budget: Duration,
@@ -174,6 +176,30 @@ pub(crate) struct RunContext {
     /// The traffic runs in shards, whose measurements arrive per whole second, late by
     /// [`SETTLED`].
     pub distributed: bool,
+}
+
+/// A drill's guards, watched while this handle lives: dropping it takes them out, on every
+/// way out of the drill (its end, an early return, a cancelled future).
+pub(crate) struct DrillGuards {
+    cx: Arc<RunContext>,
+    drill: String,
+}
+
+impl Drop for DrillGuards {
+    fn drop(&mut self) {
+        locked(&self.cx.drill_guards).retain(|(d, _)| *d != self.drill);
+    }
+}
+
+impl RunContext {
+    /// Watches `guards` for `drill` until the returned handle is dropped.
+    pub(crate) fn register_guards(self: &Arc<Self>, drill: &str, guards: &[Guard]) -> DrillGuards {
+        locked(&self.drill_guards).extend(guards.iter().map(|g| (drill.to_owned(), g.clone())));
+        DrillGuards {
+            cx: self.clone(),
+            drill: drill.to_owned(),
+        }
+    }
 }
 
 impl RunContext {

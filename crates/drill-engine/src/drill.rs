@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::chain;
 use crate::checks::{self, ProbeOutcome, fmt_dur};
-use crate::context::{RunContext, locked};
+use crate::context::RunContext;
 use crate::live;
 use crate::outcome::{ActionResult, DrillResult, DrillStatus, secs};
 use crate::status::Stage;
@@ -106,7 +106,7 @@ pub(crate) async fn run(
         d.name,
         d.faults.len()
     ));
-    locked(&cx.drill_guards).extend(spec.guards.iter().map(|g| (d.name.clone(), g.clone())));
+    let guards = cx.register_guards(&d.name, &spec.guards);
     let hold = cx.scaled(spec.hold);
     for f in &d.faults {
         if let Err(e) = live::inject(&cx, &d.name, f, hold).await {
@@ -116,7 +116,6 @@ pub(crate) async fn run(
                 f.name,
                 chain(&e)
             ));
-            unregister_guards(&cx, &d.name);
             return res;
         }
     }
@@ -212,7 +211,7 @@ pub(crate) async fn run(
         at: rec,
         not_recovered,
     }));
-    unregister_guards(&cx, &d.name);
+    drop(guards);
     res.actions = inject_actions.await.unwrap_or_default();
     res.actions.extend(revert_actions.await.unwrap_or_default());
 
@@ -480,8 +479,4 @@ fn verdicts(
             c.limit
         ));
     }
-}
-
-fn unregister_guards(cx: &RunContext, drill: &str) {
-    locked(&cx.drill_guards).retain(|(d, _)| d != drill);
 }
