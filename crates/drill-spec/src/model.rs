@@ -1,4 +1,4 @@
-//! The documents as written in YAML, in one file because it is the language's reference:
+//! One role, one file on purpose (over 800 lines): the raw YAML documents, the language's reference.
 //! `kind: Playbook` and `kind: Drill`, every field with the doc comment that is its user
 //! documentation (what `drill schema` emits), in the order the schema shows them. Types only,
 //! no logic; leaves are typed ([`Dur`], [`Rate`], [`Percent`], [`Condition`]) so a value that
