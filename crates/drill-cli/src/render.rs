@@ -3,11 +3,13 @@
 use std::io::Write;
 
 use drill_spec::ValidPlaybook;
+use drill_spec::call::{ActionKind, Call, ValidStep};
+use drill_spec::check::{Rule, ValidCheck};
 use drill_spec::cond::Subject;
 use drill_spec::fault::{
     DockerAction, Kind, KubernetesAction, ProcessAction, RedisAction, SqlAction, ValidFault,
 };
-use drill_spec::model::{After, DockerTarget, Exec, KubernetesTarget, Probe, Step};
+use drill_spec::model::{After, DockerTarget, Exec, KubernetesTarget, Probe};
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
 use serde::Serialize;
@@ -79,7 +81,7 @@ impl PlanView {
         let plan = pb.plan(scale);
         let p = &pb.playbook;
         let mut events = Vec::new();
-        for (i, s) in p.setup.iter().enumerate() {
+        for (i, s) in pb.setup.iter().enumerate() {
             events.push(Event {
                 kind: "setup",
                 drill: None,
@@ -220,9 +222,9 @@ impl PlanView {
                     target: fault_target(f),
                 });
             }
-            for (a, (aname, at)) in d.spec.actions.iter().zip(&dp.actions) {
-                let (detail, target) = if let Some(e) = &a.enqueue {
-                    (
+            for (a, (aname, at)) in d.actions.iter().zip(&dp.actions) {
+                let (detail, target) = match &a.kind {
+                    ActionKind::Enqueue(e) => (
                         format!(
                             "enqueue {} {} jobs into {}",
                             group(u64::from(e.jobs)),
@@ -230,13 +232,9 @@ impl PlanView {
                             e.queue_ref().key(),
                         ),
                         Some(e.redis.clone()),
-                    )
-                } else if let Some(e) = &a.exec {
-                    (command(e), None)
-                } else if let Some(h) = &a.http {
-                    (format!("{} {}", h.method, h.url), Some(h.url.clone()))
-                } else {
-                    (String::new(), None)
+                    ),
+                    ActionKind::Exec(e) => (command(e), None),
+                    ActionKind::Http(h) => (format!("{} {}", h.method, h.url), Some(h.url.clone())),
                 };
                 events.push(Event {
                     kind: "action",
@@ -249,7 +247,7 @@ impl PlanView {
                     target,
                 });
             }
-            for (c, cw) in d.spec.checks.iter().zip(&dp.checks) {
+            for (c, cw) in d.checks.iter().zip(&dp.checks) {
                 events.push(Event {
                     kind: "check",
                     drill: name.clone(),
@@ -258,7 +256,7 @@ impl PlanView {
                     end_s: Some(secs(cw.window.end)),
                     start_latest_s: None,
                     detail: check_detail(c, cw.phase, scale),
-                    target: c.probe.as_ref().map(probe_target),
+                    target: c.probe().map(|p| probe_target(&p.probe)),
                 });
             }
             for (i, g) in d.spec.guards.iter().enumerate() {
@@ -271,7 +269,7 @@ impl PlanView {
                 ));
             }
         }
-        for (i, s) in p.teardown.iter().enumerate() {
+        for (i, s) in pb.teardown.iter().enumerate() {
             events.push(Event {
                 kind: "teardown",
                 drill: None,
@@ -420,15 +418,14 @@ fn command(e: &Exec) -> String {
     }
 }
 
-fn step_name(s: &Step, i: usize) -> String {
+fn step_name(s: &ValidStep, i: usize) -> String {
     s.name.clone().unwrap_or_else(|| format!("step {}", i + 1))
 }
 
-fn step_detail(s: &Step) -> String {
-    match (&s.exec, &s.http) {
-        (Some(e), _) => command(e),
-        (_, Some(h)) => format!("{} {}", h.method, h.url),
-        _ => String::new(),
+fn step_detail(s: &ValidStep) -> String {
+    match &s.call {
+        Call::Exec(e) => command(e),
+        Call::Http(h) => format!("{} {}", h.method, h.url),
     }
 }
 
@@ -558,65 +555,60 @@ fn probe_target(p: &Probe) -> String {
 }
 
 /// What a check compares; a probe's window is shown time-scaled, as `drill apply` waits it.
-fn check_detail(
-    c: &drill_spec::model::Check,
-    phase: drill_spec::model::Phase,
-    scale: f64,
-) -> String {
-    if let Some(l) = &c.slo {
-        let mut parts: Vec<String> = l
-            .latencies()
-            .iter()
-            .filter_map(|(n, v)| v.map(|v| format!("{n} ≤ {v}")))
-            .collect();
-        if let Some(e) = l.error_rate {
-            parts.push(format!("error_rate < {e}"));
+fn check_detail(c: &ValidCheck, phase: drill_spec::model::Phase, scale: f64) -> String {
+    match &c.rule {
+        Rule::Slo(l) => {
+            let mut parts: Vec<String> = l
+                .latencies()
+                .iter()
+                .filter_map(|(n, v)| v.map(|v| format!("{n} ≤ {v}")))
+                .collect();
+            if let Some(e) = l.error_rate {
+                parts.push(format!("error_rate < {e}"));
+            }
+            format!("{} during {phase}", parts.join(", "))
         }
-        return format!("{} during {phase}", parts.join(", "));
-    }
-    if let Some(k) = &c.count {
-        return format!("at most {} {} errors during {phase}", k.max, k.of);
-    }
-    if let Some(d) = &c.delta {
-        return format!(
+        Rule::Count(k) => format!("at most {} {} errors during {phase}", k.max, k.of),
+        Rule::Delta(d) => format!(
             "{} rises at most {} over baseline during {phase}",
             d.metric.name(),
             d.max
-        );
+        ),
+        Rule::Probe(p) => format!(
+            "{} {} within {} (recovery time measured)",
+            probe_reading(&p.probe),
+            p.until.to_string().replace("value ", ""),
+            p.within.scaled(scale)
+        ),
     }
-    if let Some(p) = &c.probe {
-        let what = match p {
-            Probe::Redis(r) => {
-                use drill_spec::probe::RedisReading as R;
-                match r.reading() {
-                    Some(R::Pending(q)) => {
-                        format!("redis pending {} ({})", q.key(), q.format.name())
-                    }
-                    Some(R::Dbsize) | None => "redis dbsize".into(),
-                    Some(
-                        x @ (R::Llen(k)
-                        | R::Xlen(k)
-                        | R::Zcard(k)
-                        | R::Get(k)
-                        | R::Exists(k)
-                        | R::Info(k)),
-                    ) => format!("redis {} {k}", x.name()),
+}
+
+/// What a probe reads, as the plan shows it.
+fn probe_reading(p: &Probe) -> String {
+    match p {
+        Probe::Redis(r) => {
+            use drill_spec::probe::RedisReading as R;
+            match r.reading() {
+                Some(R::Pending(q)) => {
+                    format!("redis pending {} ({})", q.key(), q.format.name())
                 }
+                Some(R::Dbsize) => "redis dbsize".into(),
+                Some(
+                    x @ (R::Llen(k)
+                    | R::Xlen(k)
+                    | R::Zcard(k)
+                    | R::Get(k)
+                    | R::Exists(k)
+                    | R::Info(k)),
+                ) => format!("redis {} {k}", x.name()),
+                // Validation refuses a probe without exactly one reading.
+                None => "redis (no reading)".into(),
             }
-            Probe::Sql(s) => format!("sql {}", s.query),
-            Probe::Http(h) => format!("http {}", h.url),
-            Probe::Prometheus(q) => format!("prometheus {}", q.query),
-            Probe::Docker(_) => "running containers".into(),
-            Probe::Kubernetes(_) => "ready replicas".into(),
-        };
-        let until = c
-            .until
-            .map(|u| u.to_string().replace("value ", ""))
-            .unwrap_or_default();
-        return format!(
-            "{what} {until} within {} (recovery time measured)",
-            c.within.unwrap_or_default().scaled(scale)
-        );
+        }
+        Probe::Sql(s) => format!("sql {}", s.query),
+        Probe::Http(h) => format!("http {}", h.url),
+        Probe::Prometheus(q) => format!("prometheus {}", q.query),
+        Probe::Docker(_) => "running containers".into(),
+        Probe::Kubernetes(_) => "ready replicas".into(),
     }
-    String::new()
 }

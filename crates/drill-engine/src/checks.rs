@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use drill_load::metrics::Stats;
+use drill_spec::check::{ProbeRule, Rule, ValidCheck};
 use drill_spec::cond::{Metric, Quantity};
-use drill_spec::model::{Check, Limits, Phase};
+use drill_spec::model::{Limits, Phase, Probe};
 
 pub use drill_report::{CheckKind, CheckResult, Verdict};
 
@@ -164,38 +165,25 @@ fn pass_or_fail(ok: bool) -> Verdict {
     if ok { Verdict::Pass } else { Verdict::Fail }
 }
 
-/// Evaluates a traffic check (`slo`, `count`, `delta`) on its phase's measurements.
+/// Evaluates a traffic check (`slo`, `count`, `delta`) on its phase's measurements; a probe
+/// check is judged by [`probe`] on its readings, so it has no verdict here (`None`).
 /// `error_limit` is the SLO's error rate for the phase (its own, else the run-wide one): a
 /// latency delta over a phase that fails more than that is a failure, not a pass made of fast
 /// errors.
 pub fn traffic(
-    c: &Check,
+    c: &ValidCheck,
     phase: Phase,
     s: &Stats,
     span: Duration,
     baseline: &Stats,
     error_limit: Option<f64>,
-) -> CheckResult {
-    if let Some(l) = &c.slo {
-        return slo(&c.name, phase, l, s);
-    }
-    if let Some(cc) = &c.count {
-        return count(&c.name, cc, phase, s);
-    }
-    if let Some(d) = &c.delta {
-        return delta(c, d, phase, s, span, baseline, error_limit);
-    }
-    CheckResult {
-        name: c.name.clone(),
-        kind: CheckKind::Unknown,
-        phase,
-        passed: false,
-        verdict: Verdict::Fail,
-        why: "a check needs slo, count, delta or probe".into(),
-        measured: "nothing to measure".into(),
-        limit: "a check needs slo, count, delta or probe".into(),
-        recovery_s: None,
-    }
+) -> Option<CheckResult> {
+    Some(match &c.rule {
+        Rule::Slo(l) => slo(&c.name, phase, l, s),
+        Rule::Count(cc) => count(&c.name, cc, phase, s),
+        Rule::Delta(d) => delta(&c.name, d, phase, s, span, baseline, error_limit),
+        Rule::Probe(_) => return None,
+    })
 }
 
 fn count(name: &str, cc: &drill_spec::model::CountCheck, phase: Phase, s: &Stats) -> CheckResult {
@@ -224,7 +212,7 @@ fn count(name: &str, cc: &drill_spec::model::CountCheck, phase: Phase, s: &Stats
 }
 
 fn delta(
-    c: &Check,
+    name: &str,
     d: &drill_spec::model::DeltaCheck,
     phase: Phase,
     s: &Stats,
@@ -234,7 +222,7 @@ fn delta(
 ) -> CheckResult {
     let limit = format!("rise at most {}", quantity(d.max));
     if let Some(r) = unmeasured(
-        &c.name,
+        name,
         CheckKind::Delta,
         phase,
         limit.clone(),
@@ -299,7 +287,7 @@ fn delta(
         }
     }
     CheckResult {
-        name: c.name.clone(),
+        name: name.to_owned(),
         kind: CheckKind::Delta,
         phase,
         passed: verdict == Verdict::Pass,
@@ -333,12 +321,9 @@ pub struct ProbeOutcome {
 }
 
 /// A probe check's verdict.
-pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
-    let cond = c.until.map_or_else(
-        || "(no condition)".into(),
-        |u| u.to_string().trim_start_matches("value ").to_owned(),
-    );
-    let what = probe_name(c);
+pub fn probe(name: &str, p: &ProbeRule, phase: Phase, o: &ProbeOutcome) -> CheckResult {
+    let cond = p.until.to_string().trim_start_matches("value ").to_owned();
+    let what = probe_name(&p.probe);
     let limit = format!("{what} {cond} within {}", fmt_dur(o.window));
     let (passed, measured) = match (o.held_after, o.last, &o.error) {
         (Some(t), v, _) => (
@@ -370,7 +355,7 @@ pub fn probe(c: &Check, phase: Phase, o: &ProbeOutcome) -> CheckResult {
         }
     };
     CheckResult {
-        name: c.name.clone(),
+        name: name.to_owned(),
         kind: CheckKind::Probe,
         phase,
         passed,
@@ -402,17 +387,19 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 /// What a probe reads, in a word or two (`backlog` for a queue length).
-fn probe_name(c: &Check) -> String {
-    use drill_spec::model::Probe as P;
+fn probe_name(p: &Probe) -> String {
     use drill_spec::probe::RedisReading as R;
-    match &c.probe {
-        Some(P::Redis(r)) => match r.reading() {
+    match p {
+        Probe::Redis(r) => match r.reading() {
             Some(R::Pending(q)) => format!("{} pending", q.key()),
             Some(x) if x.is_backlog() => "backlog".into(),
             _ => "redis value".into(),
         },
-        Some(p) => format!("{} value", p.backend()),
-        None => "value".into(),
+        Probe::Sql(_)
+        | Probe::Http(_)
+        | Probe::Prometheus(_)
+        | Probe::Docker(_)
+        | Probe::Kubernetes(_) => format!("{} value", p.backend()),
     }
 }
 

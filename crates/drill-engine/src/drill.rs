@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use drill_load::metrics::Stats;
 use drill_spec::ResolvedDrill;
-use drill_spec::model::{Action, After, Check, Moment, Phase};
+use drill_spec::call::ValidAction;
+use drill_spec::check::ProbeRule;
+use drill_spec::model::{After, Moment, Phase};
 use drill_spec::timeline::{self, Start};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -170,7 +172,7 @@ pub(crate) async fn run(
 
     // Recovery: until the recovery probe checks pass (or their windows end), else the
     // drill's recovery window.
-    let mut probe_results: Vec<(Check, Phase, ProbeOutcome)> = Vec::new();
+    let mut probe_results: Vec<(ProbeCheck, Phase, ProbeOutcome)> = Vec::new();
     let has_recovery_probes = !recovery_probes.is_empty();
     for (c, phase, h) in recovery_probes {
         if let Ok(o) = h.await {
@@ -198,7 +200,7 @@ pub(crate) async fn run(
         probe_results
             .iter()
             .filter(|(_, phase, _)| *phase != Phase::Fault)
-            .map(|(c, phase, o)| checks::probe(c, *phase, o))
+            .map(|(c, phase, o)| checks::probe(&c.name, &c.rule, *phase, o))
             .find(|r| !r.passed)
             .map(|r| {
                 format!(
@@ -292,8 +294,7 @@ fn actions(
     moment: Moment,
 ) -> JoinHandle<Vec<ActionResult>> {
     let cx = cx.clone();
-    let list: Vec<(usize, Action)> = d
-        .spec
+    let list: Vec<(usize, ValidAction)> = d
         .actions
         .iter()
         .cloned()
@@ -329,31 +330,37 @@ fn actions(
     )
 }
 
-type ProbeTask = (Check, Phase, JoinHandle<ProbeOutcome>);
+/// A probe check of the drill: its name and its reading.
+struct ProbeCheck {
+    name: String,
+    rule: ProbeRule,
+}
+
+type ProbeTask = (ProbeCheck, Phase, JoinHandle<ProbeOutcome>);
 
 /// Starts the drill's probe checks of the fault phase (`fault_phase`) or of the others.
 fn probe_checks(cx: &Arc<RunContext>, d: &ResolvedDrill, fault_phase: bool) -> Vec<ProbeTask> {
-    d.spec
-        .checks
+    d.checks
         .iter()
-        .filter(|c| c.probe.is_some())
         .filter(|c| (timeline::check_phase(c) == Phase::Fault) == fault_phase)
-        .map(|c| {
-            let window = cx.scaled(c.within.unwrap_or(d.spec.recovery));
-            (
-                c.clone(),
-                timeline::check_phase(c),
-                tokio::spawn(poll_probe(cx.clone(), c.clone(), window).in_current_span()),
-            )
+        .filter_map(|c| {
+            let rule = c.probe()?.clone();
+            let window = cx.scaled(rule.within);
+            let task = tokio::spawn(poll_probe(cx.clone(), rule.clone(), window).in_current_span());
+            let check = ProbeCheck {
+                name: c.name.clone(),
+                rule,
+            };
+            Some((check, timeline::check_phase(c), task))
         })
         .collect()
 }
 
 /// Reads a probe every `every` from now until `until` holds or `window` has passed.
-async fn poll_probe(cx: Arc<RunContext>, c: Check, window: Duration) -> ProbeOutcome {
+async fn poll_probe(cx: Arc<RunContext>, p: ProbeRule, window: Duration) -> ProbeOutcome {
     let from = Instant::now();
     // Reads at least ten times per window, never more often than every 50 ms.
-    let every = c.every.0.min(window / 10).max(Duration::from_millis(50));
+    let every = p.every.0.min(window / 10).max(Duration::from_millis(50));
     let mut out = ProbeOutcome {
         held_after: None,
         last: None,
@@ -361,13 +368,12 @@ async fn poll_probe(cx: Arc<RunContext>, c: Check, window: Duration) -> ProbeOut
         window,
         reads: 0,
     };
-    let Some(p) = &c.probe else { return out };
     loop {
-        match drill_faults::probe(p, &cx.allow).await {
+        match drill_faults::probe(&p.probe, &cx.allow).await {
             Ok(v) => {
                 out.reads += 1;
                 out.last = Some(v);
-                if c.until.is_some_and(|u| u.holds(v)) {
+                if p.until.holds(v) {
                     out.held_after = Some(from.elapsed());
                     return out;
                 }
@@ -421,14 +427,12 @@ fn verdicts(
     cx: &RunContext,
     d: &ResolvedDrill,
     sp: &Spans,
-    probes: &[(Check, Phase, ProbeOutcome)],
+    probes: &[(ProbeCheck, Phase, ProbeOutcome)],
     res: &mut DrillResult,
 ) {
-    let spec = &d.spec;
-    for c in &spec.checks {
+    for c in &d.checks {
         let phase = timeline::check_phase(c);
-        // Probe checks report their own results.
-        if c.probe.is_some() || (!sp.held && matches!(phase, Phase::Recovery)) {
+        if !sp.held && matches!(phase, Phase::Recovery) {
             continue;
         }
         let (stats, len) = sp.of(phase);
@@ -438,7 +442,8 @@ fn verdicts(
             .and_then(|l| l.error_rate)
             .map(|p| p.fraction())
             .or(cx.error_limit);
-        res.checks.push(checks::traffic(
+        // Probe checks are judged on their readings, below.
+        res.checks.extend(checks::traffic(
             c,
             phase,
             stats,
@@ -448,7 +453,7 @@ fn verdicts(
         ));
     }
     for (c, phase, o) in probes {
-        res.checks.push(checks::probe(c, *phase, o));
+        res.checks.push(checks::probe(&c.name, &c.rule, *phase, o));
     }
     for (phase, limits) in &cx.phase_slos {
         if !sp.held && matches!(phase, Phase::Recovery) {
@@ -461,7 +466,7 @@ fn verdicts(
             sp.of(*phase).0,
         ));
     }
-    let order: HashMap<&str, usize> = spec
+    let order: HashMap<&str, usize> = d
         .checks
         .iter()
         .enumerate()

@@ -104,7 +104,7 @@ async fn prepare(
         return;
     }
     let allow = &vp.playbook.target.allow;
-    for (i, s) in vp.playbook.setup.iter().enumerate() {
+    for (i, s) in vp.setup.iter().enumerate() {
         let label = s.name.clone().unwrap_or_else(|| format!("setup {}", i + 1));
         match live::step(store, own, s, allow, &format!("setup {label}")).await {
             Ok(r) => log(&format!("setup {label}: {r}")),
@@ -289,7 +289,7 @@ async fn cleanup(cx: &Arc<RunContext>, vp: &ValidPlaybook) -> Vec<StillChanged> 
     let teardown = if cx.own.lost().is_some() {
         &[][..]
     } else {
-        &vp.playbook.teardown[..]
+        &vp.teardown[..]
     };
     for (i, s) in teardown.iter().enumerate() {
         let label = s

@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use drill_faults::FaultError;
+use drill_spec::call::{ValidAction, ValidStep};
 use drill_spec::fault::ValidFault;
-use drill_spec::model::{Action, Allow, Step};
+use drill_spec::model::Allow;
 
 use crate::chain;
 use crate::checks::fmt_dur;
@@ -278,7 +279,7 @@ pub(crate) enum StepError {
 pub(crate) async fn step(
     store: &Store,
     own: &Ownership,
-    s: &Step,
+    s: &ValidStep,
     allow: &Allow,
     label: &str,
 ) -> Result<String, StepError> {
@@ -290,7 +291,7 @@ pub(crate) async fn step(
 }
 
 /// Runs a drill's action, recorded (fenced) in the call log first.
-pub(crate) async fn action(cx: &Arc<RunContext>, a: &Action, label: &str) -> ActionResult {
+pub(crate) async fn action(cx: &Arc<RunContext>, a: &ValidAction, label: &str) -> ActionResult {
     let at_s = secs(cx.now());
     let r = match fenced(
         &cx.own,

@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use drill_spec::ValidPlaybook;
+use drill_spec::call::{ActionKind, Call, ValidStep};
+use drill_spec::check::Rule;
 use drill_spec::fault::{Kind, RedisAction, SqlAction, ValidFault};
 use drill_spec::model::{
-    DrillSpec, FlushScope, Guard, HttpCall, JobFormat, Probe, QueueRef, RedisProbe, Step, TargetRef,
+    FlushScope, Guard, HttpCall, JobFormat, Probe, QueueRef, RedisProbe, TargetRef,
 };
 use drill_spec::url::BaseUrl;
 
@@ -82,9 +84,10 @@ fn resolve_probe(base: &BaseUrl, p: &mut Probe) {
     }
 }
 
-fn resolve_step(base: &BaseUrl, s: &mut Step) {
-    if let Some(h) = &mut s.http {
-        resolve_call(base, h);
+fn resolve_step(base: &BaseUrl, s: &mut ValidStep) {
+    match &mut s.call {
+        Call::Http(h) => resolve_call(base, h),
+        Call::Exec(_) => {}
     }
 }
 
@@ -92,10 +95,9 @@ fn resolve_step(base: &BaseUrl, s: &mut Step) {
 /// rule validation checked them with ([`BaseUrl::resolve`]).
 pub(crate) fn resolve_urls(vp: &mut ValidPlaybook) {
     let base = vp.base.clone();
-    let pb = &mut vp.playbook;
-    pb.setup.iter_mut().for_each(|s| resolve_step(&base, s));
-    pb.teardown.iter_mut().for_each(|s| resolve_step(&base, s));
-    for g in &mut pb.guards {
+    vp.setup.iter_mut().for_each(|s| resolve_step(&base, s));
+    vp.teardown.iter_mut().for_each(|s| resolve_step(&base, s));
+    for g in &mut vp.playbook.guards {
         if let Some(p) = &mut g.probe {
             resolve_probe(&base, p);
         }
@@ -119,18 +121,19 @@ pub(crate) fn resolve_urls(vp: &mut ValidPlaybook) {
                 _ => {}
             }
         }
-        let spec: &mut DrillSpec = &mut d.spec;
-        for a in &mut spec.actions {
-            if let Some(h) = &mut a.http {
-                resolve_call(&base, h);
+        for a in &mut d.actions {
+            match &mut a.kind {
+                ActionKind::Http(h) => resolve_call(&base, h),
+                ActionKind::Enqueue(_) | ActionKind::Exec(_) => {}
             }
         }
-        for c in &mut spec.checks {
-            if let Some(p) = &mut c.probe {
-                resolve_probe(&base, p);
+        for c in &mut d.checks {
+            match &mut c.rule {
+                Rule::Probe(p) => resolve_probe(&base, &mut p.probe),
+                Rule::Slo(_) | Rule::Count(_) | Rule::Delta(_) => {}
             }
         }
-        for g in &mut spec.guards {
+        for g in &mut d.spec.guards {
             if let Some(p) = &mut g.probe {
                 resolve_probe(&base, p);
             }
@@ -147,9 +150,9 @@ fn all_probes(vp: &ValidPlaybook) -> Vec<(String, Probe)> {
         }
     }
     for d in &vp.drills {
-        for c in &d.spec.checks {
-            if let Some(p) = &c.probe {
-                out.push((format!("{}: check {}", d.name, c.name), p.clone()));
+        for c in &d.checks {
+            if let Some(p) = c.probe() {
+                out.push((format!("{}: check {}", d.name, c.name), p.probe.clone()));
             }
         }
         for (i, g) in d.spec.guards.iter().enumerate() {
@@ -189,8 +192,8 @@ fn named_queues(vp: &ValidPlaybook) -> Vec<NamedQueue> {
     };
     let mut out = Vec::new();
     for d in &vp.drills {
-        for (i, a) in d.spec.actions.iter().enumerate() {
-            if let Some(e) = &a.enqueue {
+        for (i, a) in d.actions.iter().enumerate() {
+            if let ActionKind::Enqueue(e) = &a.kind {
                 let name = a
                     .name
                     .clone()
@@ -255,7 +258,7 @@ async fn flush_warnings(vp: &ValidPlaybook, found: &mut Found) {
                 });
                 let now = match drill_faults::probe(&probe, allow).await {
                     Ok(n) => format!("{} pending now", checks::fmt_num(n)),
-                    Err(e) => format!("its length unread: {e}"),
+                    Err(e) => format!("its length unread: {}", drill_faults::chain(&e)),
                 };
                 let what = match scope {
                     FlushScope::All => "FLUSHALL",
@@ -339,28 +342,30 @@ fn commands(vp: &ValidPlaybook) -> Vec<(String, &drill_spec::model::Exec)> {
     fn step<'a>(
         kind: &str,
         i: usize,
-        s: &'a Step,
+        s: &'a ValidStep,
     ) -> Option<(String, &'a drill_spec::model::Exec)> {
         let name = s.name.clone().unwrap_or_else(|| format!("step {}", i + 1));
-        s.exec.as_ref().map(|e| (format!("{kind} {name}"), e))
+        match &s.call {
+            Call::Exec(e) => Some((format!("{kind} {name}"), e)),
+            Call::Http(_) => None,
+        }
     }
-    let pb = &vp.playbook;
     let mut out: Vec<(String, &drill_spec::model::Exec)> = Vec::new();
     out.extend(
-        pb.setup
+        vp.setup
             .iter()
             .enumerate()
             .filter_map(|(i, s)| step("setup", i, s)),
     );
     out.extend(
-        pb.teardown
+        vp.teardown
             .iter()
             .enumerate()
             .filter_map(|(i, s)| step("teardown", i, s)),
     );
     for d in &vp.drills {
-        for (i, a) in d.spec.actions.iter().enumerate() {
-            if let Some(e) = &a.exec {
+        for (i, a) in d.actions.iter().enumerate() {
+            if let ActionKind::Exec(e) = &a.kind {
                 let name = a
                     .name
                     .clone()

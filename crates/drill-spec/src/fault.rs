@@ -10,9 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{OneOf, ValidStep};
+
 use crate::model::{
     DockerTarget, Endpoint, ExecFault, Fault, FaultAction, FlushScope, HttpFault, KubernetesTarget,
-    ProcessTarget, SqlFault, Step, TargetRef,
+    ProcessTarget, SqlFault, TargetRef,
 };
 
 /// The systems a fault can touch.
@@ -119,7 +121,9 @@ pub enum RedisAction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlAction {
     /// Promote the replica, then run the route switch.
-    Promote { route_switch: Option<Box<Step>> },
+    Promote {
+        route_switch: Option<Box<ValidStep>>,
+    },
     /// Statements, and the ones that undo them.
     Statements(SqlFault),
 }
@@ -232,6 +236,8 @@ pub enum ShapeError {
         action: &'static str,
         field: &'static str,
     },
+    #[error("route_switch: {0}")]
+    RouteSwitch(#[from] OneOf),
 }
 
 impl TryFrom<&Fault> for ValidFault {
@@ -301,7 +307,10 @@ impl TryFrom<&Fault> for ValidFault {
             (A::Promote, Some(T::Sql(e))) => Kind::Sql {
                 endpoint: e.clone(),
                 action: SqlAction::Promote {
-                    route_switch: f.route_switch.clone().map(Box::new),
+                    route_switch: match f.route_switch.clone() {
+                        Some(s) => Some(Box::new(ValidStep::try_from(s)?)),
+                        None => None,
+                    },
                 },
             },
             (A::Sql, Some(T::Sql(e))) => Kind::Sql {

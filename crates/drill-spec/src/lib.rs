@@ -8,12 +8,15 @@
 //! The flow: [`node::parse_yaml`] (serde-saphyr, with budgets) → [`interp`] → [`de::decode`]
 //! into [`model`] types, collecting every error with its line and column → [`validate`] rules
 //! across fields, documents and the [`timeline`] (and, with an operator's [`policy`], its
-//! envelope and limits) → [`ValidPlaybook`], whose drills hold typed faults
-//! ([`fault::ValidFault`]). Beside it: [`allow`] (is a target covered), [`program`] (which file
+//! envelope and limits) → [`ValidPlaybook`], whose steps, and whose drills' faults, actions
+//! and checks, are typed ([`call::ValidStep`], [`fault::ValidFault`], [`call::ValidAction`],
+//! [`check::ValidCheck`]): enums whose variants hold only their own fields. Beside it: [`allow`] (is a target covered), [`program`] (which file
 //! a command runs, through a caller's [`program::Host`]), [`probe`] (a probe's one reading),
 //! [`redact`] (the one rule for what is never printed).
 
 pub mod allow;
+pub mod call;
+pub mod check;
 pub mod cond;
 pub mod de;
 pub mod diag;

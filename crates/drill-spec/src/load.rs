@@ -87,10 +87,14 @@ pub struct ResolvedDrill {
     /// The drill document it came from (`uses:`), or `None` when inline.
     pub uses: Option<String>,
     pub params: BTreeMap<String, serde_json::Value>,
-    /// The drill's spec as written, but for its faults (moved into `faults`, typed).
+    /// The drill's spec as written, but for its faults, actions and checks (moved out, typed).
     pub spec: DrillSpec,
     /// The faults, typed: what the engine injects and the backends match on.
     pub faults: Vec<crate::fault::ValidFault>,
+    /// The actions, typed: each with the one call it makes.
+    pub actions: Vec<crate::call::ValidAction>,
+    /// The checks, typed: each with the one rule it holds the drill to.
+    pub checks: Vec<crate::check::ValidCheck>,
     pub start: Start,
 }
 
@@ -99,7 +103,12 @@ pub struct ResolvedDrill {
 pub struct ValidPlaybook {
     /// The file it was read from.
     pub file: String,
+    /// The playbook as written, but for its setup and teardown steps (moved out, typed).
     pub playbook: Playbook,
+    /// Steps run before the baseline, typed.
+    pub setup: Vec<crate::call::ValidStep>,
+    /// Steps run after the last drill, typed.
+    pub teardown: Vec<crate::call::ValidStep>,
     /// `playbook.target.base_url`, parsed: every relative URL resolves against it.
     pub base: crate::url::BaseUrl,
     pub drills: Vec<ResolvedDrill>,
@@ -122,7 +131,7 @@ impl ValidPlaybook {
         let traffic = timeline::traffic(&self.playbook.traffic.profile, scale);
         let mut drills: Vec<DrillPlan> = Vec::new();
         for d in &self.drills {
-            let p = timeline::place_drill(&d.name, &d.spec, d.start, drills.last(), scale);
+            let p = timeline::place_drill(d, drills.last(), scale);
             drills.push(p);
         }
         Plan { traffic, drills }
@@ -143,6 +152,39 @@ pub struct Outcome {
 impl Outcome {
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Raw items moved into their typed form ([`crate::fault::ValidFault`],
+/// [`crate::call::ValidStep`], …). Validation has reported every way one can fail, with a hint;
+/// an error here is its backstop, reported (when `report`) so an item never goes missing
+/// silently from a playbook that passed.
+struct Typed<'a> {
+    diags: &'a mut Vec<Diag>,
+    locs: &'a LocMap,
+    report: bool,
+}
+
+impl Typed<'_> {
+    fn list<R, T>(&mut self, at: &str, raw: Vec<R>) -> Vec<T>
+    where
+        T: TryFrom<R>,
+        T::Error: std::fmt::Display,
+    {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            match T::try_from(r) {
+                Ok(v) => out.push(v),
+                Err(e) if self.report => {
+                    self.diags.push(Diag::error(
+                        self.locs.at(&format!("{at}[{i}]")),
+                        e.to_string(),
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        out
     }
 }
 
@@ -271,9 +313,18 @@ impl<'e> Loader<'e> {
             }
         }
         let mut valid = Vec::new();
-        for pb in playbooks {
+        for mut pb in playbooks {
             let before = self.error_count();
             let resolved = self.check_playbook(&pb);
+            // The steps, typed: they leave the raw playbook, so it has one list of each.
+            let report = self.error_count() == before;
+            let mut typed = Typed {
+                diags: &mut self.diags,
+                locs: &pb.locs,
+                report,
+            };
+            let setup = typed.list("setup", std::mem::take(&mut pb.value.setup));
+            let teardown = typed.list("teardown", std::mem::take(&mut pb.value.teardown));
             // An invalid base URL is a validation error, so a playbook without errors has one.
             if self.error_count() == before
                 && let Some((drills, schedule)) = resolved
@@ -282,6 +333,8 @@ impl<'e> Loader<'e> {
                 valid.push(ValidPlaybook {
                     file: pb.file,
                     playbook: pb.value,
+                    setup,
+                    teardown,
                     base,
                     drills,
                     schedule,
@@ -439,24 +492,30 @@ impl<'e> Loader<'e> {
                 };
                 validate::drill_spec(&mut cx, &spec, &p.target);
             }
-            // The faults, typed: they leave the raw spec, so a drill has one list of them.
-            let mut faults = Vec::new();
-            for (fi, f) in std::mem::take(&mut spec.faults).iter().enumerate() {
-                match crate::fault::ValidFault::try_from(f) {
-                    Ok(v) => faults.push(v),
-                    // Validation reports every shape error itself; this is its backstop.
-                    Err(e) if diags.is_empty() => {
-                        let locs = spec_locs.as_ref().unwrap_or(&pb.locs);
-                        let at = if spec_locs.is_some() {
-                            format!("faults[{fi}]")
-                        } else {
-                            format!("{path}.drill.faults[{fi}]")
-                        };
-                        diags.push(Diag::error(locs.at(&at), e.to_string()));
+            // The faults, actions and checks, typed: they leave the raw spec, so a drill has
+            // one list of each. Validation reports every shape error itself; an error here is
+            // its backstop, reported only when validation found none.
+            let (faults, actions, checks) = {
+                let locs = spec_locs.as_ref().unwrap_or(&pb.locs);
+                let at = |key: &str| {
+                    if spec_locs.is_some() {
+                        key.to_owned()
+                    } else {
+                        format!("{path}.drill.{key}")
                     }
-                    Err(_) => {}
-                }
-            }
+                };
+                let report = diags.is_empty();
+                let mut typed = Typed {
+                    diags: &mut diags,
+                    locs,
+                    report,
+                };
+                (
+                    typed.list(&at("faults"), std::mem::take(&mut spec.faults)),
+                    typed.list(&at("actions"), std::mem::take(&mut spec.actions)),
+                    typed.list(&at("checks"), std::mem::take(&mut spec.checks)),
+                )
+            };
             self.diags.append(&mut diags);
             let start = match (r.at, r.after) {
                 (Some(t), _) => Start::At(t),
@@ -472,6 +531,8 @@ impl<'e> Loader<'e> {
                     params,
                     spec,
                     faults,
+                    actions,
+                    checks,
                     start,
                 },
                 spec_locs,

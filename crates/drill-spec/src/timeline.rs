@@ -8,7 +8,9 @@
 
 use serde::Serialize;
 
-use crate::model::{After, Check, DrillSpec, Moment, Phase, Stage};
+use crate::ResolvedDrill;
+use crate::check::{Rule, ValidCheck};
+use crate::model::{After, Moment, Phase, Stage};
 use crate::units::{Dur, Rate};
 
 /// One stage of the traffic profile, placed in time.
@@ -125,21 +127,21 @@ pub struct DrillPlan {
 }
 
 /// The recovery window: the longest probe check's `within`, else `spec.recovery`.
-pub fn recovery_len(spec: &DrillSpec) -> Dur {
-    spec.checks
+pub fn recovery_len(d: &ResolvedDrill) -> Dur {
+    d.checks
         .iter()
-        .filter(|c| c.probe.is_some() && c.phase != Some(Phase::Fault))
-        .filter_map(|c| c.within)
+        .filter(|c| c.phase != Some(Phase::Fault))
+        .filter_map(|c| c.probe().map(|p| p.within))
         .max()
-        .unwrap_or(spec.recovery)
+        .unwrap_or(d.spec.recovery)
 }
 
 /// The phase a check measures over.
-pub fn check_phase(c: &Check) -> Phase {
-    match (c.phase, c.probe.is_some()) {
+pub fn check_phase(c: &ValidCheck) -> Phase {
+    match (c.phase, &c.rule) {
         (Some(p), _) => p,
-        (None, true) => Phase::Recovery,
-        (None, false) => Phase::Fault,
+        (None, Rule::Probe(_)) => Phase::Recovery,
+        (None, Rule::Slo(_) | Rule::Count(_) | Rule::Delta(_)) => Phase::Fault,
     }
 }
 
@@ -151,14 +153,9 @@ pub enum Start {
 }
 
 /// Places one drill given the previous drill's plan.
-pub fn place_drill(
-    name: &str,
-    spec: &DrillSpec,
-    start: Start,
-    prev: Option<&DrillPlan>,
-    scale: f64,
-) -> DrillPlan {
-    let (s_early, s_late) = match (start, prev) {
+pub fn place_drill(d: &ResolvedDrill, prev: Option<&DrillPlan>, scale: f64) -> DrillPlan {
+    let spec = &d.spec;
+    let (s_early, s_late) = match (d.start, prev) {
         (Start::At(t), _) => (t.scaled(scale), t.scaled(scale)),
         (Start::After(After::Recovered | After::Previous, delay), Some(p)) => {
             // Earliest: the previous drill recovers the moment it reverts. Latest: it uses its
@@ -172,7 +169,7 @@ pub fn place_drill(
         (Start::After(_, delay), None) => (delay.scaled(scale), delay.scaled(scale)),
     };
     let hold = spec.hold.scaled(scale);
-    let rec = recovery_len(spec).scaled(scale);
+    let rec = recovery_len(d).scaled(scale);
     let baseline = Window {
         start: s_early - spec.baseline.scaled(scale),
         end: s_early,
@@ -185,7 +182,7 @@ pub fn place_drill(
         start: s_early + hold,
         end: s_early + hold + rec,
     };
-    let actions = spec
+    let actions = d
         .actions
         .iter()
         .enumerate()
@@ -202,24 +199,24 @@ pub fn place_drill(
             )
         })
         .collect();
-    let checks = spec
+    let checks = d
         .checks
         .iter()
         .map(|c| {
             let phase = check_phase(c);
-            let window = match (phase, c.probe.is_some(), c.within) {
-                (Phase::Fault, true, Some(w)) => Window {
+            let window = match (phase, c.probe().map(|p| p.within)) {
+                (Phase::Fault, Some(w)) => Window {
                     start: fault.start,
                     end: fault.start + w.scaled(scale),
                 },
-                (_, true, Some(w)) => Window {
+                (_, Some(w)) => Window {
                     start: recovery.start,
                     end: recovery.start + w.scaled(scale),
                 },
-                (Phase::Baseline, ..) => baseline,
-                (Phase::Fault, ..) => fault,
-                (Phase::Recovery, ..) => recovery,
-                (Phase::Drill, ..) => Window {
+                (Phase::Baseline, None) => baseline,
+                (Phase::Fault, None) => fault,
+                (Phase::Recovery, None) => recovery,
+                (Phase::Drill, None) => Window {
                     start: fault.start,
                     end: recovery.end,
                 },
@@ -239,7 +236,7 @@ pub fn place_drill(
         .unwrap_or(recovery.end);
     let end_latest = end_early + (s_late - s_early);
     DrillPlan {
-        name: name.to_owned(),
+        name: d.name.clone(),
         start: s_early,
         start_latest: s_late,
         baseline,

@@ -13,8 +13,9 @@
 
 use std::time::{Duration, Instant};
 
+use drill_spec::call::{Call, ValidStep};
 use drill_spec::fault::SqlAction;
-use drill_spec::model::{Allow, SqlFault, SqlProbe, Step};
+use drill_spec::model::{Allow, SqlFault, SqlProbe};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
@@ -26,12 +27,12 @@ use crate::contract::{FaultError, Guard, Prepared, Reverted, allowed, guarded};
 pub enum Action {
     /// MySQL/MariaDB: stop replicating, forget the source, accept writes; then the route switch.
     PromoteMysql {
-        route_switch: Option<Box<Step>>,
+        route_switch: Option<Box<ValidStep>>,
         read_only_before: bool,
     },
     /// Promote the replica; then run the route switch, if any.
     Promote {
-        route_switch: Option<Box<Step>>,
+        route_switch: Option<Box<ValidStep>>,
         was_in_recovery: bool,
     },
     /// Run `inject`; revert runs `revert`.
@@ -65,7 +66,7 @@ impl Record {
         }
     }
 
-    fn route_switch(&self) -> Option<&Step> {
+    fn route_switch(&self) -> Option<&ValidStep> {
         match &self.action {
             Action::Promote { route_switch, .. } | Action::PromoteMysql { route_switch, .. } => {
                 route_switch.as_deref()
@@ -103,12 +104,12 @@ impl Record {
             Action::Statements {
                 revert: Some(r), ..
             } => format!("psql {} -c {r:?}", redact(&self.url)),
-            _ => match self.route_switch().and_then(|s| s.exec.as_ref()) {
-                Some(e) => format!(
+            _ => match self.route_switch().map(|s| &s.call) {
+                Some(Call::Exec(e)) => format!(
                     "the promotion cannot be undone; if the route switch did not run, run it: {}",
                     crate::exec::shown(e)
                 ),
-                None => "nothing to run: this fault cannot be undone".into(),
+                Some(Call::Http(_)) | None => "nothing to run: this fault cannot be undone".into(),
             },
         }
     }
@@ -158,16 +159,15 @@ pub(crate) async fn prepare(
         SqlAction::Promote {
             route_switch: Some(s),
         } => {
-            if s.http.is_some() {
+            let Call::Exec(e) = &s.call else {
                 return Err(FaultError::Unsupported(
                     "http route switch (use an exec step)",
                 ));
-            }
-            let mut s = s.clone();
-            if let Some(e) = &s.exec {
-                s.exec = Some(crate::exec::resolve(e, allow)?);
-            }
-            Some(s)
+            };
+            Some(Box::new(ValidStep {
+                name: s.name.clone(),
+                call: Call::Exec(crate::exec::resolve(e, allow)?),
+            }))
         }
         SqlAction::Promote { route_switch: None } | SqlAction::Statements(_) => None,
     };
@@ -250,9 +250,9 @@ pub(crate) async fn apply_step(r: &Record, step: &str, guard: Guard<'_>) -> Resu
 }
 
 async fn run_route_switch(r: &Record) -> Result<(), FaultError> {
-    match r.route_switch().map(|s| s.exec.as_ref()) {
-        Some(Some(e)) => crate::exec::run(e).await.map(drop),
-        Some(None) => Err(FaultError::Unsupported(
+    match r.route_switch().map(|s| &s.call) {
+        Some(Call::Exec(e)) => crate::exec::run(e).await.map(drop),
+        Some(Call::Http(_)) => Err(FaultError::Unsupported(
             "http route switch (use an exec step)",
         )),
         None => Ok(()),
@@ -470,7 +470,7 @@ async fn prepare_mysql(
     name: &str,
     typed: &SqlAction,
     url: &str,
-    route_switch: Option<Box<Step>>,
+    route_switch: Option<Box<ValidStep>>,
 ) -> Result<Prepared<Record>, FaultError> {
     let mut con = connect_mysql(url).await?;
     let (action, change) = match typed {

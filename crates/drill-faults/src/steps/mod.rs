@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use drill_spec::model::{Action, Allow, Step};
+use drill_spec::call::{ActionKind, Call, ValidAction, ValidStep};
+use drill_spec::model::{Allow, Exec, HttpCall};
 
 use crate::contract::FaultError;
 
@@ -33,8 +34,6 @@ pub enum Done {
         key: String,
         pending: u64,
     },
-    /// A step with nothing in it (validation refuses those; kept total for callers).
-    Nothing,
 }
 
 impl fmt::Display for Done {
@@ -61,56 +60,59 @@ impl fmt::Display for Done {
                 f,
                 "enqueued {jobs} {format} jobs into {key} ({pending} pending now)"
             ),
-            Done::Nothing => f.write_str("nothing to do"),
         }
     }
 }
 
 /// Runs a setup or teardown step (or a promotion's route switch). URLs must be absolute.
-pub async fn run_step(s: &Step, allow: &Allow) -> Result<Done, FaultError> {
-    if let Some(e) = &s.exec {
-        let e = crate::exec::resolve(e, allow)?;
-        let out = crate::exec::run(&e).await?;
-        return Ok(Done::Exec {
-            command: crate::exec::shown(&e),
-            last_line: out
-                .stdout
-                .lines()
-                .last()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        });
+pub async fn run_step(s: &ValidStep, allow: &Allow) -> Result<Done, FaultError> {
+    run_call(&s.call, allow).await
+}
+
+async fn run_call(c: &Call, allow: &Allow) -> Result<Done, FaultError> {
+    match c {
+        Call::Exec(e) => run_exec(e, allow).await,
+        Call::Http(h) => run_http(h, allow).await,
     }
-    if let Some(h) = &s.http {
-        let status = crate::http::call(h, allow).await?;
-        return Ok(Done::Http {
-            method: h.method.clone(),
-            url: drill_spec::redact::url(&h.url),
-            status,
-        });
-    }
-    Ok(Done::Nothing)
+}
+
+async fn run_exec(e: &Exec, allow: &Allow) -> Result<Done, FaultError> {
+    let e = crate::exec::resolve(e, allow)?;
+    let out = crate::exec::run(&e).await?;
+    Ok(Done::Exec {
+        command: crate::exec::shown(&e),
+        last_line: out
+            .stdout
+            .lines()
+            .last()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned),
+    })
+}
+
+async fn run_http(h: &HttpCall, allow: &Allow) -> Result<Done, FaultError> {
+    let status = crate::http::call(h, allow).await?;
+    Ok(Done::Http {
+        method: h.method.clone(),
+        url: drill_spec::redact::url(&h.url),
+        status,
+    })
 }
 
 /// Runs a drill's action: an enqueue, a command or a call.
-pub async fn run_action(a: &Action, allow: &Allow) -> Result<Done, FaultError> {
-    if let Some(e) = &a.enqueue {
-        let pending = crate::redis::enqueue(e, allow).await?;
-        return Ok(Done::Enqueued {
-            jobs: e.jobs,
-            format: e.format.name(),
-            key: e.queue_ref().key(),
-            pending,
-        });
+pub async fn run_action(a: &ValidAction, allow: &Allow) -> Result<Done, FaultError> {
+    match &a.kind {
+        ActionKind::Enqueue(e) => {
+            let pending = crate::redis::enqueue(e, allow).await?;
+            Ok(Done::Enqueued {
+                jobs: e.jobs,
+                format: e.format.name(),
+                key: e.queue_ref().key(),
+                pending,
+            })
+        }
+        ActionKind::Exec(e) => run_exec(e, allow).await,
+        ActionKind::Http(h) => run_http(h, allow).await,
     }
-    run_step(
-        &Step {
-            name: None,
-            exec: a.exec.clone(),
-            http: a.http.clone(),
-        },
-        allow,
-    )
-    .await
 }

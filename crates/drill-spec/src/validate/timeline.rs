@@ -25,7 +25,7 @@ pub(crate) fn timeline<'a>(
     let mut prev: Option<DrillPlan> = None;
     for (i, d, spec_locs) in drills {
         let path = format!("drills[{i}]");
-        let plan = tl::place_drill(&d.name, &d.spec, d.start, prev.as_ref(), 1.0);
+        let plan = tl::place_drill(d, prev.as_ref(), 1.0);
         {
             let (locs, prefix) = match spec_locs {
                 Some(l) => (l, String::new()),
@@ -37,8 +37,8 @@ pub(crate) fn timeline<'a>(
                 prefix,
                 scope,
             };
-            for (ci, c) in d.spec.checks.iter().enumerate() {
-                if let Some(w) = c.within
+            for (ci, c) in d.checks.iter().enumerate() {
+                if let Some(w) = c.probe().map(|p| p.within)
                     && w > end
                 {
                     cx.error_hint(
