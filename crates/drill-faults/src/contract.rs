@@ -24,6 +24,14 @@ pub enum FaultError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A client library's error, with what drill was doing when it came, kept as the source.
+    #[error("{backend} backend: {what}")]
+    Context {
+        backend: &'static str,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the {0} backend is not built yet")]
     Unsupported(&'static str),
     #[error("fault \"{fault}\": {message}")]
@@ -39,6 +47,20 @@ impl FaultError {
         FaultError::Backend {
             backend,
             message: e.to_string(),
+        }
+    }
+
+    /// A client library's error `e`, met while doing `what` (the message says what, the
+    /// source says why; [`chain`] prints both).
+    pub(crate) fn context(
+        backend: &'static str,
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FaultError::Context {
+            backend,
+            what: what.into(),
+            source: Box::new(e),
         }
     }
 

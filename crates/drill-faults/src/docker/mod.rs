@@ -61,7 +61,7 @@ impl Record {
 
 fn connect() -> Result<Docker, FaultError> {
     Docker::connect_with_local_defaults()
-        .map_err(|e| FaultError::backend("docker", format!("cannot reach the Docker engine: {e}")))
+        .map_err(|e| FaultError::context("docker", "cannot reach the Docker engine", e))
 }
 
 fn err(e: DockerError) -> FaultError {

@@ -120,10 +120,10 @@ pub async fn run(e: &Exec) -> Result<Output, FaultError> {
     }
     let child = cmd
         .spawn()
-        .map_err(|err| FaultError::backend("exec", format!("cannot run {program}: {err}")))?;
+        .map_err(|err| FaultError::context("exec", format!("cannot run {program}"), err))?;
     let cmdline = shown(e);
     let out = match tokio::time::timeout(e.timeout.0, child.wait_with_output()).await {
-        Ok(r) => r.map_err(|err| FaultError::backend("exec", format!("{program}: {err}")))?,
+        Ok(r) => r.map_err(|err| FaultError::context("exec", program.to_string(), err))?,
         Err(_) => {
             return Err(FaultError::backend(
                 "exec",

@@ -234,7 +234,7 @@ pub(crate) async fn probe(p: &HttpProbe, allow: &Allow) -> Result<f64, FaultErro
         return Ok(latency_ms);
     };
     let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| FaultError::backend("http", format!("GET {}: not JSON: {e}", p.url)))?;
+        .map_err(|e| FaultError::context("http", format!("GET {}: not JSON", p.url), e))?;
     v.pointer(pointer).and_then(number).ok_or_else(|| {
         FaultError::backend("http", format!("GET {}: no number at {pointer}", p.url))
     })
@@ -261,10 +261,16 @@ pub(crate) async fn prometheus(p: &PrometheusProbe, allow: &Allow) -> Result<f64
                 ),
             )
         })?;
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| FaultError::backend("prometheus", format!("{url}: {e}")))?;
+    let v: Value = resp.json().await.map_err(|e| {
+        FaultError::backend(
+            "prometheus",
+            format!(
+                "{}: {}",
+                drill_spec::redact::url(url.as_str()),
+                error_chain(&e)
+            ),
+        )
+    })?;
     if v["status"] != "success" {
         return Err(FaultError::backend(
             "prometheus",

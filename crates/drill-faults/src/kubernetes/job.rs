@@ -115,7 +115,7 @@ pub async fn create(
     manifest: &serde_json::Value,
 ) -> Result<(), FaultError> {
     let job: Job = serde_json::from_value(manifest.clone())
-        .map_err(|e| FaultError::backend("kubernetes", format!("the Job manifest: {e}")))?;
+        .map_err(|e| FaultError::context("kubernetes", "the Job manifest", e))?;
     match Api::<Job>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &job)
         .await

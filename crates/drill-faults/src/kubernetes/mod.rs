@@ -116,15 +116,13 @@ pub async fn client(context: Option<&str>) -> Result<Client, FaultError> {
     let config = match kube::Config::from_kubeconfig(&opts).await {
         Ok(c) => c,
         Err(_) if context.is_none() => kube::Config::incluster().map_err(|e| {
-            FaultError::backend(
-                "kubernetes",
-                format!("no kubeconfig and not in a cluster: {e}"),
-            )
+            FaultError::context("kubernetes", "no kubeconfig and not in a cluster", e)
         })?,
         Err(e) => {
-            return Err(FaultError::backend(
+            return Err(FaultError::context(
                 "kubernetes",
-                format!("context {}: {e}", context.unwrap_or_default()),
+                format!("context {}", context.unwrap_or_default()),
+                e,
             ));
         }
     };

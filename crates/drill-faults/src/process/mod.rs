@@ -145,9 +145,10 @@ const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 fn signal(pid: i32, s: Signal) -> Result<(), FaultError> {
     match kill(Pid::from_raw(pid), s) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(e) => Err(FaultError::backend(
+        Err(e) => Err(FaultError::context(
             "process",
-            format!("cannot send {s} to {pid}: {e}"),
+            format!("cannot send {s} to {pid}"),
+            e,
         )),
     }
 }

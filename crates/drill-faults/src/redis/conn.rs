@@ -6,9 +6,8 @@ use std::time::Duration;
 use crate::contract::FaultError;
 
 pub(crate) async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, FaultError> {
-    let client = redis::Client::open(url).map_err(|e| {
-        FaultError::backend("redis", format!("{}: {e}", drill_spec::redact::url(url)))
-    })?;
+    let client = redis::Client::open(url)
+        .map_err(|e| FaultError::context("redis", drill_spec::redact::url(url), e))?;
     // redis-rs gives up on a reply after 500 ms by default; FLUSHALL on a large dataset takes
     // longer, and a failed-looking flush that did happen would be worse than a slow one.
     let config = redis::AsyncConnectionConfig::new()
@@ -17,7 +16,7 @@ pub(crate) async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnecti
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(|e| FaultError::backend("redis", format!("cannot connect: {e}")))
+        .map_err(|e| FaultError::context("redis", "cannot connect", e))
 }
 
 pub(crate) async fn query<T: redis::FromRedisValue>(

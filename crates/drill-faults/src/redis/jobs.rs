@@ -84,7 +84,7 @@ impl<'a> Writer<'a> {
                 let func = self.e.task.as_deref().unwrap_or_default();
                 let call = (func, (), &args, serde_json::Map::new());
                 let pickled = serde_pickle::to_vec(&call, serde_pickle::SerOptions::new())
-                    .map_err(|e| FaultError::backend("redis", format!("rq job: {e}")))?;
+                    .map_err(|e| FaultError::context("redis", "rq job", e))?;
                 let data = zlib(&pickled)?;
                 let at = rq_time(self.now);
                 let description = format!(
@@ -257,7 +257,7 @@ fn zlib(bytes: &[u8]) -> Result<Vec<u8>, FaultError> {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(bytes)
         .and_then(|()| z.finish())
-        .map_err(|e| FaultError::backend("redis", format!("rq job: zlib: {e}")))
+        .map_err(|e| FaultError::context("redis", "rq job: zlib", e))
 }
 
 /// RQ's timestamp format, `%Y-%m-%dT%H:%M:%S.%fZ`, in UTC.

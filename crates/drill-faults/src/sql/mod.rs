@@ -136,7 +136,7 @@ async fn connect(url: &str) -> Result<PgConnection, FaultError> {
         .map_err(|_| {
             FaultError::backend("sql", format!("{} did not answer within 10s", redact(url)))
         })?
-        .map_err(|e| FaultError::backend("sql", format!("{}: {e}", redact(url))))
+        .map_err(|e| FaultError::context("sql", redact(url), e))
 }
 
 async fn in_recovery(con: &mut PgConnection) -> Result<bool, FaultError> {
@@ -334,7 +334,7 @@ async fn promote(url: &str, guard: Guard<'_>) -> Result<(), FaultError> {
                 sqlx::query("select pg_promote(false)")
                     .execute(&mut con)
                     .await
-                    .map_err(|e| FaultError::backend("sql", format!("pg_promote: {e}")))?;
+                    .map_err(|e| FaultError::context("sql", "pg_promote", e))?;
             }
             while in_recovery(&mut con).await? {
                 if Instant::now() > deadline {
@@ -425,7 +425,7 @@ async fn connect_mysql(url: &str) -> Result<MySqlConnection, FaultError> {
         .map_err(|_| {
             FaultError::backend("sql", format!("{} did not answer within 10s", redact(url)))
         })?
-        .map_err(|e| FaultError::backend("sql", format!("{}: {e}", redact(url))))
+        .map_err(|e| FaultError::context("sql", redact(url), e))
 }
 
 /// Runs statements on either engine.
@@ -512,7 +512,7 @@ async fn promote_mysql(r: &Record) -> Result<(), FaultError> {
         sqlx::raw_sql(stmt)
             .execute(&mut con)
             .await
-            .map_err(|e| FaultError::backend("sql", format!("{stmt}: {e}")))?;
+            .map_err(|e| FaultError::context("sql", stmt, e))?;
     }
     if mysql_is_replica(&mut con).await? || mysql_read_only(&mut con).await? {
         return Err(FaultError::backend(
