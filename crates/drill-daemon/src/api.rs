@@ -531,15 +531,16 @@ async fn trigger(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             Err(e) => internal(drill_engine::chain(&e)),
         };
     }
+    // The text that runs, hashed for the audit: the posted one, or the file's (read off the
+    // async loop).
+    let text = match &t.yaml {
+        Some(y) => y.clone(),
+        None => tokio::fs::read_to_string(&file).await.unwrap_or_default(),
+    };
     let detail = format!(
         "playbook {} sha256 {}",
         vp.playbook.metadata.name,
-        sha256_hex(
-            t.yaml
-                .clone()
-                .unwrap_or_else(|| std::fs::read_to_string(&file).unwrap_or_default())
-                .as_bytes()
-        )
+        sha256_hex(text.as_bytes())
     );
     let (id, task) = launch(s.clone(), file, vp, opts, None).await;
     s.tracker.spawn(task);
