@@ -20,10 +20,11 @@
 //!
 //! What it is not: it sends no request itself (the shards' `drill-load` does).
 
+mod collect;
+mod protocol;
 pub mod runner;
 pub mod store;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,29 +32,19 @@ use std::time::{Duration, Instant};
 use drill_faults::kubernetes::job::{self, ShardJobSpec};
 use drill_faults::kubernetes::{Action, Record};
 use drill_faults::{Prepared, RevertRecord};
-use drill_load::metrics::Stats;
-use drill_load::shard::Delta;
 use drill_load::{Shard, Stop};
 use drill_spec::model::{Distributed, Playbook, ShardsOn};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt;
 
+use self::collect::Collector;
+pub use self::protocol::{POLL_EVERY, Report, SILENT_AFTER, STORE_CALL, STORE_LOSS};
 use crate::chain;
 use crate::context::RunContext;
 use crate::live;
 use crate::store::{StoreError, now_ms};
 
-/// How often shards poll the store for the stop, and the engine for reports.
-pub const POLL_EVERY: Duration = Duration::from_millis(250);
-/// A shard that cannot reach the store this long stops sending.
-pub const STORE_LOSS: Duration = Duration::from_secs(5);
-/// The longest a shard waits for one answer of the store: a query held open by a partition
-/// counts as no answer, so a shard behind one still stops after [`STORE_LOSS`].
-pub const STORE_CALL: Duration = Duration::from_secs(2);
-/// A shard without a report this long (once the traffic has started) aborts the run.
-pub const SILENT_AFTER: Duration = Duration::from_secs(5);
 pub use crate::context::SETTLED;
-const ADD_AFTER_MS: u64 = 2_000;
 /// How far ahead of the first arrival local shards are started.
 pub const LOCAL_LEAD: Duration = Duration::from_secs(2);
 
@@ -67,18 +58,6 @@ pub struct ShardPlan {
     /// The schedule's zero, milliseconds since the Unix epoch.
     pub t0_ms: i64,
     pub shards: u32,
-}
-
-/// One report of a shard, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
-    pub delta: Delta,
-    /// When the shard saw the stop and sent no more arrivals (its clock), if it did.
-    pub stopped_ms: Option<i64>,
-    /// Why it stopped before its schedule's end: the engine's stop, or its own (a signal, the
-    /// store lost). A shard that stops while the engine has not is an error of the run.
-    #[serde(default)]
-    pub stopped_why: Option<String>,
 }
 
 /// A shard that could not run.
@@ -113,19 +92,6 @@ pub async fn report_failure(store: &crate::Store, run_id: &str, shard: Shard, er
     // Bounded: the failure may be that the store is gone.
     let put = store.put_shard_report(run_id, shard.index, i64::MAX / 2, true, Some(error), "{}");
     let _ = tokio::time::timeout(STORE_CALL, put).await;
-}
-
-/// What the engine knows of one shard.
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    seq: i64,
-    at: Option<Instant>,
-    done: bool,
-    stopped_ms: Option<i64>,
-    stopped_why: Option<String>,
-    /// Its counters and failed requests so far, added up from its reports.
-    counters: drill_load::metrics::Counters,
-    failed: u64,
 }
 
 /// The shards of a distributed run, each one's part: the report's types.
@@ -165,212 +131,86 @@ async fn run_shards(
     let recorder = load.recorder();
     // Reports come up to half a second late, and are read every quarter second.
     recorder.set_grace(plan.playbook.traffic.timeout.0 + SETTLED + Duration::from_secs(2));
-    let text = match serde_json::to_string(&plan) {
-        Ok(t) => t,
-        Err(e) => {
-            cx.abort
-                .trigger(format!("the shards' plan cannot be written: {e}"));
-            return load.conclude(true, cx.start);
-        }
-    };
-    if let Err(e) = cx.store.put_shard_plan(&cx.run_id, n, &text).await {
-        cx.abort
-            .trigger(format!("the shards cannot start: {}", chain(&e)));
+    let Some(mut launched) = launch(&cx, &plan, &d).await else {
         return load.conclude(true, cx.start);
-    }
-    let mut launched = match d.run_on {
-        ShardsOn::Local => local(&cx, n),
-        ShardsOn::Kubernetes => kubernetes(&cx, &d, n, &plan).await,
     };
     let (pods_tx, mut pods_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     if let Launched::Job { namespace } = &launched {
         launched_watch(&cx, namespace.clone(), pods_tx);
     }
-
-    // An abort (a guard, a halt, Ctrl-C, a failed shard) stops the shards at once, through
-    // the store, whatever the drills are doing; when it happened is what their stop is
-    // measured from.
-    let aborted_ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let on_abort = {
-        let (cx, stop, aborted_ms) = (cx.clone(), stop.clone(), aborted_ms.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = cx.abort.triggered() => {}
-                () = stopped(&stop) => {}
-            }
-            aborted_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
-            stop.stop();
-            let why = cx
-                .abort
-                .reason()
-                .unwrap_or_else(|| "the run was stopped".into());
-            // Retried by the loop below if the store does not take it now.
-            let _ = cx.store.stop_shards(&cx.run_id, &why).await;
-        })
-    };
+    let (on_abort, aborted_ms) = stop_on_abort(&cx, &stop);
     let timeout = plan.playbook.traffic.timeout.0;
-    let end = load.duration;
-    let mut seen: BTreeMap<u32, Seen> = (0..n).map(|k| (k, Seen::default())).collect();
-    let mut pending: Vec<(u64, Stats)> = Vec::new();
-    let mut stop_sent: Option<(Instant, i64)> = None;
+    let mut c = Collector::new(n);
     let mut every = tokio::time::interval(POLL_EVERY);
-    let mut failed: Option<String> = None;
     loop {
         every.tick().await;
-        let after = seen.values().map(|s| s.seq).min().unwrap_or(0);
-        match cx.store.shard_reports(&cx.run_id, after).await {
-            Ok(rows) => {
-                for row in rows {
-                    let Some(s) = seen.get_mut(&row.shard) else {
-                        continue;
-                    };
-                    if row.seq <= s.seq {
-                        continue;
-                    }
-                    s.seq = row.seq;
-                    s.at = Some(Instant::now());
-                    s.done |= row.done;
-                    if let Some(e) = row.error {
-                        failed.get_or_insert(format!("shard {}/{n} failed: {e}", row.shard));
-                        continue;
-                    }
-                    match serde_json::from_str::<Report>(&row.body) {
-                        Ok(r) => {
-                            s.stopped_ms = s.stopped_ms.or(r.stopped_ms);
-                            s.stopped_why = s.stopped_why.take().or(r.stopped_why.clone());
-                            s.counters.add(&r.delta.counters);
-                            s.failed += r.delta.failures_total;
-                            // Its traffic ends early and the engine did not ask: the verdict
-                            // would be on part of the schedule.
-                            if let Some(why) = r.stopped_why.as_ref().filter(|_| !stop.stopped()) {
-                                failed.get_or_insert(format!(
-                                    "shard {}/{n} stopped before the end of its schedule: {why}",
-                                    row.shard
-                                ));
-                            }
-                            if let Err(e) = add(&recorder, &r.delta, &mut pending) {
-                                failed.get_or_insert(format!(
-                                    "shard {}/{n}'s report cannot be added: {e}",
-                                    row.shard
-                                ));
-                            }
-                        }
-                        Err(e) => {
-                            failed.get_or_insert(format!(
-                                "shard {}/{n}'s report does not read: {e}",
-                                row.shard
-                            ));
-                        }
-                    }
-                }
-            }
+        match cx.store.shard_reports(&cx.run_id, c.after()).await {
+            Ok(rows) => c.take(rows, &recorder, &stop),
             Err(e) => cx.say(&format!("warning: shards: {}", chain(&e))),
         }
         while let Ok(why) = pods_rx.try_recv() {
-            failed.get_or_insert(why);
+            c.failed.get_or_insert(why);
         }
         let now = cx.now();
-        settle(&recorder, &mut pending, Some(now));
+        c.settle(&recorder, Some(now));
         recorder.tick(now);
-        // Silence, once the traffic has started.
-        if failed.is_none() && now > SILENT_AFTER && !stop.stopped() {
-            for (k, s) in &seen {
-                let quiet = s.at.map_or(now, |at| at.elapsed());
-                if !s.done && quiet > SILENT_AFTER {
-                    failed = Some(match s.at {
-                        Some(_) => format!(
-                            "shard {k}/{n} stopped reporting: its last report is {:.1}s old",
-                            quiet.as_secs_f64()
-                        ),
-                        None => format!(
-                            "shard {k}/{n} never reported, {:.1}s after the traffic's start",
-                            now.as_secs_f64()
-                        ),
-                    });
-                    break;
-                }
-            }
+        if !stop.stopped() {
+            c.watch_silence(now);
         }
-        if let Some(why) = &failed {
+        if let Some(why) = &c.failed {
             // The first failure is the run's cause; later ones change nothing.
             cx.abort.trigger(why.clone());
             stop.stop();
         }
-        if stop.stopped() && stop_sent.is_none() {
+        if stop.stopped() && c.stop_sent.is_none() {
             let why = cx
                 .abort
                 .reason()
                 .unwrap_or_else(|| "the run was stopped".into());
-            if let Err(e) = cx.store.stop_shards(&cx.run_id, &why).await {
-                cx.say(&format!("warning: shards: {}", chain(&e)));
-            } else {
-                stop_sent = Some((Instant::now(), now_ms()));
+            match cx.store.stop_shards(&cx.run_id, &why).await {
+                Ok(()) => c.stop_sent = Some((Instant::now(), now_ms())),
+                Err(e) => cx.say(&format!("warning: shards: {}", chain(&e))),
             }
         }
-        if seen.values().all(|s| s.done) {
+        if c.all_done() {
             break;
         }
-        let give_up = match stop_sent {
-            Some((at, _)) => at.elapsed() > timeout + STORE_LOSS + Duration::from_secs(2),
-            None => now > end + timeout + STORE_LOSS + Duration::from_secs(5),
-        };
-        if give_up {
-            let missing: Vec<String> = seen
-                .iter()
-                .filter(|(_, s)| !s.done)
-                .map(|(k, _)| format!("{k}/{n}"))
-                .collect();
+        if c.give_up(now, load.duration, timeout) {
             cx.abort.trigger(format!(
                 "shard(s) {} sent no last report: their traffic is not all counted",
-                missing.join(", ")
+                c.missing().join(", ")
             ));
             break;
         }
     }
     on_abort.abort();
-    settle(&recorder, &mut pending, None);
+    c.settle(&recorder, None);
     let at_ms = aborted_ms.load(std::sync::atomic::Ordering::Relaxed);
-    if stop_sent.is_some() && at_ms > 0 {
-        let lags: Vec<i64> = seen
-            .values()
-            .filter_map(|s| s.stopped_ms.map(|m| m - at_ms))
-            .collect();
-        if let (Some(lo), Some(hi)) = (lags.iter().min(), lags.iter().max()) {
-            cx.say(&format!(
-                "shards: {} of {n} stopped sending {:.2}–{:.2}s after the abort (their clocks)",
-                lags.len(),
-                *lo as f64 / 1000.0,
-                *hi as f64 / 1000.0
-            ));
-        }
+    if c.stop_sent.is_some()
+        && at_ms > 0
+        && let Some((k, lo, hi)) = c.stop_lags(at_ms)
+    {
+        cx.say(&format!(
+            "shards: {k} of {n} stopped sending {:.2}–{:.2}s after the abort (their clocks)",
+            lo as f64 / 1000.0,
+            hi as f64 / 1000.0
+        ));
     }
-    parts.each = seen
-        .iter()
-        .map(|(k, s)| ShardPart {
-            shard: *k,
-            scheduled: s.counters.scheduled,
-            sent: s.counters.sent,
-            dropped: s.counters.dropped(),
-            failed: s.failed,
-            finished: s.done,
-            stopped: s.stopped_why.clone(),
-        })
-        .collect();
+    parts.each = c.parts();
     for p in parts.each.iter().filter(|p| p.dropped > 0) {
         cx.say(&format!(
             "warning: shard {}/{n} dropped {} of its {} arrivals: its host did not keep up (see the report's shards)",
             p.shard, p.dropped, p.scheduled
         ));
     }
-    let stopped = stop.stopped();
-    let report = load.conclude(stopped, cx.start);
-    let c = report.measurements.counters;
+    let report = load.conclude(stop.stopped(), cx.start);
+    let counted = report.measurements.counters;
     cx.say(&format!(
         "shards: {} of {n} finished; {} arrivals scheduled, {} sent, {} dropped",
-        seen.values().filter(|s| s.done).count(),
-        c.scheduled,
-        c.sent,
-        c.dropped()
+        c.done_count(),
+        counted.scheduled,
+        counted.sent,
+        counted.dropped()
     ));
     launched.end(&cx).await;
     if let Err(e) = cx.store.drop_shard_reports(&cx.run_id).await {
@@ -379,39 +219,66 @@ async fn run_shards(
     report
 }
 
+/// Writes the shards' plan where they read it and starts them; `None` (and the run aborted)
+/// when either fails.
+async fn launch(cx: &Arc<RunContext>, plan: &ShardPlan, d: &Distributed) -> Option<Launched> {
+    let text = match serde_json::to_string(plan) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.abort
+                .trigger(format!("the shards' plan cannot be written: {e}"));
+            return None;
+        }
+    };
+    if let Err(e) = cx
+        .store
+        .put_shard_plan(&cx.run_id, plan.shards, &text)
+        .await
+    {
+        cx.abort
+            .trigger(format!("the shards cannot start: {}", chain(&e)));
+        return None;
+    }
+    Some(match d.run_on {
+        ShardsOn::Local => local(cx, plan.shards),
+        ShardsOn::Kubernetes => kubernetes(cx, d, plan.shards, plan).await,
+    })
+}
+
+/// An abort (a guard, a halt, Ctrl-C, a failed shard) stops the shards at once, through the
+/// store, whatever the drills are doing; when it happened (the wall clock, in ms) is what
+/// their stop is measured from.
+fn stop_on_abort(
+    cx: &Arc<RunContext>,
+    stop: &Stop,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicI64>,
+) {
+    let aborted_ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let (cx, stop, at) = (cx.clone(), stop.clone(), aborted_ms.clone());
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            () = cx.abort.triggered() => {}
+            () = stopped(&stop) => {}
+        }
+        at.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        stop.stop();
+        let why = cx
+            .abort
+            .reason()
+            .unwrap_or_else(|| "the run was stopped".into());
+        // Retried by the loop if the store does not take it now.
+        let _ = cx.store.stop_shards(&cx.run_id, &why).await;
+    });
+    (task, aborted_ms)
+}
+
 /// Resolves once `stop` is set (checked every 50 ms).
 async fn stopped(stop: &Stop) {
     while !stop.stopped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Adds a report's totals now and keeps its seconds for [`settle`].
-fn add(
-    recorder: &drill_load::Recorder,
-    d: &Delta,
-    pending: &mut Vec<(u64, Stats)>,
-) -> Result<(), drill_load::shard::WireError> {
-    let seconds = d
-        .seconds
-        .iter()
-        .map(|s| Ok((s.t, s.stats()?)))
-        .collect::<Result<Vec<_>, drill_load::shard::WireError>>()?;
-    recorder.absorb_totals(&d.counters, &d.checks, &d.failures, d.failures_total);
-    pending.extend(seconds);
-    Ok(())
-}
-
-/// Adds the seconds that ended at least 2 s before `now` (all of them with `None`): by then
-/// every span boundary at or before them is marked.
-fn settle(recorder: &drill_load::Recorder, pending: &mut Vec<(u64, Stats)>, now: Option<Duration>) {
-    pending.retain(|(t, s)| {
-        let ready = now.is_none_or(|now| (t + 1) * 1000 + ADD_AFTER_MS <= now.as_millis() as u64);
-        if ready {
-            recorder.absorb_second(*t, s);
-        }
-        !ready
-    });
 }
 
 /// Where the shards were started.
