@@ -32,6 +32,8 @@ drills:
         - name: hook
           action: exec
           exec: {inject: {command: ["true"]}, revert: {command: ["true"]}}
+      checks:
+        - {name: few-5xx, count: {of: 5xx, max: 1000}}
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,6 +289,33 @@ async fn every_route_answers_each_role_as_documented_and_a_triggered_run_runs() 
         assert_eq!(l["span"]["run"], id.as_str(), "{l}");
         assert_eq!(l["span"]["playbook"], "api-short", "{l}");
     }
+    // Each line once (the engine writes them to `tracing` itself; the daemon does not repeat
+    // them), and the ones that matter with their fields.
+    let mut messages: Vec<&str> = of_run
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    let all = messages.len();
+    messages.sort_unstable();
+    messages.dedup();
+    assert_eq!(messages.len(), all, "a run's line logged twice: {of_run:?}");
+    let field = |k: &str, v: &str| {
+        of_run
+            .iter()
+            .any(|l| l[k] == v && l["drill"] == "noop" && l["level"] == "INFO")
+    };
+    assert!(
+        field("state", "applied"),
+        "the fault applied, with its fields: {of_run:?}"
+    );
+    assert!(field("state", "reverted"), "the fault reverted: {of_run:?}");
+    assert!(field("verdict", "pass"), "a check's verdict: {of_run:?}");
+    assert!(
+        of_run
+            .iter()
+            .any(|l| l["applied_ms"].is_u64() && l["planned_ms"].is_u64()),
+        "the measured hold: {of_run:?}"
+    );
     let end = logged.last().expect("a line");
     assert_eq!(end["run"], id.as_str(), "{end}");
     assert_eq!(end["level"], "INFO", "{end}");

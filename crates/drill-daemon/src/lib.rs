@@ -140,7 +140,9 @@ pub async fn run(store: Store, cfg: Config, stop: Stop) -> anyhow::Result<()> {
             report_dir: Some(cfg.report_dir.clone()),
             lease: cfg.lease,
             revert_budget: budget,
-            log: log.clone(),
+            // A run writes its lines to `tracing` itself, with their fields, inside its
+            // span: the daemon's log would only repeat them.
+            log: drill_engine::quiet(),
         },
         log: log.clone(),
         halt_now: Notify::new(),

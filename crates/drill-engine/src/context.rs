@@ -13,6 +13,7 @@ use drill_spec::model::{Allow, Guard, Limits, Phase};
 use tokio::sync::watch;
 
 use crate::Log;
+use crate::lines::Lines;
 use crate::outcome::GuardTrip;
 use crate::status::{LiveStatus, Stage};
 use crate::store::{FaultState, Lease, LostLease, Store};
@@ -156,7 +157,10 @@ pub(crate) struct RunContext {
     pub run_id: String,
     pub own: Arc<Ownership>,
     pub allow: Allow,
+    /// The run's lines as a [`Log`], for the code that takes one ([`Lines::log`]).
     pub log: Log,
+    /// The run's lines: [`RunContext::say`] and [`RunContext::tell`] write through it.
+    pub lines: Lines,
     pub start: Instant,
     pub scale: f64,
     pub abort: Abort,
@@ -240,8 +244,17 @@ impl RunContext {
         }
     }
 
+    /// A line of the run, stamped with its offset: to the terminal, and to `tracing` at the
+    /// level its words say.
     pub fn say(&self, msg: &str) {
-        (self.log)(&format!("[{:>7.1}s] {msg}", self.now().as_secs_f64()));
+        self.tell(msg, crate::lines::emit);
+    }
+
+    /// A line whose `tracing` event `event` emits with its own fields; its message is the
+    /// line as the terminal shows it, offset and all.
+    pub fn tell(&self, msg: &str, event: impl FnOnce(&str)) {
+        let line = format!("[{:>7.1}s] {msg}", self.now().as_secs_f64());
+        self.lines.with(&line, event);
     }
 
     pub fn scaled(&self, d: drill_spec::units::Dur) -> Duration {

@@ -59,32 +59,113 @@ pub(crate) async fn run(
         Begin::At(t) => t,
         Begin::Never => return res,
         Begin::Skip(why) => {
-            cx.say(&format!("{}: skipped: {why}", d.name));
-            res.status = DrillStatus::Skipped;
-            res.skipped = Some(why.clone());
-            cx.stage(&d.name, Stage::Done);
-            let _ = recovered.send(Some(Ended {
-                at: cx.now(),
-                not_recovered: Some(format!("it was skipped ({why})")),
-            }));
+            skip(&cx, &d, &mut res, &recovered, why);
             return res;
         }
     };
     if !cx.sleep_until(start).await {
         return res;
     }
-    let spec = &d.spec;
-    let baseline_len = cx.scaled(spec.baseline);
+    let (s, baseline) = begin(&cx, &d, &mut res).await;
+    let guards = cx.register_guards(&d.name, &d.spec.guards);
+    let hold = cx.scaled(d.spec.hold);
+    if !inject(&cx, &d, hold).await {
+        return res;
+    }
+    // Actions at injection, and the fault-phase probe checks.
+    let inject_actions = actions(&cx, &d, Moment::Inject);
+    let fault_probes = probe_checks(&cx, &d, true);
+    let held = hold_then_revert(&cx, &d, s, hold).await;
+    let r = cx.boundary().await;
+    if held {
+        res.reverted_s = Some(secs(r));
+    }
+    cx.stage(&d.name, Stage::Recovery);
+    cx.recorder.close_span(&span_name(&d.name, "fault"), r);
+    cx.recorder.open_span(&span_name(&d.name, "recovery"), r);
+    let revert_actions = actions(&cx, &d, Moment::Revert);
+    let (rec, probes) = recovery(&cx, &d, held, r, fault_probes).await;
+    if held && cx.abort.reason().is_none() {
+        res.recovered_s = Some(secs(rec));
+    }
+    let _ = recovered.send(Some(Ended {
+        at: rec,
+        not_recovered: not_recovered(held, &probes),
+    }));
+    drop(guards);
+    res.actions = inject_actions.await.unwrap_or_default();
+    res.actions.extend(revert_actions.await.unwrap_or_default());
+
+    // Every sample of the drill's spans is in (a distributed run's reports come late).
+    cx.settled(rec).await;
+    let baseline = baseline.task.await.unwrap_or_default();
+    let spans = Spans {
+        baseline,
+        fault: span(&cx, &d.name, "fault"),
+        recovery: span(&cx, &d.name, "recovery"),
+        whole: span(&cx, &d.name, "drill"),
+        b_from: s.saturating_sub(cx.scaled(d.spec.baseline)),
+        s,
+        r,
+        rec,
+        held,
+    };
+    for phase in [Phase::Baseline, Phase::Fault, Phase::Recovery] {
+        let (stats, from, to) = spans.bounds(phase);
+        res.phases
+            .insert(phase, crate::outcome::phase_stats(stats, from, to));
+    }
+    verdicts(&cx, &d, &spans, &probes, &mut res);
+    res.status = if cx.abort.reason().is_some() {
+        DrillStatus::Aborted
+    } else {
+        DrillStatus::Completed
+    };
+    cx.stage(&d.name, Stage::Done);
+    res
+}
+
+/// A drill that will not run (`after: recovered`, and the previous one did not recover).
+fn skip(
+    cx: &RunContext,
+    d: &ResolvedDrill,
+    res: &mut DrillResult,
+    recovered: &watch::Sender<Option<Ended>>,
+    why: String,
+) {
+    cx.tell(&format!("{}: skipped: {why}", d.name), |m| {
+        tracing::warn!(drill = %d.name, verdict = "skipped", "{m}");
+    });
+    res.status = DrillStatus::Skipped;
+    res.skipped = Some(why.clone());
+    cx.stage(&d.name, Stage::Done);
+    let _ = recovered.send(Some(Ended {
+        at: cx.now(),
+        not_recovered: Some(format!("it was skipped ({why})")),
+    }));
+}
+
+/// The baseline's measurements, read once they are in.
+struct Baseline {
+    task: JoinHandle<Stats>,
+}
+
+/// The drill's start `s` (a second boundary): its spans opened, the baseline (the traffic
+/// before `s`) read — at once in one process; a distributed run's arrive a few seconds late,
+/// while the fault goes on.
+async fn begin(
+    cx: &Arc<RunContext>,
+    d: &ResolvedDrill,
+    res: &mut DrillResult,
+) -> (Duration, Baseline) {
     let s = cx.boundary().await;
-    let b_from = s.saturating_sub(baseline_len);
-    // The baseline is the traffic before `s`: read once its measurements are in (at once in
-    // one process; a distributed run's arrive a few seconds late, while the fault goes on).
+    let b_from = s.saturating_sub(cx.scaled(d.spec.baseline));
     let early = (!cx.distributed).then(|| cx.recorder.window_between(b_from, s));
     if let Some(b) = &early {
         res.phases
             .insert(Phase::Baseline, crate::outcome::phase_stats(b, b_from, s));
     }
-    let baseline = {
+    let task = {
         let cx = cx.clone();
         tokio::spawn(async move {
             match early {
@@ -108,149 +189,123 @@ pub(crate) async fn run(
         d.name,
         d.faults.len()
     ));
-    let guards = cx.register_guards(&d.name, &spec.guards);
-    let hold = cx.scaled(spec.hold);
+    (s, Baseline { task })
+}
+
+/// Injects the drill's faults in order; `false` (and the run aborted) when one cannot be.
+async fn inject(cx: &Arc<RunContext>, d: &ResolvedDrill, hold: Duration) -> bool {
     for f in &d.faults {
-        if let Err(e) = live::inject(&cx, &d.name, f, hold).await {
+        if let Err(e) = live::inject(cx, &d.name, f, hold).await {
             cx.abort.trigger(format!(
                 "{}/{}: the fault could not be applied: {}",
                 d.name,
                 f.name,
                 chain(&e)
             ));
-            return res;
+            return false;
         }
     }
+    true
+}
 
-    // Actions at injection, and the fault-phase probe checks.
-    let inject_actions = actions(&cx, &d, Moment::Inject);
-    let fault_probes = probe_checks(&cx, &d, true);
-
-    // Hold.
-    let held = cx.sleep_until(s + hold).await;
-    if held {
-        // Measured, from when the first fault was really applied (a frozen process holds
-        // longer than planned, and says so).
-        let applied = cx
-            .outstanding(Some(&d.name))
-            .iter()
-            .filter_map(|f| f.since)
-            .min()
-            .map_or(hold, |t| cx.now().saturating_sub(t));
-        cx.say(&format!(
+/// Holds the faults from `s` for `hold`, then reverts them newest first. `false` when the
+/// run was aborted during the hold: the sweep then reverts everything at once,
+/// concurrently, and the traffic checks are still evaluated on what was measured until now.
+async fn hold_then_revert(cx: &RunContext, d: &ResolvedDrill, s: Duration, hold: Duration) -> bool {
+    if !cx.sleep_until(s + hold).await {
+        return false;
+    }
+    // Measured, from when the first fault was really applied (a frozen process holds longer
+    // than planned, and says so).
+    let applied = cx
+        .outstanding(Some(&d.name))
+        .iter()
+        .filter_map(|f| f.since)
+        .min()
+        .map_or(hold, |t| cx.now().saturating_sub(t));
+    cx.tell(
+        &format!(
             "{}: hold over: the faults were applied for {} (planned {}), reverting",
             d.name,
             fmt_dur(applied),
             fmt_dur(hold)
-        ));
-        // Aborted during the hold: the sweep reverts everything at once, concurrently; the
-        // traffic checks are still evaluated on what was measured until now.
-        for f in cx.outstanding(Some(&d.name)).iter().rev() {
-            if let Err(e) = live::revert(&cx, f).await {
-                cx.abort.trigger(format!(
-                    "{}/{} could not be reverted: {}",
-                    f.drill,
-                    f.name,
-                    chain(&e)
-                ));
-            }
+        ),
+        |m| {
+            tracing::info!(
+                drill = %d.name,
+                applied_ms = applied.as_millis() as u64,
+                planned_ms = hold.as_millis() as u64,
+                "{m}"
+            );
+        },
+    );
+    for f in cx.outstanding(Some(&d.name)).iter().rev() {
+        if let Err(e) = live::revert(cx, f).await {
+            cx.abort.trigger(format!(
+                "{}/{} could not be reverted: {}",
+                f.drill,
+                f.name,
+                chain(&e)
+            ));
         }
     }
-    let r = cx.boundary().await;
-    if held {
-        res.reverted_s = Some(secs(r));
-    }
-    cx.stage(&d.name, Stage::Recovery);
-    cx.recorder.close_span(&span_name(&d.name, "fault"), r);
-    cx.recorder.open_span(&span_name(&d.name, "recovery"), r);
-    let revert_actions = actions(&cx, &d, Moment::Revert);
+    true
+}
+
+/// Recovery from the revert at `r`: until the recovery probe checks pass (or their windows
+/// end), else the drill's recovery window; then the fault-phase probes' readings. Returns
+/// the end of recovery (a second boundary) and every probe check's readings.
+async fn recovery(
+    cx: &Arc<RunContext>,
+    d: &ResolvedDrill,
+    held: bool,
+    r: Duration,
+    fault_probes: Vec<ProbeTask>,
+) -> (Duration, Vec<(ProbeCheck, Phase, ProbeOutcome)>) {
     let recovery_probes = if held {
-        probe_checks(&cx, &d, false)
+        probe_checks(cx, d, false)
     } else {
         Vec::new()
     };
-
-    // Recovery: until the recovery probe checks pass (or their windows end), else the
-    // drill's recovery window.
-    let mut probe_results: Vec<(ProbeCheck, Phase, ProbeOutcome)> = Vec::new();
+    let mut results = Vec::new();
     let has_recovery_probes = !recovery_probes.is_empty();
     for (c, phase, h) in recovery_probes {
         if let Ok(o) = h.await {
-            probe_results.push((c, phase, o));
+            results.push((c, phase, o));
         }
     }
     if held && !has_recovery_probes {
-        cx.sleep_until(r + cx.scaled(spec.recovery)).await;
+        cx.sleep_until(r + cx.scaled(d.spec.recovery)).await;
     }
     for (c, phase, h) in fault_probes {
         if let Ok(o) = h.await {
-            probe_results.push((c, phase, o));
+            results.push((c, phase, o));
         }
     }
     let rec = cx.boundary().await;
-    if held && cx.abort.reason().is_none() {
-        res.recovered_s = Some(secs(rec));
-    }
     for n in ["recovery", "drill"] {
         cx.recorder.close_span(&span_name(&d.name, n), rec);
     }
-    let not_recovered = if !held {
-        Some("its hold was cut short".to_owned())
-    } else {
-        probe_results
-            .iter()
-            .filter(|(_, phase, _)| *phase != Phase::Fault)
-            .map(|(c, phase, o)| checks::probe(&c.name, &c.rule, *phase, o))
-            .find(|r| !r.passed)
-            .map(|r| {
-                format!(
-                    "its recovery check {} failed: {} (limit {})",
-                    r.name, r.measured, r.limit
-                )
-            })
-    };
-    let _ = recovered.send(Some(Ended {
-        at: rec,
-        not_recovered,
-    }));
-    drop(guards);
-    res.actions = inject_actions.await.unwrap_or_default();
-    res.actions.extend(revert_actions.await.unwrap_or_default());
+    (rec, results)
+}
 
-    // Every sample of the drill's spans is in (a distributed run's reports come late).
-    cx.settled(rec).await;
-    let baseline = baseline.await.unwrap_or_default();
-    res.phases.insert(
-        Phase::Baseline,
-        crate::outcome::phase_stats(&baseline, b_from, s),
-    );
-    let spans = Spans {
-        baseline,
-        fault: span(&cx, &d.name, "fault"),
-        recovery: span(&cx, &d.name, "recovery"),
-        whole: span(&cx, &d.name, "drill"),
-        b_from,
-        s,
-        r,
-        rec,
-        held,
-    };
-    res.phases.insert(
-        Phase::Fault,
-        crate::outcome::phase_stats(&spans.fault, s, r),
-    );
-    res.phases.insert(
-        Phase::Recovery,
-        crate::outcome::phase_stats(&spans.recovery, r, rec),
-    );
-    verdicts(&cx, &d, &spans, &probe_results, &mut res);
-    res.status = if cx.abort.reason().is_some() {
-        DrillStatus::Aborted
-    } else {
-        DrillStatus::Completed
-    };
-    cx.stage(&d.name, Stage::Done);
-    res
+/// Why the drill did not recover, for a next drill `after: recovered`: its hold was cut
+/// short, or a recovery probe check failed.
+fn not_recovered(held: bool, probes: &[(ProbeCheck, Phase, ProbeOutcome)]) -> Option<String> {
+    if !held {
+        return Some("its hold was cut short".to_owned());
+    }
+    probes
+        .iter()
+        .filter(|(_, phase, _)| *phase != Phase::Fault)
+        .map(|(c, phase, o)| checks::probe(&c.name, &c.rule, *phase, o))
+        .find(|r| !r.passed)
+        .map(|r| {
+            format!(
+                "its recovery check {} failed: {} (limit {})",
+                r.name, r.measured, r.limit
+            )
+        })
 }
 
 /// When a drill begins.
@@ -411,13 +466,20 @@ struct Spans {
 }
 
 impl Spans {
-    fn of(&self, phase: Phase) -> (&Stats, Duration) {
+    /// A phase's measurements and its bounds.
+    fn bounds(&self, phase: Phase) -> (&Stats, Duration, Duration) {
         match phase {
-            Phase::Baseline => (&self.baseline, self.s - self.b_from),
-            Phase::Fault => (&self.fault, self.r - self.s),
-            Phase::Recovery => (&self.recovery, self.rec - self.r),
-            Phase::Drill => (&self.whole, self.rec - self.s),
+            Phase::Baseline => (&self.baseline, self.b_from, self.s),
+            Phase::Fault => (&self.fault, self.s, self.r),
+            Phase::Recovery => (&self.recovery, self.r, self.rec),
+            Phase::Drill => (&self.whole, self.s, self.rec),
         }
+    }
+
+    /// A phase's measurements and its length.
+    fn of(&self, phase: Phase) -> (&Stats, Duration) {
+        let (stats, from, to) = self.bounds(phase);
+        (stats, to.saturating_sub(from))
     }
 }
 
@@ -475,13 +537,22 @@ fn verdicts(
     res.checks
         .sort_by_key(|c| order.get(c.name.as_str()).copied().unwrap_or(usize::MAX));
     for c in &res.checks {
-        cx.say(&format!(
+        let line = format!(
             "{}: check {} {}: {} (limit {})",
             d.name,
             c.name,
             c.verdict.word(),
             c.measured,
             c.limit
-        ));
+        );
+        cx.tell(&line, |m| {
+            tracing::info!(
+                drill = %d.name,
+                check = %c.name,
+                phase = %c.phase,
+                verdict = c.verdict.as_str(),
+                "{m}"
+            );
+        });
     }
 }

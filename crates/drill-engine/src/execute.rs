@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::checks::fmt_dur;
 use crate::context::{Abort, Ownership, RunContext, locked};
 use crate::error::EngineError;
+use crate::lines::Lines;
 use crate::options::Options;
 use crate::outcome::{DrillResult, DrillStatus, Outcome, Status, StillChanged, secs};
 use crate::shards::Shards;
@@ -44,6 +45,11 @@ pub(crate) async fn execute(
     status: watch::Sender<LiveStatus>,
 ) -> Result<Outcome, EngineError> {
     let started_ms = now_ms();
+    let lines = Lines::new(opts.log.clone(), vp.redact.clone());
+    let opts = &Options {
+        log: lines.log(),
+        ..opts.clone()
+    };
     prepare(store, vp, &own, &abort, &opts.log, opts.time_scale).await;
     let traffic = match drill_load::Run::from_playbook(&vp.playbook, dir, opts.time_scale) {
         Ok(t) => Some(t),
@@ -52,7 +58,15 @@ pub(crate) async fn execute(
             None
         }
     };
-    let (cx, traffic_started_ms) = context(store, vp, opts, abort, own, status, traffic.as_ref());
+    let (cx, traffic_started_ms) = context(
+        store,
+        vp,
+        (opts, lines),
+        abort,
+        own,
+        status,
+        traffic.as_ref(),
+    );
     let driven = drive(&cx, vp, traffic, traffic_started_ms).await;
     let still_changed = cleanup(&cx, vp).await;
     cx.status.send_modify(|s| {
@@ -122,7 +136,7 @@ async fn prepare(
 fn context(
     store: &Store,
     vp: &ValidPlaybook,
-    opts: &Options,
+    (opts, lines): (&Options, Lines),
     abort: Abort,
     own: Arc<Ownership>,
     status: watch::Sender<LiveStatus>,
@@ -155,6 +169,7 @@ fn context(
         own,
         allow: vp.playbook.target.allow.clone(),
         log: opts.log.clone(),
+        lines,
         start,
         scale,
         abort,
@@ -378,21 +393,23 @@ async fn persist(
     out.cause = out.explain();
     let ledger = store.faults(run_id).await.unwrap_or_default();
     let plan = vp.plan(cx.scale).traffic;
-    let rendered = report::render(&report::Input {
-        run_id,
-        playbook: &vp.playbook.metadata.name,
-        file: &vp.file,
-        outcome: &out,
-        started_ms,
-        finished_ms: now_ms(),
-        time_scale: cx.scale,
-        traffic: driven.traffic.as_ref(),
-        shards: driven.shards.as_ref(),
-        ledger: &ledger,
-        traffic_started_ms: driven.traffic.as_ref().map(|_| traffic_started_ms),
-        plan: Some(&plan),
-    })
-    .redacted(&vp.redact);
+    let rendered = report::render(
+        &report::Input {
+            run_id,
+            playbook: &vp.playbook.metadata.name,
+            file: &vp.file,
+            outcome: &out,
+            started_ms,
+            finished_ms: now_ms(),
+            time_scale: cx.scale,
+            traffic: driven.traffic.as_ref(),
+            shards: driven.shards.as_ref(),
+            ledger: &ledger,
+            traffic_started_ms: driven.traffic.as_ref().map(|_| traffic_started_ms),
+            plan: Some(&plan),
+        },
+        &vp.redact,
+    );
     out.reason = out.reason.map(|r| vp.redact.apply(&r).into_owned());
     out.cause = out.cause.map(|c| vp.redact.apply(&c).into_owned());
     // The run's row is written only while this process holds it.

@@ -120,10 +120,13 @@ fn trip(cx: &RunContext, key: &str, g: &Guard, measured: String) {
         measured: measured.clone(),
         at_s: secs(at),
     });
-    cx.say(&format!(
-        "GUARD {key} tripped: {} ({measured}); reverting everything",
-        g.when
-    ));
+    cx.tell(
+        &format!(
+            "GUARD {key} tripped: {} ({measured}); reverting everything",
+            g.when
+        ),
+        |m| tracing::warn!(guard = key, condition = %g.when, "{m}"),
+    );
     cx.abort
         .trigger(format!("guard {key} tripped: {} ({measured})", g.when));
 }

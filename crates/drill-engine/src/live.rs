@@ -176,11 +176,10 @@ pub(crate) async fn inject_prepared(
         // The intent row still covers it: recovery settles intents too.
         Err(e) => cx.say(&format!("warning: {}", chain(&e))),
     }
-    cx.say(&format!(
-        "{drill}/{}: applied ({})",
-        name,
-        prepared.changes.join("; ")
-    ));
+    let changes = prepared.changes.join("; ");
+    cx.tell(&format!("{drill}/{name}: applied ({changes})"), |m| {
+        tracing::info!(drill, fault = name, backend, state = "applied", "{m}");
+    });
     Ok(())
 }
 
@@ -200,9 +199,9 @@ pub(crate) async fn revert(cx: &RunContext, f: &LiveFault) -> Result<(), RevertE
         return Err(RevertError::Lost(l));
     }
     let label = format!("{}/{}", f.drill, f.name);
-    let applied_for = f
-        .since
-        .map(|t| format!(" after {} applied", fmt_dur(cx.now().saturating_sub(t))))
+    let applied = f.since.map(|t| cx.now().saturating_sub(t));
+    let applied_for = applied
+        .map(|t| format!(" after {} applied", fmt_dur(t)))
         .unwrap_or_default();
     match recover::settle_with_retry(
         &cx.store,
@@ -218,7 +217,16 @@ pub(crate) async fn revert(cx: &RunContext, f: &LiveFault) -> Result<(), RevertE
     {
         Ok(s) => {
             cx.set_state(&f.id, s.state, None);
-            cx.say(&format!("{label}: {}{applied_for}", s.what));
+            cx.tell(&format!("{label}: {}{applied_for}", s.what), |m| {
+                tracing::info!(
+                    drill = %f.drill,
+                    fault = %f.name,
+                    backend = f.backend,
+                    state = s.state.as_str(),
+                    applied_ms = applied.map(|t| t.as_millis() as u64),
+                    "{m}"
+                );
+            });
             Ok(())
         }
         Err(RevertError::Lost(l)) => {
@@ -309,8 +317,12 @@ pub(crate) async fn action(cx: &Arc<RunContext>, a: &ValidAction, label: &str) -
         Err(e) => Err(format!("not run: the call log refused it: {}", chain(&e))),
     };
     match &r {
-        Ok(m) => cx.say(&format!("{label}: {m}")),
-        Err(e) => cx.say(&format!("{label} failed: {e}")),
+        Ok(m) => cx.tell(&format!("{label}: {m}"), |m| {
+            tracing::info!(action = label, ok = true, "{m}");
+        }),
+        Err(e) => cx.tell(&format!("{label} failed: {e}"), |m| {
+            tracing::warn!(action = label, ok = false, "{m}");
+        }),
     }
     ActionResult {
         name: label.to_owned(),

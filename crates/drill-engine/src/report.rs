@@ -58,53 +58,55 @@ impl Rendered {
             k6_summary,
         }
     }
-
-    /// Every report with the one redaction rule applied: values from the environment as
-    /// `${NAME}`, URL passwords and secret query parameters as `***`. The report is redacted
-    /// string by string, and every rendering drawn again from it.
-    pub fn redacted(self, r: &drill_spec::redact::Redactor) -> Self {
-        use serde_json::Value;
-        fn walk(v: &mut Value, r: &drill_spec::redact::Redactor) {
-            match v {
-                Value::String(s) => {
-                    if let std::borrow::Cow::Owned(o) = r.apply(s) {
-                        *s = o;
-                    }
-                }
-                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, r)),
-                Value::Object(m) => m.values_mut().for_each(|x| walk(x, r)),
-                _ => {}
-            }
-        }
-        // A report serializes to JSON and back by construction; were it ever not to, the
-        // redacted JSON is still what is written, and nothing unredacted survives.
-        let Ok(mut v) = serde_json::to_value(&self.report) else {
-            return self;
-        };
-        walk(&mut v, r);
-        let k6 = r.apply(&self.k6_summary).into_owned();
-        match serde_json::from_value::<Report>(v) {
-            Ok(report) => Rendered::of(report, k6),
-            Err(_) => Rendered {
-                markdown: r.apply(&self.markdown).into_owned(),
-                junit: r.apply(&self.junit).into_owned(),
-                html: r.apply(&self.html).into_owned(),
-                json_text: r.apply(&self.json_text).into_owned(),
-                k6_summary: k6,
-                report: self.report,
-            },
-        }
-    }
 }
 
-/// Renders every report of a run.
-pub fn render(i: &Input<'_>) -> Rendered {
-    Rendered::of(
-        build(i),
-        i.traffic
-            .map(|r| serde_json::to_string_pretty(&r.k6_summary()).unwrap_or_default())
-            .unwrap_or_else(|| "{}".into()),
-    )
+/// `report` with the one redaction rule applied to every string in it: values from the
+/// environment as `${NAME}`, URL passwords and secret query parameters as `***`. `None` if
+/// the report does not go through JSON and back (it does by construction).
+fn redact(report: &Report, r: &drill_spec::redact::Redactor) -> Option<Report> {
+    use serde_json::Value;
+    fn walk(v: &mut Value, r: &drill_spec::redact::Redactor) {
+        match v {
+            Value::String(s) => {
+                if let std::borrow::Cow::Owned(o) = r.apply(s) {
+                    *s = o;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, r)),
+            Value::Object(m) => m.values_mut().for_each(|x| walk(x, r)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(report).ok()?;
+    walk(&mut v, r);
+    serde_json::from_value(v).ok()
+}
+
+/// Renders every report of a run, redacted: the report first, string by string, then each
+/// rendering drawn once from it.
+pub fn render(i: &Input<'_>, r: &drill_spec::redact::Redactor) -> Rendered {
+    let k6 = i
+        .traffic
+        .map(|t| serde_json::to_string_pretty(&t.k6_summary()).unwrap_or_default())
+        .unwrap_or_else(|| "{}".into());
+    let k6 = r.apply(&k6).into_owned();
+    let report = build(i);
+    match redact(&report, r) {
+        Some(report) => Rendered::of(report, k6),
+        // Never reached by construction; were it ever, every text is redacted as text, and
+        // nothing unredacted is written.
+        None => {
+            let raw = Rendered::of(report, k6);
+            Rendered {
+                markdown: r.apply(&raw.markdown).into_owned(),
+                junit: r.apply(&raw.junit).into_owned(),
+                html: r.apply(&raw.html).into_owned(),
+                json_text: r.apply(&raw.json_text).into_owned(),
+                k6_summary: raw.k6_summary,
+                report: raw.report,
+            }
+        }
+    }
 }
 
 impl Rendered {
@@ -350,20 +352,23 @@ mod tests {
             peak: "20/s".parse().expect("rate"),
         };
         let outcome = Outcome::bare(Some("r".into()), crate::Status::Passed, None);
-        let r = render(&Input {
-            run_id: "r",
-            playbook: "hour",
-            file: "hour.yaml",
-            outcome: &outcome,
-            started_ms: 0,
-            finished_ms: 3_600_000,
-            time_scale: 1.0,
-            traffic: Some(&traffic),
-            shards: None,
-            ledger: &[],
-            traffic_started_ms: Some(0),
-            plan: Some(&plan),
-        });
+        let r = render(
+            &Input {
+                run_id: "r",
+                playbook: "hour",
+                file: "hour.yaml",
+                outcome: &outcome,
+                started_ms: 0,
+                finished_ms: 3_600_000,
+                time_scale: 1.0,
+                traffic: Some(&traffic),
+                shards: None,
+                ledger: &[],
+                traffic_started_ms: Some(0),
+                plan: Some(&plan),
+            },
+            &drill_spec::redact::Redactor::default(),
+        );
         let t = r.report.timeline.as_ref().expect("a timeline");
         assert_eq!(t.t.len(), 3600);
         assert_eq!(t.target[1800], 20.0);

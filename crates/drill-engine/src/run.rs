@@ -24,6 +24,8 @@ use drill_spec::ValidPlaybook;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::lines::Lines;
+
 use crate::context::{Abort, Ownership};
 use crate::error::EngineError;
 use crate::execute::{execute, finish};
@@ -66,10 +68,12 @@ pub(crate) async fn run(
     let mut vp = vp.clone();
     preflight::resolve_urls(&mut vp);
     let vp = vp;
-    // Every line this run logs goes through the one redaction rule: values from the
-    // environment as `${NAME}`, URL passwords as `***`.
+    // Every line this run logs goes through the one redaction rule (values from the
+    // environment as `${NAME}`, URL passwords as `***`), to the caller's log and to `tracing`.
+    let caller = opts;
+    let lines = Lines::new(opts.log.clone(), vp.redact.clone());
     let opts = &Options {
-        log: redacting(opts.log.clone(), vp.redact.clone()),
+        log: lines.log(),
         ..opts.clone()
     };
     let log = opts.log.clone();
@@ -138,7 +142,8 @@ pub(crate) async fn run(
             .in_current_span(),
         );
 
-        let result = execute(store, &vp, dir, opts, abort, own, status.clone())
+        // `execute` makes its own `Lines` from the caller's log, to give its context both.
+        let result = execute(store, &vp, dir, caller, abort, own, status.clone())
             .await
             .map(|mut o| {
                 if o.cause.is_none() {
@@ -153,11 +158,6 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await
-}
-
-/// A log that prints each line through `redact` first.
-fn redacting(log: Log, redact: drill_spec::redact::Redactor) -> Log {
-    Arc::new(move |line: &str| log(&redact.apply(line)))
 }
 
 /// Renews the run's lease every third of `lease`, and reconciles other runs. A renewal that

@@ -103,15 +103,7 @@ fn init_logs(format: LogFormat) -> Log {
             .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
             .try_init(),
     };
-    Arc::new(|line: &str| {
-        if line.starts_with("warning") || line.contains(": warning:") {
-            tracing::warn!("{line}");
-        } else if line.starts_with("error") || line.contains("cannot ") {
-            tracing::error!("{line}");
-        } else {
-            tracing::info!("{line}");
-        }
-    })
+    Arc::new(drill_engine::emit)
 }
 
 #[derive(Debug, clap::Args)]
