@@ -10,6 +10,7 @@ use drill_spec::fault::{
     DockerAction, Kind, KubernetesAction, ProcessAction, RedisAction, SqlAction, ValidFault,
 };
 use drill_spec::model::{After, DockerTarget, Exec, KubernetesTarget, Probe};
+use drill_spec::target::{Containers, Workload};
 use drill_spec::timeline::Start;
 use drill_spec::units::Dur;
 use serde::Serialize;
@@ -456,14 +457,12 @@ fn guard_event(
 }
 
 fn docker(d: &DockerTarget) -> String {
-    let sel = if let Some(n) = &d.name {
-        format!("container {n}")
-    } else if let Some(i) = &d.id {
-        format!("container {i}")
-    } else if let Some(s) = &d.compose_service {
-        format!("compose service {s}")
-    } else {
-        format!("containers labelled {}", d.labels.join(","))
+    let sel = match d.selector() {
+        Some(Containers::Name(n) | Containers::Id(n)) => format!("container {n}"),
+        Some(Containers::ComposeService(s)) => format!("compose service {s}"),
+        Some(Containers::Labels(l)) => format!("containers labelled {}", l.join(",")),
+        // Validation refuses a target without exactly one selector.
+        None => "containers (no selector)".into(),
     };
     match d.max_targets {
         Some(m) => format!("docker {sel} (at most {m})"),
@@ -477,16 +476,14 @@ fn kube(k: &KubernetesTarget) -> String {
         .as_deref()
         .map(|c| format!("{c}:"))
         .unwrap_or_default();
-    if let Some(d) = &k.deployment {
-        format!("kubernetes {ctx}deployment {}/{d}", k.namespace)
-    } else if let Some(s) = &k.statefulset {
-        format!("kubernetes {ctx}statefulset {}/{s}", k.namespace)
-    } else {
-        format!(
-            "kubernetes {ctx}pods {} in {}",
-            k.pods.as_deref().unwrap_or_default(),
-            k.namespace
-        )
+    match k.workload() {
+        Some(Workload::Deployment(d)) => format!("kubernetes {ctx}deployment {}/{d}", k.namespace),
+        Some(Workload::StatefulSet(s)) => {
+            format!("kubernetes {ctx}statefulset {}/{s}", k.namespace)
+        }
+        Some(Workload::Pods(p)) => format!("kubernetes {ctx}pods {p} in {}", k.namespace),
+        // Validation refuses a target without exactly one workload.
+        None => format!("kubernetes {ctx}{} (no workload)", k.namespace),
     }
 }
 
@@ -494,14 +491,9 @@ fn fault_target(f: &ValidFault) -> Option<String> {
     Some(match &f.kind {
         Kind::Docker { target, .. } => docker(target),
         Kind::Kubernetes { target, .. } => kube(target),
-        Kind::Process { target, .. } => format!(
-            "process {}",
-            target
-                .name
-                .as_deref()
-                .or(target.pid_file.as_deref())
-                .unwrap_or_default()
-        ),
+        Kind::Process { target, .. } => {
+            format!("process {}", target.by().map_or("", |b| b.id()))
+        }
         Kind::Redis { endpoint, .. } => format!("redis {}", endpoint.url),
         Kind::Sql { endpoint, .. } => format!("sql {}", endpoint.url),
         Kind::Exec(e) => command(&e.inject),

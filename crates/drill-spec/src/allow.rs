@@ -7,6 +7,7 @@
 
 use crate::model::{Allow, DockerTarget, Envelope, ExecRule, KubernetesTarget, ProcessTarget};
 use crate::program::{Host, Resolved};
+use crate::target::{COMPOSE_SERVICE, Containers};
 
 /// Which list refused: the fix differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,48 +350,44 @@ fn docker_in(allow: &Allow, t: &DockerTarget, l: List) -> Result<(), Refusal> {
     };
     let by_name = |n: &str| d.containers.iter().any(|p| glob(p, n));
     let by_label = |lb: &str| d.labels.iter().any(|a| a == lb);
-    if let Some(n) = &t.name {
-        if by_name(n) {
-            return Ok(());
-        }
-        return refuse(
+    match t.selector() {
+        Some(Containers::Name(n)) if by_name(n) => Ok(()),
+        Some(Containers::Name(n)) => refuse(
             format!("container \"{n}\" is {}", l.outside()),
             l.hint(n, "docker.containers", ""),
-        );
-    }
-    if let Some(id) = &t.id {
-        if by_name(id) {
-            return Ok(());
-        }
-        return refuse(
+        ),
+        Some(Containers::Id(id)) if by_name(id) => Ok(()),
+        Some(Containers::Id(id)) => refuse(
             format!("container {id} is {}", l.outside()),
             l.hint(id, "docker.containers", ""),
-        );
-    }
-    if let Some(s) = &t.compose_service {
-        let label = format!("com.docker.compose.service={s}");
-        if by_label(&label) {
-            return Ok(());
-        }
-        return refuse(
-            format!("compose service \"{s}\" is {}", l.outside()),
-            l.hint(&label, "docker.labels", ""),
-        );
-    }
-    if t.labels.iter().any(|lb| by_label(lb)) {
-        return Ok(());
-    }
-    refuse(
-        format!(
-            "containers labelled {} are {}",
-            t.labels.join(","),
-            l.outside()
         ),
-        match l {
-            List::Own => "add one of these labels to target.allow.docker.labels".into(),
-            List::Policy => l.hint("", "docker.labels", ""),
-        },
-    )
+        Some(Containers::ComposeService(s)) => {
+            let label = format!("{COMPOSE_SERVICE}={s}");
+            if by_label(&label) {
+                return Ok(());
+            }
+            refuse(
+                format!("compose service \"{s}\" is {}", l.outside()),
+                l.hint(&label, "docker.labels", ""),
+            )
+        }
+        Some(Containers::Labels(labels)) if labels.iter().any(|lb| by_label(lb)) => Ok(()),
+        Some(Containers::Labels(labels)) => refuse(
+            format!(
+                "containers labelled {} are {}",
+                labels.join(","),
+                l.outside()
+            ),
+            match l {
+                List::Own => "add one of these labels to target.allow.docker.labels".into(),
+                List::Policy => l.hint("", "docker.labels", ""),
+            },
+        ),
+        None => refuse(
+            "a docker target that selects no one set of containers is never allowed".into(),
+            "set exactly one of name, id, labels, compose_service".into(),
+        ),
+    }
 }
 
 /// Checks a Kubernetes target's context, namespace and workload (the playbook's list, then
@@ -433,18 +430,15 @@ fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Ref
             l.hint(&t.namespace, "kubernetes.namespaces", ""),
         );
     }
+    let Some(workload) = t.workload().map(|w| w.listed()) else {
+        return refuse(
+            "a kubernetes target that selects no one workload is never allowed".into(),
+            "set exactly one of deployment, statefulset, pods".into(),
+        );
+    };
     if k.workloads.is_empty() {
         return Ok(());
     }
-    let workload = if let Some(d) = &t.deployment {
-        format!("deployment/{d}")
-    } else if let Some(s) = &t.statefulset {
-        format!("statefulset/{s}")
-    } else if let Some(p) = &t.pods {
-        format!("pods/{p}")
-    } else {
-        return Ok(());
-    };
     if k.workloads.iter().any(|w| w == "*" || glob(w, &workload)) {
         return Ok(());
     }
@@ -457,11 +451,13 @@ fn kubernetes_in(allow: &Allow, t: &KubernetesTarget, l: List) -> Result<(), Ref
 /// Checks a local process by name or pid file (the playbook's list, then the policy's).
 pub fn process(allow: &Allow, t: &ProcessTarget) -> Result<(), Refusal> {
     both(allow, |a, l| {
-        let id = t
-            .name
-            .as_deref()
-            .or(t.pid_file.as_deref())
-            .unwrap_or_default();
+        let Some(by) = t.by() else {
+            return refuse(
+                "a process target that names no one process is never allowed".into(),
+                "set exactly one of name, pid_file".into(),
+            );
+        };
+        let id = by.id();
         if a.processes.iter().any(|p| p == id || glob(p, id)) {
             return Ok(());
         }

@@ -11,7 +11,7 @@
 //! envelope and limits) → [`ValidPlaybook`], whose steps, and whose drills' faults, actions
 //! and checks, are typed ([`call::ValidStep`], [`fault::ValidFault`], [`call::ValidAction`],
 //! [`check::ValidCheck`]): enums whose variants hold only their own fields. Beside it: [`allow`] (is a target covered), [`program`] (which file
-//! a command runs, through a caller's [`program::Host`]), [`probe`] (a probe's one reading),
+//! a command runs, through a caller's [`program::Host`]), [`probe`] (a probe's one reading), [`target`] (a target's one selector),
 //! [`redact`] (the one rule for what is never printed).
 
 pub mod allow;
@@ -30,6 +30,7 @@ pub mod policy;
 pub mod probe;
 pub mod program;
 pub mod redact;
+pub mod target;
 pub mod timeline;
 pub mod units;
 pub mod url;

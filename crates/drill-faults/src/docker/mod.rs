@@ -12,6 +12,7 @@ use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use drill_spec::fault::DockerAction;
 use drill_spec::model::{Allow, DockerTarget};
+use drill_spec::target::{COMPOSE_SERVICE, Containers};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{FaultError, Prepared, Reverted, allowed};
@@ -83,20 +84,19 @@ async fn resolve(
     docker: &Docker,
     t: &DockerTarget,
 ) -> Result<Vec<(String, String, HashMap<String, String>)>, FaultError> {
-    let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
-    if let Some(n) = &t.name {
-        filters.insert("name", vec![n.clone()]);
-    }
-    if let Some(i) = &t.id {
-        filters.insert("id", vec![i.clone()]);
-    }
-    let mut labels = t.labels.clone();
-    if let Some(s) = &t.compose_service {
-        labels.push(format!("com.docker.compose.service={s}"));
-    }
-    if !labels.is_empty() {
-        filters.insert("label", labels);
-    }
+    let (key, values) = match t.selector() {
+        Some(Containers::Name(n)) => ("name", vec![n.to_owned()]),
+        Some(Containers::Id(i)) => ("id", vec![i.to_owned()]),
+        Some(Containers::Labels(l)) => ("label", l.to_vec()),
+        Some(Containers::ComposeService(s)) => ("label", vec![format!("{COMPOSE_SERVICE}={s}")]),
+        // Listing with no filter would select every container on the host.
+        None => {
+            return Err(FaultError::NotFound(
+                "a docker target needs exactly one of name, id, labels, compose_service".into(),
+            ));
+        }
+    };
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([(key, values)]);
     let opts = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)

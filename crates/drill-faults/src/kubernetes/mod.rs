@@ -15,6 +15,7 @@ use serde_json::json;
 use drill_spec::fault::KubernetesAction;
 use drill_spec::fault::ValidFault;
 use drill_spec::model::{Allow, KubernetesTarget};
+use drill_spec::target::Workload;
 
 use crate::contract::{FaultError, Prepared, Reverted, allowed};
 
@@ -228,12 +229,13 @@ pub async fn prepare_with(
     let typed = *action;
     allowed(drill_spec::allow::kubernetes(allow, t))?;
     let ns = t.namespace.clone();
-    let workload = match (&t.deployment, &t.statefulset) {
-        (Some(d), _) => Some((Kind::Deployment, d.clone())),
-        (None, Some(s)) => Some((Kind::StatefulSet, s.clone())),
-        _ => None,
+    let (workload, pods) = match t.workload() {
+        Some(Workload::Deployment(d)) => (Some((Kind::Deployment, d.to_owned())), None),
+        Some(Workload::StatefulSet(s)) => (Some((Kind::StatefulSet, s.to_owned())), None),
+        Some(Workload::Pods(p)) => (None, Some(p.to_owned())),
+        None => (None, None),
     };
-    let (action, change) = match (typed, workload, &t.pods) {
+    let (action, change) = match (typed, workload, &pods) {
         (KubernetesAction::Stop | KubernetesAction::Scale { .. }, Some((kind, name)), _) => {
             let (replicas, annotated) =
                 read_scale(client, &ns, kind, &name).await.map_err(|e| {
@@ -422,25 +424,31 @@ pub async fn probe_with(
 ) -> Result<f64, FaultError> {
     allowed(drill_spec::allow::kubernetes(allow, t))?;
     let ns = &t.namespace;
-    if let Some(d) = &t.deployment {
-        let dep = Api::<Deployment>::namespaced(client.clone(), ns)
+    let ready = match t.workload() {
+        Some(Workload::Deployment(d)) => Api::<Deployment>::namespaced(client.clone(), ns)
             .get(d)
             .await
-            .map_err(err)?;
-        return Ok(f64::from(
-            dep.status.and_then(|s| s.ready_replicas).unwrap_or(0),
-        ));
-    }
-    if let Some(s) = &t.statefulset {
-        let st = Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .map_err(err)?
+            .status
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+        Some(Workload::StatefulSet(s)) => Api::<StatefulSet>::namespaced(client.clone(), ns)
             .get(s)
             .await
-            .map_err(err)?;
-        return Ok(f64::from(
-            st.status.and_then(|s| s.ready_replicas).unwrap_or(0),
-        ));
-    }
-    let selector = t.pods.as_deref().unwrap_or_default();
-    let (ready, _) = ready_pods(client, ns, selector).await.map_err(err)?;
+            .map_err(err)?
+            .status
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+        Some(Workload::Pods(selector)) => {
+            let (ready, _) = ready_pods(client, ns, selector).await.map_err(err)?;
+            i32::try_from(ready).unwrap_or(i32::MAX)
+        }
+        // The allow-list refused it above; an empty selector would read every pod.
+        None => {
+            return Err(FaultError::NotFound(
+                "a kubernetes target needs exactly one of deployment, statefulset, pods".into(),
+            ));
+        }
+    };
     Ok(f64::from(ready))
 }

@@ -6,6 +6,7 @@
 
 use drill_spec::fault::ProcessAction;
 use drill_spec::model::{Allow, Exec, ProcessTarget};
+use drill_spec::target::ProcessBy;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -88,16 +89,17 @@ fn from_pid_file(f: &str) -> Result<(i32, String), FaultError> {
 
 /// Finds the target's pid: from its pid file, or the oldest process with that name.
 pub fn find(t: &ProcessTarget) -> Result<(i32, String), FaultError> {
-    if let Some(f) = &t.pid_file {
-        return from_pid_file(f);
-    }
-    let Some(name) = &t.name else {
-        return Err(FaultError::NotFound(
-            "a process target needs a name or a pid_file".into(),
-        ));
+    let name = match t.by() {
+        Some(ProcessBy::PidFile(f)) => return from_pid_file(f),
+        Some(ProcessBy::Name(n)) => n,
+        None => {
+            return Err(FaultError::NotFound(
+                "a process target needs exactly one of name, pid_file".into(),
+            ));
+        }
     };
     by_name(name)
-        .map(|p| (p, name.clone()))
+        .map(|p| (p, name.to_owned()))
         .ok_or_else(|| FaultError::NotFound(format!("no process named {name}")))
 }
 
