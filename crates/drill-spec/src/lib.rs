@@ -32,6 +32,7 @@ pub mod program;
 pub mod redact;
 pub mod target;
 pub mod timeline;
+mod typed;
 pub mod units;
 pub mod url;
 mod validate;

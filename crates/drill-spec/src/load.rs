@@ -19,6 +19,7 @@ use crate::node::{Kind, Node, parse_yaml};
 use crate::policy::{Origin, Scope};
 use crate::redact::Redactor;
 use crate::timeline::{self, DrillPlan, Start, TrafficPlan};
+use crate::typed::Typed;
 use crate::validate::{self, Ctx};
 
 /// A drill document's head: everything but the spec, which needs its parameters first.
@@ -152,39 +153,6 @@ pub struct Outcome {
 impl Outcome {
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(|d| d.severity == Severity::Error)
-    }
-}
-
-/// Raw items moved into their typed form ([`crate::fault::ValidFault`],
-/// [`crate::call::ValidStep`], …). Validation has reported every way one can fail, with a hint;
-/// an error here is its backstop, reported (when `report`) so an item never goes missing
-/// silently from a playbook that passed.
-struct Typed<'a> {
-    diags: &'a mut Vec<Diag>,
-    locs: &'a LocMap,
-    report: bool,
-}
-
-impl Typed<'_> {
-    fn list<R, T>(&mut self, at: &str, raw: Vec<R>) -> Vec<T>
-    where
-        T: TryFrom<R>,
-        T::Error: std::fmt::Display,
-    {
-        let mut out = Vec::with_capacity(raw.len());
-        for (i, r) in raw.into_iter().enumerate() {
-            match T::try_from(r) {
-                Ok(v) => out.push(v),
-                Err(e) if self.report => {
-                    self.diags.push(Diag::error(
-                        self.locs.at(&format!("{at}[{i}]")),
-                        e.to_string(),
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
-        out
     }
 }
 
