@@ -13,7 +13,9 @@
 //!   made only after the store confirmed, in the write that records it, that this process
 //!   still holds the run's lease at its epoch.
 //! - `context` — the state a run's tasks share (clock, [`Abort`], the lease and whether it
-//!   was lost, recorder, live ledger).
+//!   was lost, recorder, live ledger). `lines` — where a run's lines go: redacted, to the
+//!   caller's [`Log`] as text and to `tracing` as events, with fields where they matter
+//!   ([`emit`] is the level rule the daemon's own lines share).
 //! - [`outcome`] — the typed result (per drill, check, fault) the CLI, reports and daemon
 //!   read, with the first cause of a failure in words; [`status`] — the live status;
 //!   [`report`] — the outcome, the traffic and the ledger built into one
@@ -27,8 +29,8 @@
 //!   (`drill recover`, and every start-up); [`owner`] — who owns a run.
 //! - [`shards`] — a distributed run's traffic: N shard processes (local, or an Indexed Job
 //!   recorded in the ledger) split the one schedule and report per second to the store;
-//!   the engine adds their HdrHistograms up into the run's recorder, so everything is judged
-//!   once. `shards::runner` is the shard's side (`drill load --run`).
+//!   the engine adds their HdrHistograms up into the run's recorder (`shards::collect`), so
+//!   everything is judged once. `shards::runner` is the shard's side (`drill load --run`).
 //! - [`checks`] — a check's measured value against its limit.
 //! - [`schedule`] — the scheduler (CronJob semantics) that decides which nominal times run
 //!   and records the rest as missed; [`fires`] — its records and the halt, in the store.
