@@ -618,3 +618,73 @@ pub struct DryRun {
     pub would: Vec<String>,
     pub errors: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enum's `as_str` is the word its serde form writes: one spelling, in report.json,
+    /// the store's columns and the HTML alike. The matches fail to compile when a variant is
+    /// added, so the lists cannot fall behind.
+    #[test]
+    fn every_as_str_is_the_serde_name() {
+        fn same<T: Serialize + std::fmt::Debug>(v: T, s: &str) {
+            assert_eq!(serde_json::to_value(&v).expect("json"), s, "{v:?}");
+        }
+        for s in [
+            Status::Passed,
+            Status::Failed,
+            Status::Aborted,
+            Status::RevertFailed,
+            Status::DryRun,
+        ] {
+            match s {
+                Status::Passed
+                | Status::Failed
+                | Status::Aborted
+                | Status::RevertFailed
+                | Status::DryRun => same(s, s.as_str()),
+            }
+        }
+        for s in [
+            DrillStatus::NotStarted,
+            DrillStatus::Aborted,
+            DrillStatus::Completed,
+            DrillStatus::Skipped,
+        ] {
+            match s {
+                DrillStatus::NotStarted
+                | DrillStatus::Aborted
+                | DrillStatus::Completed
+                | DrillStatus::Skipped => same(s, s.as_str()),
+            }
+        }
+        for v in [Verdict::Pass, Verdict::Fail, Verdict::Inconclusive] {
+            match v {
+                Verdict::Pass | Verdict::Fail | Verdict::Inconclusive => same(v, v.as_str()),
+            }
+        }
+        for f in [
+            FaultState::Intent,
+            FaultState::Applied,
+            FaultState::Reverted,
+            FaultState::Permanent,
+            FaultState::RevertFailed,
+            FaultState::NotApplied,
+        ] {
+            match f {
+                FaultState::Intent
+                | FaultState::Applied
+                | FaultState::Reverted
+                | FaultState::Permanent
+                | FaultState::RevertFailed
+                | FaultState::NotApplied => same(f, f.as_str()),
+            }
+        }
+        for m in [MarkKind::Guard, MarkKind::Recovered] {
+            match m {
+                MarkKind::Guard | MarkKind::Recovered => same(m, m.as_str()),
+            }
+        }
+    }
+}
