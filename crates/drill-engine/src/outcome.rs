@@ -12,23 +12,30 @@ use drill_load::metrics::Stats;
 use drill_spec::ResolvedDrill;
 
 pub use drill_report::{
-    ActionResult, DrillResult, DrillStatus, GuardTrip, PhaseStats, Status, StillChanged,
+    ActionResult, DrillResult, DrillStatus, GuardTrip, Latencies, PhaseStats, Status, StillChanged,
 };
+
+/// The latencies of `s`, in ms to the µs: the report's one reading of a histogram.
+pub fn latencies(s: &Stats) -> Latencies {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    Latencies {
+        p50_ms: ms(s.latency_at(50.0)),
+        p90_ms: ms(s.latency_at(90.0)),
+        p95_ms: ms(s.latency_at(95.0)),
+        p99_ms: ms(s.latency_at(99.0)),
+        max_ms: ms(s.latency_max()),
+    }
+}
 
 /// Traffic measured over one phase of a drill.
 pub fn phase_stats(s: &Stats, start: Duration, end: Duration) -> PhaseStats {
-    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     PhaseStats {
         start_s: secs(start),
         end_s: secs(end),
         requests: s.requests,
         failed: s.failed,
         error_rate: s.error_rate(),
-        p50_ms: ms(s.latency_at(50.0)),
-        p90_ms: ms(s.latency_at(90.0)),
-        p95_ms: ms(s.latency_at(95.0)),
-        p99_ms: ms(s.latency_at(99.0)),
-        max_ms: ms(s.latency_max()),
+        latency: latencies(s),
         by_class: s.by_class.clone(),
         dropped: s.dropped,
     }

@@ -161,7 +161,6 @@ use drill_report::fmt::iso;
 pub fn build(i: &Input<'_>) -> Report {
     let traffic = i.traffic.map(|r| {
         let o = &r.measurements.overall;
-        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         Traffic {
             requests: o.requests,
             failed: o.failed,
@@ -169,11 +168,7 @@ pub fn build(i: &Input<'_>) -> Report {
             dropped: r.dropped(),
             expected: r.expected,
             elapsed_s: r.elapsed.as_secs_f64(),
-            p50_ms: ms(o.latency_at(50.0)),
-            p90_ms: ms(o.latency_at(90.0)),
-            p95_ms: ms(o.latency_at(95.0)),
-            p99_ms: ms(o.latency_at(99.0)),
-            max_ms: ms(o.latency_max()),
+            latency: crate::outcome::latencies(o),
             by_class: o.by_class.clone(),
             failure_samples: r.measurements.failures.clone(),
             shards: i.shards.cloned(),

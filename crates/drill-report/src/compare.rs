@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use drill_spec::model::Phase;
 
-use crate::schema::{PhaseStats, Report, Traffic, Unit};
+use crate::schema::{Latencies, PhaseStats, Report, Traffic, Unit};
 
 /// How much worse a metric may be: 10%.
 pub const REGRESSION: f64 = 0.10;
@@ -205,12 +205,13 @@ impl Metric {
     }
 
     fn of(self, f: &Figures) -> f64 {
+        let l = &f.latency;
         match self {
-            Metric::P50 => f.p50_ms,
-            Metric::P90 => f.p90_ms,
-            Metric::P95 => f.p95_ms,
-            Metric::P99 => f.p99_ms,
-            Metric::Max => f.max_ms,
+            Metric::P50 => l.p50_ms,
+            Metric::P90 => l.p90_ms,
+            Metric::P95 => l.p95_ms,
+            Metric::P99 => l.p99_ms,
+            Metric::Max => l.max_ms,
             Metric::ErrorRate => f.error_rate,
         }
     }
@@ -218,22 +219,14 @@ impl Metric {
 
 /// The figures of one scope: the whole traffic, or one phase of a drill.
 struct Figures {
-    p50_ms: f64,
-    p90_ms: f64,
-    p95_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+    latency: Latencies,
     error_rate: f64,
 }
 
 impl From<&Traffic> for Figures {
     fn from(t: &Traffic) -> Self {
         Figures {
-            p50_ms: t.p50_ms,
-            p90_ms: t.p90_ms,
-            p95_ms: t.p95_ms,
-            p99_ms: t.p99_ms,
-            max_ms: t.max_ms,
+            latency: t.latency,
             error_rate: t.error_rate,
         }
     }
@@ -242,11 +235,7 @@ impl From<&Traffic> for Figures {
 impl From<&PhaseStats> for Figures {
     fn from(t: &PhaseStats) -> Self {
         Figures {
-            p50_ms: t.p50_ms,
-            p90_ms: t.p90_ms,
-            p95_ms: t.p95_ms,
-            p99_ms: t.p99_ms,
-            max_ms: t.max_ms,
+            latency: t.latency,
             error_rate: t.error_rate,
         }
     }

@@ -111,10 +111,10 @@ pub fn render(r: &Report) -> String {
             t.failed,
             pct(t.error_rate),
             t.dropped,
-            fmt_ms(t.p50_ms),
-            fmt_ms(t.p95_ms),
-            fmt_ms(t.p99_ms),
-            fmt_ms(t.max_ms),
+            fmt_ms(t.latency.p50_ms),
+            fmt_ms(t.latency.p95_ms),
+            fmt_ms(t.latency.p99_ms),
+            fmt_ms(t.latency.max_ms),
         );
         if let Some(sh) = &t.shards {
             shards(&mut h, sh);

@@ -19,8 +19,8 @@ pub mod trend;
 
 pub use schema::{
     ActionResult, CheckKind, CheckResult, DrillResult, DrillStatus, DryRun, FailureSample,
-    FaultEntry, FaultState, GuardTrip, Mark, MarkKind, PhaseStats, Report, ShardPart, Shards,
-    Status, StillChanged, Threshold, Timeline, Traffic, Unit, Verdict, Window,
+    FaultEntry, FaultState, GuardTrip, Latencies, Mark, MarkKind, PhaseStats, Report, ShardPart,
+    Shards, Status, StillChanged, Threshold, Timeline, Traffic, Unit, Verdict, Window,
 };
 
 /// Reads a stored `report.json`.
@@ -64,7 +64,9 @@ pub(crate) mod tests {
         assert_eq!(checks[1].verdict, Verdict::Fail);
         assert_eq!(checks[1].kind, CheckKind::Delta);
         assert_eq!(
-            r.drills[0].phases[&drill_spec::model::Phase::Recovery].p95_ms,
+            r.drills[0].phases[&drill_spec::model::Phase::Recovery]
+                .latency
+                .p95_ms,
             40.0
         );
         assert_eq!(r.span_ms().map(|(a, b)| b - a), Some(90_500));

@@ -87,10 +87,10 @@ fn traffic(s: &mut String, r: &Report, t: &crate::schema::Traffic) {
         t.failed,
         pct(t.error_rate),
         t.dropped,
-        t.p50_ms,
-        t.p95_ms,
-        t.p99_ms,
-        t.max_ms,
+        t.latency.p50_ms,
+        t.latency.p95_ms,
+        t.latency.p99_ms,
+        t.latency.max_ms,
     );
     if let Some(sh) = &t.shards {
         let _ = writeln!(
@@ -163,10 +163,10 @@ fn drill(s: &mut String, d: &crate::schema::DrillResult) {
                 x.requests,
                 x.failed,
                 pct(x.error_rate),
-                x.p50_ms,
-                x.p95_ms,
-                x.p99_ms,
-                x.max_ms
+                x.latency.p50_ms,
+                x.latency.p95_ms,
+                x.latency.p99_ms,
+                x.latency.max_ms
             );
         }
         let _ = writeln!(s);

@@ -40,7 +40,11 @@ pub struct Point {
 pub fn point(run: &str, started_ms: i64, status: &str, report: Option<&Report>) -> Point {
     let mut drills = BTreeMap::new();
     for d in report.iter().flat_map(|r| &r.drills) {
-        let p95_ms = d.phases.iter().map(|(p, x)| (*p, x.p95_ms)).collect();
+        let p95_ms = d
+            .phases
+            .iter()
+            .map(|(p, x)| (*p, x.latency.p95_ms))
+            .collect();
         let failed_checks = d
             .checks
             .iter()
@@ -63,7 +67,7 @@ pub fn point(run: &str, started_ms: i64, status: &str, report: Option<&Report>) 
         started_ms,
         status: status.to_owned(),
         verdict: report.map_or_else(|| status.to_uppercase(), |r| r.status.verdict().to_owned()),
-        p95_ms: traffic.map(|t| t.p95_ms),
+        p95_ms: traffic.map(|t| t.latency.p95_ms),
         error_rate: traffic.map(|t| t.error_rate),
         drills,
     }
