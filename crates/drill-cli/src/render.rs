@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use drill_spec::ValidPlaybook;
 use drill_spec::call::{ActionKind, Call, ValidStep};
 use drill_spec::check::{Rule, ValidCheck};
 use drill_spec::cond::Subject;
@@ -11,8 +10,9 @@ use drill_spec::fault::{
 };
 use drill_spec::model::{After, DockerTarget, Exec, KubernetesTarget, Probe};
 use drill_spec::target::{Containers, Workload};
-use drill_spec::timeline::Start;
+use drill_spec::timeline::{DrillPlan, Start, TrafficPlan};
 use drill_spec::units::Dur;
+use drill_spec::{ResolvedDrill, ValidPlaybook};
 use serde::Serialize;
 
 /// One thing that happens, or holds, at a time in the run.
@@ -81,207 +81,16 @@ impl PlanView {
     pub fn new(pb: &ValidPlaybook, scale: f64) -> Self {
         let plan = pb.plan(scale);
         let p = &pb.playbook;
-        let mut events = Vec::new();
-        for (i, s) in pb.setup.iter().enumerate() {
-            events.push(Event {
-                kind: "setup",
-                drill: None,
-                name: step_name(s, i),
-                start_s: 0.0,
-                end_s: None,
-                start_latest_s: None,
-                detail: step_detail(s),
-                target: None,
-            });
-        }
-        for s in &plan.traffic.stages {
-            let detail = if s.from == s.to {
-                format!("hold {}", s.from)
-            } else {
-                format!("ramp {} → {}", s.from, s.to)
-            };
-            events.push(Event {
-                kind: "traffic",
-                drill: None,
-                name: format!("{} requests", group(s.requests.round() as u64)),
-                start_s: secs(s.start),
-                end_s: Some(secs(s.end)),
-                start_latest_s: None,
-                detail,
-                target: Some(p.target.base_url.clone()),
-            });
-        }
         let end = secs(plan.traffic.duration);
+        let mut events = step_events("setup", &pb.setup, 0.0);
+        events.extend(traffic_events(&plan.traffic, &p.target.base_url));
         for (i, g) in p.guards.iter().enumerate() {
             events.push(guard_event(g, i, None, 0.0, end));
         }
         for (d, dp) in pb.drills.iter().zip(&plan.drills) {
-            let name = Some(d.name.clone());
-            let latest = (dp.start_latest != dp.start).then(|| secs(dp.start_latest));
-            let origin = d
-                .uses
-                .as_ref()
-                .map_or_else(|| "inline".to_string(), |u| format!("uses {u}"));
-            let once = match d.start {
-                Start::After(After::Recovered, _) => {
-                    "once the previous drill recovered; skipped if its recovery checks fail"
-                }
-                _ => "once the previous drill ended, whatever its checks said",
-            };
-            let when = match d.start {
-                Start::At(t) => format!("at {}", t.scaled(scale)),
-                Start::After(..) if dp.start == dp.start_latest => {
-                    format!("at {}, {once}", dp.start)
-                }
-                Start::After(..) => format!("between {} and {}, {once}", dp.start, dp.start_latest),
-            };
-            events.push(Event {
-                kind: "start",
-                drill: name.clone(),
-                name: d.name.clone(),
-                start_s: secs(dp.start),
-                end_s: None,
-                start_latest_s: latest,
-                detail: format!("{origin}; starts {when}"),
-                target: None,
-            });
-            events.push(Event {
-                kind: "phase",
-                drill: name.clone(),
-                name: "baseline".into(),
-                start_s: secs(dp.baseline.start),
-                end_s: Some(secs(dp.baseline.end)),
-                start_latest_s: None,
-                detail: "reference for deltas".into(),
-                target: None,
-            });
-            events.push(Event {
-                kind: "phase",
-                drill: name.clone(),
-                name: "fault".into(),
-                start_s: secs(dp.fault.start),
-                end_s: Some(secs(dp.fault.end)),
-                start_latest_s: latest,
-                detail: format!("hold {}", d.spec.hold.scaled(scale)),
-                target: None,
-            });
-            events.push(Event {
-                kind: "phase",
-                drill: name.clone(),
-                name: "recovery".into(),
-                start_s: secs(dp.recovery.start),
-                end_s: Some(secs(dp.recovery.end)),
-                start_latest_s: None,
-                detail: "ends when the recovery checks pass, at the latest here".into(),
-                target: None,
-            });
-            for f in &d.faults {
-                events.push(Event {
-                    kind: "fault",
-                    drill: name.clone(),
-                    name: f.name.clone(),
-                    start_s: secs(dp.fault.start),
-                    end_s: None,
-                    start_latest_s: latest,
-                    detail: fault_detail(f),
-                    target: fault_target(f),
-                });
-                let (kind, detail) = if f.irreversible {
-                    (
-                        "keep",
-                        "irreversible: changed for good, reported in the run".to_string(),
-                    )
-                } else {
-                    let how = match &f.kind {
-                        Kind::Exec(e) => e.revert.as_ref().map(command),
-                        Kind::Process {
-                            target,
-                            action: ProcessAction::Stop | ProcessAction::Kill,
-                        } => target
-                            .restart
-                            .as_ref()
-                            .map(|r| format!("restart: {}", command(r))),
-                        _ => None,
-                    };
-                    let action = f.action().name();
-                    (
-                        "revert",
-                        match how {
-                            Some(h) => format!("undo {action}: {h}"),
-                            None => format!("undo {action}"),
-                        },
-                    )
-                };
-                events.push(Event {
-                    kind,
-                    drill: name.clone(),
-                    name: f.name.clone(),
-                    start_s: secs(dp.fault.end),
-                    end_s: None,
-                    start_latest_s: None,
-                    detail,
-                    target: fault_target(f),
-                });
-            }
-            for (a, (aname, at)) in d.actions.iter().zip(&dp.actions) {
-                let (detail, target) = match &a.kind {
-                    ActionKind::Enqueue(e) => (
-                        format!(
-                            "enqueue {} {} jobs into {}",
-                            group(u64::from(e.jobs)),
-                            e.format.name(),
-                            e.queue_ref().key(),
-                        ),
-                        Some(e.redis.clone()),
-                    ),
-                    ActionKind::Exec(e) => (command(e), None),
-                    ActionKind::Http(h) => (format!("{} {}", h.method, h.url), Some(h.url.clone())),
-                };
-                events.push(Event {
-                    kind: "action",
-                    drill: name.clone(),
-                    name: aname.clone(),
-                    start_s: secs(*at),
-                    end_s: None,
-                    start_latest_s: None,
-                    detail,
-                    target,
-                });
-            }
-            for (c, cw) in d.checks.iter().zip(&dp.checks) {
-                events.push(Event {
-                    kind: "check",
-                    drill: name.clone(),
-                    name: c.name.clone(),
-                    start_s: secs(cw.window.start),
-                    end_s: Some(secs(cw.window.end)),
-                    start_latest_s: None,
-                    detail: check_detail(c, cw.phase, scale),
-                    target: c.probe().map(|p| probe_target(&p.probe)),
-                });
-            }
-            for (i, g) in d.spec.guards.iter().enumerate() {
-                events.push(guard_event(
-                    g,
-                    i,
-                    name.clone(),
-                    secs(dp.fault.start),
-                    secs(dp.recovery.end),
-                ));
-            }
+            events.extend(drill_events(d, dp, scale));
         }
-        for (i, s) in pb.teardown.iter().enumerate() {
-            events.push(Event {
-                kind: "teardown",
-                drill: None,
-                name: step_name(s, i),
-                start_s: end,
-                end_s: None,
-                start_latest_s: None,
-                detail: step_detail(s),
-                target: None,
-            });
-        }
+        events.extend(step_events("teardown", &pb.teardown, end));
         // One redaction rule: what came from the environment prints as `${NAME}`, URL
         // passwords as `***`.
         for e in &mut events {
@@ -296,29 +105,11 @@ impl PlanView {
             expected_requests: plan.traffic.expected_requests.round() as u64,
             peak_rate_per_s: plan.traffic.peak.per_second(),
             schedule: p.schedule.as_ref().map(|s| s.cron.clone()),
-            shards: p.traffic.distributed.as_ref().map(|d| {
-                let n = d.shards.max(1);
-                let total = plan.traffic.expected_requests.round() as u64;
-                ShardsView {
-                    count: d.shards,
-                    on: match d.run_on {
-                        drill_spec::model::ShardsOn::Local => "local",
-                        drill_spec::model::ShardsOn::Kubernetes => "kubernetes",
-                    },
-                    place: match (&d.run_on, &d.kubernetes) {
-                        (drill_spec::model::ShardsOn::Kubernetes, Some(k)) => format!(
-                            "an Indexed Job in namespace {} running {}",
-                            k.namespace, k.image
-                        ),
-                        _ => "processes on this host".into(),
-                    },
-                    expected_requests_each: total.div_ceil(u64::from(n)),
-                    peak_rate_per_s_each: (plan.traffic.peak.per_second() / f64::from(n) * 100.0)
-                        .round()
-                        / 100.0,
-                    lead_s: drill_engine::shards::lead(d).as_secs_f64(),
-                }
-            }),
+            shards: p
+                .traffic
+                .distributed
+                .as_ref()
+                .map(|d| shards_view(d, &plan.traffic)),
             events,
         }
     }
@@ -427,6 +218,225 @@ fn step_detail(s: &ValidStep) -> String {
     match &s.call {
         Call::Exec(e) => command(e),
         Call::Http(h) => format!("{} {}", h.method, h.url),
+    }
+}
+
+impl Event {
+    /// An event at `start_s`, with nothing else set.
+    fn at(kind: &'static str, drill: Option<&str>, name: impl Into<String>, start_s: f64) -> Self {
+        Event {
+            kind,
+            drill: drill.map(str::to_owned),
+            name: name.into(),
+            start_s,
+            end_s: None,
+            start_latest_s: None,
+            detail: String::new(),
+            target: None,
+        }
+    }
+
+    fn until(mut self, end_s: f64) -> Self {
+        self.end_s = Some(end_s);
+        self
+    }
+
+    fn latest(mut self, latest: Option<f64>) -> Self {
+        self.start_latest_s = latest;
+        self
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    fn target(mut self, target: Option<String>) -> Self {
+        self.target = target;
+        self
+    }
+}
+
+/// The setup or teardown steps, all at `at`.
+fn step_events(kind: &'static str, steps: &[ValidStep], at: f64) -> Vec<Event> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Event::at(kind, None, step_name(s, i), at).detail(step_detail(s)))
+        .collect()
+}
+
+/// The traffic's stages.
+fn traffic_events(t: &TrafficPlan, base_url: &str) -> Vec<Event> {
+    t.stages
+        .iter()
+        .map(|s| {
+            let detail = if s.from == s.to {
+                format!("hold {}", s.from)
+            } else {
+                format!("ramp {} → {}", s.from, s.to)
+            };
+            let name = format!("{} requests", group(s.requests.round() as u64));
+            Event::at("traffic", None, name, secs(s.start))
+                .until(secs(s.end))
+                .detail(detail)
+                .target(Some(base_url.to_owned()))
+        })
+        .collect()
+}
+
+/// One drill's events: its start and phases, each fault and its revert, its actions,
+/// checks and guards.
+fn drill_events(d: &ResolvedDrill, dp: &DrillPlan, scale: f64) -> Vec<Event> {
+    let name = Some(d.name.as_str());
+    let latest = (dp.start_latest != dp.start).then(|| secs(dp.start_latest));
+    let mut out = vec![
+        Event::at("start", name, d.name.clone(), secs(dp.start))
+            .latest(latest)
+            .detail(start_detail(d, dp, scale)),
+        Event::at("phase", name, "baseline", secs(dp.baseline.start))
+            .until(secs(dp.baseline.end))
+            .detail("reference for deltas"),
+        Event::at("phase", name, "fault", secs(dp.fault.start))
+            .until(secs(dp.fault.end))
+            .latest(latest)
+            .detail(format!("hold {}", d.spec.hold.scaled(scale))),
+        Event::at("phase", name, "recovery", secs(dp.recovery.start))
+            .until(secs(dp.recovery.end))
+            .detail("ends when the recovery checks pass, at the latest here"),
+    ];
+    for f in &d.faults {
+        out.push(
+            Event::at("fault", name, f.name.clone(), secs(dp.fault.start))
+                .latest(latest)
+                .detail(fault_detail(f))
+                .target(fault_target(f)),
+        );
+        let (kind, detail) = revert_detail(f);
+        out.push(
+            Event::at(kind, name, f.name.clone(), secs(dp.fault.end))
+                .detail(detail)
+                .target(fault_target(f)),
+        );
+    }
+    for (a, (aname, at)) in d.actions.iter().zip(&dp.actions) {
+        let (detail, target) = match &a.kind {
+            ActionKind::Enqueue(e) => (
+                format!(
+                    "enqueue {} {} jobs into {}",
+                    group(u64::from(e.jobs)),
+                    e.format.name(),
+                    e.queue_ref().key(),
+                ),
+                Some(e.redis.clone()),
+            ),
+            ActionKind::Exec(e) => (command(e), None),
+            ActionKind::Http(h) => (format!("{} {}", h.method, h.url), Some(h.url.clone())),
+        };
+        out.push(
+            Event::at("action", name, aname.clone(), secs(*at))
+                .detail(detail)
+                .target(target),
+        );
+    }
+    for (c, cw) in d.checks.iter().zip(&dp.checks) {
+        out.push(
+            Event::at("check", name, c.name.clone(), secs(cw.window.start))
+                .until(secs(cw.window.end))
+                .detail(check_detail(c, cw.phase, scale))
+                .target(c.probe().map(|p| probe_target(&p.probe))),
+        );
+    }
+    for (i, g) in d.spec.guards.iter().enumerate() {
+        out.push(guard_event(
+            g,
+            i,
+            Some(d.name.clone()),
+            secs(dp.fault.start),
+            secs(dp.recovery.end),
+        ));
+    }
+    out
+}
+
+/// Where a drill comes from and when it starts.
+fn start_detail(d: &ResolvedDrill, dp: &DrillPlan, scale: f64) -> String {
+    let origin = d
+        .uses
+        .as_ref()
+        .map_or_else(|| "inline".to_string(), |u| format!("uses {u}"));
+    let once = match d.start {
+        Start::After(After::Recovered, _) => {
+            "once the previous drill recovered; skipped if its recovery checks fail"
+        }
+        Start::After(After::Previous, _) | Start::At(_) => {
+            "once the previous drill ended, whatever its checks said"
+        }
+    };
+    let when = match d.start {
+        Start::At(t) => format!("at {}", t.scaled(scale)),
+        Start::After(..) if dp.start == dp.start_latest => format!("at {}, {once}", dp.start),
+        Start::After(..) => format!("between {} and {}, {once}", dp.start, dp.start_latest),
+    };
+    format!("{origin}; starts {when}")
+}
+
+/// What happens to a fault at the end of its hold: `revert` (and how), or `keep`.
+fn revert_detail(f: &ValidFault) -> (&'static str, String) {
+    if f.irreversible {
+        return (
+            "keep",
+            "irreversible: changed for good, reported in the run".to_string(),
+        );
+    }
+    let how = match &f.kind {
+        Kind::Exec(e) => e.revert.as_ref().map(command),
+        Kind::Process {
+            target,
+            action: ProcessAction::Stop | ProcessAction::Kill,
+        } => target
+            .restart
+            .as_ref()
+            .map(|r| format!("restart: {}", command(r))),
+        // The others' undo is the action's own inverse, said by its name.
+        Kind::Process { .. }
+        | Kind::Docker { .. }
+        | Kind::Kubernetes { .. }
+        | Kind::Redis { .. }
+        | Kind::Sql { .. }
+        | Kind::Http(_) => None,
+    };
+    let action = f.action().name();
+    (
+        "revert",
+        match how {
+            Some(h) => format!("undo {action}: {h}"),
+            None => format!("undo {action}"),
+        },
+    )
+}
+
+/// A distributed traffic's shards: where, and each one's share.
+fn shards_view(d: &drill_spec::model::Distributed, t: &TrafficPlan) -> ShardsView {
+    use drill_spec::model::ShardsOn;
+    let n = d.shards.max(1);
+    let total = t.expected_requests.round() as u64;
+    ShardsView {
+        count: d.shards,
+        on: match d.run_on {
+            ShardsOn::Local => "local",
+            ShardsOn::Kubernetes => "kubernetes",
+        },
+        place: match (&d.run_on, &d.kubernetes) {
+            (ShardsOn::Kubernetes, Some(k)) => format!(
+                "an Indexed Job in namespace {} running {}",
+                k.namespace, k.image
+            ),
+            (ShardsOn::Kubernetes, None) | (ShardsOn::Local, _) => "processes on this host".into(),
+        },
+        expected_requests_each: total.div_ceil(u64::from(n)),
+        peak_rate_per_s_each: (t.peak.per_second() / f64::from(n) * 100.0).round() / 100.0,
+        lead_s: drill_engine::shards::lead(d).as_secs_f64(),
     }
 }
 
