@@ -228,6 +228,8 @@ fn panel(
     top_v
 }
 
+/// The run's timeline: three panels (arrivals, latency, errors) over the fault windows, the
+/// marks, the time axis and the legend.
 fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
     let t = nums(&tl.t);
     let total = tl
@@ -235,12 +237,9 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
         .or_else(|| t.last().map(|x| x + 1.0))
         .unwrap_or(1.0)
         .max(1.0);
-    let target = &tl.target;
-    // Arrivals sent, comparable with the target (cursor follow-ups are extra requests).
-    let requests = nums(&tl.arrivals);
-    let failed = nums(&tl.failed);
-    let dropped = nums(&tl.dropped);
-    let (p50, p95, p99) = (&tl.p50_ms, &tl.p95_ms, &tl.p99_ms);
+    let plot = Plot {
+        xs: t.iter().map(|s| x_of(s + 0.5, total)).collect(),
+    };
     let limits: Vec<(String, f64, Unit)> = r
         .slo
         .iter()
@@ -254,14 +253,45 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
             )
         })
         .collect();
-    let error_limit = limits.iter().find(|l| l.2 == Unit::Ratio).map(|l| l.1);
-
     let _ = writeln!(
         h,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"timeline of the run\">"
     );
-    let (top, bottom) = (PANELS[0].0, PANELS[2].0 + PANELS[2].1);
     // Fault windows first, under everything.
+    fault_windows(h, tl, total);
+    rate_panel(h, &plot, tl);
+    latency_panel(h, &plot, tl, &limits);
+    let error_limit = limits.iter().find(|l| l.2 == Unit::Ratio).map(|l| l.1);
+    errors_panel(h, &plot, tl, error_limit);
+    marks(h, tl, total);
+    time_axis(h, total);
+    legend(h);
+    h.push_str("</svg>\n");
+}
+
+/// The chart's x position of each second (at its middle).
+struct Plot {
+    xs: Vec<f64>,
+}
+
+impl Plot {
+    /// A series' points in the panel at `top` of `height`, scaled to `max`.
+    fn pts(&self, v: &[f64], (top, height): (f64, f64), max: f64) -> Vec<(f64, f64)> {
+        self.xs
+            .iter()
+            .zip(v)
+            .map(|(x, y)| (*x, top + height - height * (y / max).clamp(0.0, 1.05)))
+            .collect()
+    }
+}
+
+/// The top and bottom of the three panels.
+fn panels_span() -> (f64, f64) {
+    (PANELS[0].0, PANELS[2].0 + PANELS[2].1)
+}
+
+fn fault_windows(h: &mut String, tl: &crate::schema::Timeline, total: f64) {
+    let (top, bottom) = panels_span();
     for w in &tl.windows {
         let from = w.from_s;
         let to = w.to_s.unwrap_or(total);
@@ -282,34 +312,49 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
             esc(&label)
         );
     }
-    let xs: Vec<f64> = t.iter().map(|s| x_of(s + 0.5, total)).collect();
-    let pts = |v: &[f64], top: f64, height: f64, max: f64| -> Vec<(f64, f64)> {
-        xs.iter()
-            .zip(v)
-            .map(|(x, y)| (*x, top + height - height * (y / max).clamp(0.0, 1.05)))
-            .collect()
-    };
+}
 
-    // Rate.
-    let max_rate = target.iter().chain(&requests).copied().fold(1.0, f64::max);
-    let (top0, h0) = PANELS[0];
-    let m0 = panel(
+/// Arrivals per second: the target and what was sent (cursor follow-ups are extra requests,
+/// so the arrivals are what compares with the target).
+fn rate_panel(h: &mut String, plot: &Plot, tl: &crate::schema::Timeline) {
+    let requests = nums(&tl.arrivals);
+    let max_rate = tl
+        .target
+        .iter()
+        .chain(&requests)
+        .copied()
+        .fold(1.0, f64::max);
+    let m = panel(
         h,
         PANELS[0],
         "arrivals per second: target (dashed) and achieved",
         max_rate,
         &|v| format!("{v:.0}/s"),
     );
-    polyline(h, "target", "#6b7280", true, &pts(target, top0, h0, m0));
+    polyline(
+        h,
+        "target",
+        "#6b7280",
+        true,
+        &plot.pts(&tl.target, PANELS[0], m),
+    );
     polyline(
         h,
         "achieved",
         "#1f6fd1",
         false,
-        &pts(&requests, top0, h0, m0),
+        &plot.pts(&requests, PANELS[0], m),
     );
+}
 
-    // Latency.
+/// Latency from the intended start, with the run-wide latency SLOs as lines.
+fn latency_panel(
+    h: &mut String,
+    plot: &Plot,
+    tl: &crate::schema::Timeline,
+    limits: &[(String, f64, Unit)],
+) {
+    let (p50, p95, p99) = (&tl.p50_ms, &tl.p95_ms, &tl.p99_ms);
     let lat_limits: Vec<&(String, f64, Unit)> = limits.iter().filter(|l| l.2 == Unit::Ms).collect();
     let max_lat = p99
         .iter()
@@ -338,13 +383,22 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
             fmt_ms(*limit)
         );
     }
-    polyline(h, "p50", "#2e7d32", false, &pts(p50, top1, h1, m1));
-    polyline(h, "p95", "#ef6c00", false, &pts(p95, top1, h1, m1));
-    polyline(h, "p99", "#ad1457", false, &pts(p99, top1, h1, m1));
+    polyline(h, "p50", "#2e7d32", false, &plot.pts(p50, PANELS[1], m1));
+    polyline(h, "p95", "#ef6c00", false, &plot.pts(p95, PANELS[1], m1));
+    polyline(h, "p99", "#ad1457", false, &plot.pts(p99, PANELS[1], m1));
+}
 
-    // Errors.
+/// Failed requests and dropped arrivals per second, with the error budget the SLO allows.
+fn errors_panel(
+    h: &mut String,
+    plot: &Plot,
+    tl: &crate::schema::Timeline,
+    error_limit: Option<f64>,
+) {
+    let failed = nums(&tl.failed);
+    let dropped = nums(&tl.dropped);
     let budget: Vec<f64> = error_limit
-        .map(|l| target.iter().map(|r| r * l).collect())
+        .map(|l| tl.target.iter().map(|r| r * l).collect())
         .unwrap_or_default();
     let max_err = failed
         .iter()
@@ -352,7 +406,6 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
         .chain(&budget)
         .copied()
         .fold(1.0, f64::max);
-    let (top2, h2) = PANELS[2];
     let m2 = panel(
         h,
         PANELS[2],
@@ -370,21 +423,36 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
             "error-budget",
             "#c62828",
             true,
-            &pts(&budget, top2, h2, m2),
+            &plot.pts(&budget, PANELS[2], m2),
         );
         let _ = writeln!(
             h,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#c62828\">SLO error rate &lt; {} of the target rate</text></g>",
             W - RIGHT - 4.0,
-            top2 - 8.0,
+            PANELS[2].0 - 8.0,
             esc(&pct(l))
         );
     }
-    polyline(h, "errors", "#c62828", false, &pts(&failed, top2, h2, m2));
-    polyline(h, "dropped", "#7b1fa2", false, &pts(&dropped, top2, h2, m2));
+    polyline(
+        h,
+        "errors",
+        "#c62828",
+        false,
+        &plot.pts(&failed, PANELS[2], m2),
+    );
+    polyline(
+        h,
+        "dropped",
+        "#7b1fa2",
+        false,
+        &plot.pts(&dropped, PANELS[2], m2),
+    );
+}
 
-    // Marks over everything, in time order; labels alternate between two rows so that close
-    // marks stay readable, and those near the right edge end at their line.
+/// Marks over everything, in time order; labels alternate between two rows so that close
+/// marks stay readable, and those near the right edge end at their line.
+fn marks(h: &mut String, tl: &crate::schema::Timeline, total: f64) {
+    let (top, bottom) = panels_span();
     let mut marks: Vec<&crate::schema::Mark> = tl.marks.iter().collect();
     marks.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for (i, m) in marks.into_iter().enumerate() {
@@ -409,7 +477,10 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
             esc(&label)
         );
     }
-    // The time axis.
+}
+
+fn time_axis(h: &mut String, total: f64) {
+    let (_, bottom) = panels_span();
     let s = step(total, 10.0);
     let mut v = 0.0;
     while v <= total + 1e-9 {
@@ -423,7 +494,9 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
         );
         v += s;
     }
-    // Legend.
+}
+
+fn legend(h: &mut String) {
     let mut lx = LEFT;
     for (name, colour) in [
         ("target", "#6b7280"),
@@ -444,7 +517,6 @@ fn chart(h: &mut String, r: &Report, tl: &crate::schema::Timeline) {
         );
         lx += 24.0 + 7.0 * name.len() as f64;
     }
-    h.push_str("</svg>\n");
 }
 
 fn checks(h: &mut String, r: &Report) {
