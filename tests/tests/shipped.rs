@@ -117,36 +117,41 @@ fn seed_numbers_are_the_drills_defaults() {
     let out = loader.finish();
     assert!(!out.has_errors(), "{:?}", out.diags);
     // What the resolved drills will do, with every default filled in.
-    let drills: Vec<serde_json::Value> = out.playbooks[0]
-        .drills
-        .iter()
-        .map(|d| serde_json::to_value(&d.spec).expect("json"))
-        .collect();
+    use drill_spec::call::ActionKind;
+    use drill_spec::check::Rule;
+    let drills = &out.playbooks[0].drills;
     let (q, db, cache) = (&drills[0], &drills[1], &drills[2]);
-    let check = |d: &serde_json::Value, name: &str| {
-        d["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == name))
-            .cloned()
-            .unwrap_or_else(|| panic!("no check {name} in {d}"))
+    let check = |d: &drill_spec::ResolvedDrill, name: &str| {
+        d.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.rule.clone())
+            .unwrap_or_else(|| panic!("no check {name} in {d:?}"))
     };
     // Seed plan: 5,000 jobs, a 3-minute outage, drained within 5 minutes, < 1% errors.
-    assert_eq!(q["actions"][0]["enqueue"]["jobs"], 5000, "{q}");
-    assert_eq!(q["hold"], "3m", "{q}");
-    assert_eq!(check(q, "backlog-drains")["within"], "5m", "{q}");
-    assert_eq!(
-        check(q, "api-errors-during-outage")["slo"]["error_rate"],
-        "1%",
-        "{q}"
-    );
+    match &q.actions[0].kind {
+        ActionKind::Enqueue(e) => assert_eq!(e.jobs, 5000, "{q:?}"),
+        other => panic!("the queue drill enqueues first: {other:?}"),
+    }
+    assert_eq!(q.spec.hold.to_string(), "3m", "{q:?}");
+    match check(q, "backlog-drains") {
+        Rule::Probe(p) => assert_eq!(p.within.to_string(), "5m"),
+        other => panic!("backlog-drains is a probe: {other:?}"),
+    }
+    match check(q, "api-errors-during-outage") {
+        Rule::Slo(l) => assert_eq!(l.error_rate.map(|e| e.to_string()).as_deref(), Some("1%")),
+        other => panic!("api-errors-during-outage is an slo: {other:?}"),
+    }
     // At most 2 transient 5xx during the failover.
-    assert_eq!(check(db, "transient-5xx")["count"]["max"], 2, "{db}");
+    match check(db, "transient-5xx") {
+        Rule::Count(c) => assert_eq!(c.max, 2),
+        other => panic!("transient-5xx is a count: {other:?}"),
+    }
     // p95 rises by less than 200 ms after the purge.
-    assert_eq!(
-        check(cache, "p95-increase")["delta"]["max"],
-        "200ms",
-        "{cache}"
-    );
+    match check(cache, "p95-increase") {
+        Rule::Delta(d) => assert_eq!(d.max.to_string(), "200ms"),
+        other => panic!("p95-increase is a delta: {other:?}"),
+    }
 }
 
 #[test]

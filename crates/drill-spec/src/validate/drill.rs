@@ -380,7 +380,15 @@ fn check(cx: &mut Ctx<'_>, p: &str, c: &Check, t: &Target) {
 }
 
 fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
-    use FaultAction as A;
+    applicability(cx, p, f);
+    options(cx, p, f);
+    reversibility(cx, p, f);
+    fault_target(cx, p, f, t);
+    fault_calls(cx, p, f, t);
+}
+
+/// The policy's actions, and the (action, target) pair against the one table.
+fn applicability(cx: &mut Ctx<'_>, p: &str, f: &Fault) {
     let a = f.action;
     if let Some(allowed) = cx.policy().and_then(|p| p.actions.clone())
         && !allowed.contains(&a)
@@ -416,7 +424,13 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         ),
         _ => {}
     }
-    // Options that belong to other actions are mistakes, not no-ops.
+}
+
+/// Options that belong to other actions are mistakes, not no-ops; and the ones an action
+/// needs.
+fn options(cx: &mut Ctx<'_>, p: &str, f: &Fault) {
+    use FaultAction as A;
+    let a = f.action;
     let opts: [(&str, bool, &[FaultAction]); 8] = [
         ("replicas", f.replicas.is_some(), &[A::Scale]),
         ("network", f.network.is_some(), &[A::Disconnect]),
@@ -466,9 +480,24 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
             "http",
             "{inject: {url: …}, revert: {url: …}}",
         ),
-        _ => {}
+        // What the others need is their target, checked with the table.
+        A::Stop
+        | A::Pause
+        | A::Kill
+        | A::Restart
+        | A::Scale
+        | A::DeletePods
+        | A::Flush
+        | A::ClientPause
+        | A::ClientKill
+        | A::Promote => {}
     }
-    // Reversibility: built-in inverses, or a revert the user wrote, or an explicit acknowledgement.
+}
+
+/// Built-in inverses, or a revert the user wrote, or an explicit acknowledgement.
+fn reversibility(cx: &mut Ctx<'_>, p: &str, f: &Fault) {
+    use FaultAction as A;
+    let a = f.action;
     let inherently_irreversible =
         matches!(a, A::Flush | A::DeleteKeys | A::Promote | A::ClientKill);
     let missing_revert = match a {
@@ -478,7 +507,16 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         A::Stop | A::Kill => {
             matches!(&f.target, Some(TargetRef::Process(pt)) if pt.restart.is_none())
         }
-        _ => false,
+        A::Pause
+        | A::Restart
+        | A::Scale
+        | A::DeletePods
+        | A::Disconnect
+        | A::Flush
+        | A::ClientPause
+        | A::ClientKill
+        | A::DeleteKeys
+        | A::Promote => false,
     };
     if inherently_irreversible && !f.irreversible {
         cx.error_hint(
@@ -498,7 +536,12 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
             format!("add {what}, or set `irreversible: true`"),
         );
     }
-    // Targets: well-formed, then inside the allow-list.
+}
+
+/// The target: well formed, then inside the allow-list.
+fn fault_target(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
+    use FaultAction as A;
+    let a = f.action;
     match &f.target {
         Some(TargetRef::Docker(d)) if docker_target(cx, &format!("{p}.target.docker"), d) => {
             cx.refused(&format!("{p}.target.docker"), allow::docker(&t.allow, d));
@@ -552,6 +595,10 @@ fn fault(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
         // Malformed docker or kubernetes targets were reported by the guards above.
         Some(TargetRef::Docker(_) | TargetRef::Kubernetes(_)) | None => {}
     }
+}
+
+/// The commands and calls a fault carries.
+fn fault_calls(cx: &mut Ctx<'_>, p: &str, f: &Fault, t: &Target) {
     if let Some(e) = &f.exec {
         exec(cx, &format!("{p}.exec.inject"), &e.inject, &t.allow);
         if let Some(r) = &e.revert {
