@@ -37,8 +37,14 @@ pub fn metric_value(m: Metric, s: &Stats, span: Duration) -> f64 {
         Metric::ErrorRate => s.error_rate(),
         Metric::Rate => s.requests as f64 / span.as_secs_f64().max(1e-9),
         Metric::Dropped => s.dropped as f64,
-        other => s
-            .latency_stat(other.name())
+        latency @ (Metric::Avg
+        | Metric::Min
+        | Metric::P50
+        | Metric::P90
+        | Metric::P95
+        | Metric::P99
+        | Metric::Max) => s
+            .latency_stat(latency.name())
             .unwrap_or_default()
             .as_secs_f64(),
     }
@@ -50,7 +56,13 @@ pub fn fmt_metric(m: Metric, v: f64) -> String {
         Metric::ErrorRate => fmt_pct(v),
         Metric::Rate => format!("{v:.1}/s"),
         Metric::Dropped => format!("{v:.0}"),
-        _ => fmt_dur(Duration::from_secs_f64(v.max(0.0))),
+        Metric::Avg
+        | Metric::Min
+        | Metric::P50
+        | Metric::P90
+        | Metric::P95
+        | Metric::P99
+        | Metric::Max => fmt_dur(Duration::from_secs_f64(v.max(0.0))),
     }
 }
 
@@ -393,7 +405,7 @@ fn probe_name(p: &Probe) -> String {
         Probe::Redis(r) => match r.reading() {
             Some(R::Pending(q)) => format!("{} pending", q.key()),
             Some(x) if x.is_backlog() => "backlog".into(),
-            _ => "redis value".into(),
+            Some(_) | None => "redis value".into(),
         },
         Probe::Sql(_)
         | Probe::Http(_)

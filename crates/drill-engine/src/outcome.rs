@@ -131,7 +131,7 @@ impl Outcome {
         if let Some((drill, c)) = failed {
             let how = match c.verdict {
                 drill_report::Verdict::Inconclusive => "could not be judged",
-                _ => "failed",
+                drill_report::Verdict::Fail | drill_report::Verdict::Pass => "failed",
             };
             parts.push(format!(
                 "{drill}: {} {how} in the {} phase: {}",

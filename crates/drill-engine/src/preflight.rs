@@ -118,7 +118,13 @@ pub(crate) fn resolve_urls(vp: &mut ValidPlaybook) {
                         },
                     ..
                 } => resolve_step(&base, s),
-                _ => {}
+                // No URL in them to resolve.
+                Kind::Sql { .. }
+                | Kind::Docker { .. }
+                | Kind::Kubernetes { .. }
+                | Kind::Process { .. }
+                | Kind::Redis { .. }
+                | Kind::Exec(_) => {}
             }
         }
         for a in &mut d.actions {

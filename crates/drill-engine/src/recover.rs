@@ -177,7 +177,12 @@ async fn settle_run(
                     counts.permanent += 1;
                     out.permanent.push(entry(s.what));
                 }
-                _ => {
+                // Settled means no longer changed: what is not one of the two above was
+                // restored.
+                FaultState::Reverted
+                | FaultState::Intent
+                | FaultState::Applied
+                | FaultState::RevertFailed => {
                     counts.reverted += 1;
                     out.reverted.push(entry(s.what));
                 }

@@ -82,11 +82,15 @@ impl RevertRecord {
         match self {
             RevertRecord::Redis(r) => r.permanent(),
             RevertRecord::Sql(r) => r.permanent(),
-            RevertRecord::Exec(r) if r.revert.is_none() => Some(format!(
-                "ran {} with no revert command",
-                r.inject.command.join(" ")
-            )),
-            _ => None,
+            RevertRecord::Exec(r) => r
+                .revert
+                .is_none()
+                .then(|| format!("ran {} with no revert command", r.inject.command.join(" "))),
+            // Undone from their records.
+            RevertRecord::Docker(_)
+            | RevertRecord::Process(_)
+            | RevertRecord::Kubernetes(_)
+            | RevertRecord::Http(_) => None,
         }
     }
 
@@ -155,7 +159,12 @@ pub async fn prepare(
 pub fn steps(record: &RevertRecord) -> &'static [&'static str] {
     match record {
         RevertRecord::Sql(r) => r.steps(),
-        _ => &["apply"],
+        RevertRecord::Docker(_)
+        | RevertRecord::Process(_)
+        | RevertRecord::Exec(_)
+        | RevertRecord::Redis(_)
+        | RevertRecord::Kubernetes(_)
+        | RevertRecord::Http(_) => &["apply"],
     }
 }
 
@@ -165,17 +174,18 @@ pub async fn apply_step(
     step: &str,
     guard: Guard<'_>,
 ) -> Result<(), FaultError> {
-    match record {
-        RevertRecord::Sql(r) => sql::apply_step(r, step, guard).await,
-        _ if step == "apply" => {
-            guarded(guard)?;
-            apply(record).await
-        }
-        _ => Err(FaultError::backend(
+    if let RevertRecord::Sql(r) = record {
+        return sql::apply_step(r, step, guard).await;
+    }
+    // Every other record is the one step of `steps`.
+    if step != "apply" {
+        return Err(FaultError::backend(
             record.backend().name(),
             format!("a {} fault has no step {step:?}", record.backend().name()),
-        )),
+        ));
     }
+    guarded(guard)?;
+    apply(record).await
 }
 
 /// Performs the whole mutation a prepared record describes: every step, in order.
@@ -221,7 +231,13 @@ pub async fn settle(
 ) -> Result<Reverted, FaultError> {
     match record {
         RevertRecord::Sql(r) => sql::settle(r, done, guard).await,
-        _ => {
+        // One step each: reverting reads the target first, so it is the settling.
+        RevertRecord::Docker(_)
+        | RevertRecord::Process(_)
+        | RevertRecord::Exec(_)
+        | RevertRecord::Redis(_)
+        | RevertRecord::Kubernetes(_)
+        | RevertRecord::Http(_) => {
             guarded(guard)?;
             revert(record).await
         }

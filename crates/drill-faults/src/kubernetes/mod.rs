@@ -249,7 +249,7 @@ pub async fn prepare_with(
             let original = annotated.unwrap_or(replicas);
             let to = match typed {
                 KubernetesAction::Scale { replicas } => i32::try_from(replicas).unwrap_or(i32::MAX),
-                _ => 0,
+                KubernetesAction::Stop | KubernetesAction::DeletePods => 0,
             };
             let change = format!("scale {kind:?} {ns}/{name} from {original} to {to} replicas (annotated {ORIGINAL_REPLICAS}={original}), back to {original} after").to_lowercase();
             (

@@ -63,7 +63,8 @@ impl<'a> Writer<'a> {
             JobFormat::Sidekiq => {
                 pipe.cmd("SADD").arg("queues").arg(&self.queue).ignore();
             }
-            _ => {}
+            // Their workers find the queue by its key alone.
+            JobFormat::Laravel | JobFormat::Celery | JobFormat::Raw => {}
         }
     }
 

@@ -104,7 +104,10 @@ impl Record {
     pub(crate) fn manual_restore(&self) -> String {
         match &self.action {
             Action::ClientPause { .. } => format!("redis-cli -u {} CLIENT UNPAUSE", self.url),
-            _ => "nothing to restore: this fault cannot be undone".into(),
+            Action::FlushAll
+            | Action::FlushDb
+            | Action::ClientKill { .. }
+            | Action::DeleteKeys { .. } => "nothing to restore: this fault cannot be undone".into(),
         }
     }
 }
@@ -134,7 +137,10 @@ pub(crate) async fn prepare(
     let keyspace_before = keyspace(&mut con).await?;
     let queues_before = match &action {
         Action::FlushAll | Action::FlushDb => queues(&mut con).await?,
-        _ => Default::default(),
+        // Only a flush erases whole queues.
+        Action::ClientPause { .. } | Action::ClientKill { .. } | Action::DeleteKeys { .. } => {
+            Default::default()
+        }
     };
     let erasing = queue_words(&queues_before)
         .map(|q| format!("; it also erases {q}"))
@@ -294,7 +300,9 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
                 keyspace_words(&now)
             )))
         }
-        _ => Ok(Reverted::Permanent(r.permanent().unwrap_or_default())),
+        Action::ClientKill { .. } | Action::DeleteKeys { .. } => {
+            Ok(Reverted::Permanent(r.permanent().unwrap_or_default()))
+        }
     }
 }
 

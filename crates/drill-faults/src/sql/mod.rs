@@ -92,7 +92,15 @@ impl Record {
                 revert: None,
                 inject,
             } => Some(format!("ran SQL with no revert: {inject}")),
-            _ => None,
+            // A replica that was not in recovery was not promoted by this fault; statements
+            // with a revert are undone.
+            Action::Promote {
+                was_in_recovery: false,
+                ..
+            }
+            | Action::Statements {
+                revert: Some(_), ..
+            } => None,
         }
     }
 
@@ -104,7 +112,9 @@ impl Record {
             Action::Statements {
                 revert: Some(r), ..
             } => format!("psql {} -c {r:?}", redact(&self.url)),
-            _ => match self.route_switch().map(|s| &s.call) {
+            Action::Statements { revert: None, .. }
+            | Action::Promote { .. }
+            | Action::PromoteMysql { .. } => match self.route_switch().map(|s| &s.call) {
                 Some(Call::Exec(e)) => format!(
                     "the promotion cannot be undone; if the route switch did not run, run it: {}",
                     crate::exec::shown(e)
