@@ -362,6 +362,23 @@ impl<'e> Loader<'e> {
         &mut self,
         pb: &PlaybookEntry,
     ) -> Option<(Vec<ResolvedDrill>, Option<cron::Schedule>)> {
+        let schedule = self.check_playbook_fields(pb);
+        let mut resolved = Vec::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..pb.value.drills.len() {
+            if let Some(r) = self.check_drill(pb, i, &mut names) {
+                resolved.push(r);
+            }
+        }
+        let mut diags = Vec::new();
+        validate::timeline(&mut diags, &pb.value, &pb.locs, &resolved, self.scope);
+        self.diags.append(&mut diags);
+        Some((resolved.into_iter().map(|(_, r, _)| r).collect(), schedule))
+    }
+
+    /// The playbook's own fields: name, schedule, target, steps, traffic, SLOs, guards, and
+    /// the policy's rules.
+    fn check_playbook_fields(&mut self, pb: &PlaybookEntry) -> Option<cron::Schedule> {
         let p = &pb.value;
         let mut diags = Vec::new();
         let mut cx = Ctx {
@@ -391,125 +408,82 @@ impl<'e> Loader<'e> {
             validate::policy_rules(&mut cx, p, scope);
         }
         self.diags.append(&mut diags);
+        schedule
+    }
 
-        let mut resolved = Vec::new();
-        let mut names: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, r) in p.drills.iter().enumerate() {
-            let path = format!("drills[{i}]");
-            let Some((name, uses, params, mut spec, spec_locs, prefix)) = self.resolve_drill(pb, i)
-            else {
-                continue;
-            };
-            let mut diags = Vec::new();
-            {
-                let mut cx = Ctx {
-                    diags: &mut diags,
-                    locs: &pb.locs,
-                    prefix: String::new(),
-                    scope: self.scope,
-                };
-                validate::name(
-                    &mut cx,
-                    &if r.name.is_some() {
-                        format!("{path}.name")
-                    } else {
-                        format!("{path}.uses")
-                    },
-                    "drill",
-                    &name,
-                );
-                if let Some(prev) = names.insert(name.clone(), i) {
-                    cx.error_hint(
-                        &path,
-                        format!("drill name \"{name}\" is used twice (also drills[{prev}])"),
-                        "give one a distinct `name:`",
-                    );
-                }
-                match (r.at, r.after) {
-                    (Some(_), Some(_)) => cx.error_hint(
-                        &format!("{path}.after"),
-                        "a drill sets both at and after",
-                        "keep one",
-                    ),
-                    (None, None) => cx.error_hint(
-                        &path,
-                        format!("drill \"{name}\" does not say when it starts"),
-                        "add `at: 2m30s` or `after: recovered`",
-                    ),
-                    (None, Some(_)) if i == 0 => cx.error_hint(
-                        &format!("{path}.after"),
-                        "the first drill has no previous drill to wait for",
-                        "use `at:` for the first drill",
-                    ),
-                    _ => {}
-                }
-                if r.delay.is_some() && r.after.is_none() {
-                    cx.error_hint(
-                        &format!("{path}.delay"),
-                        "delay applies to drills that start `after:`",
-                        "add the delay to `at:` instead",
-                    );
-                }
-            }
-            {
-                let mut cx = Ctx {
-                    diags: &mut diags,
-                    locs: spec_locs.as_ref().unwrap_or(&pb.locs),
-                    prefix,
-                    scope: self.scope,
-                };
-                validate::drill_spec(&mut cx, &spec, &p.target);
-            }
-            // The faults, actions and checks, typed: they leave the raw spec, so a drill has
-            // one list of each. Validation reports every shape error itself; an error here is
-            // its backstop, reported only when validation found none.
-            let (faults, actions, checks) = {
-                let locs = spec_locs.as_ref().unwrap_or(&pb.locs);
-                let at = |key: &str| {
-                    if spec_locs.is_some() {
-                        key.to_owned()
-                    } else {
-                        format!("{path}.drill.{key}")
-                    }
-                };
-                let report = diags.is_empty();
-                let mut typed = Typed {
-                    diags: &mut diags,
-                    locs,
-                    report,
-                };
-                (
-                    typed.list(&at("faults"), std::mem::take(&mut spec.faults)),
-                    typed.list(&at("actions"), std::mem::take(&mut spec.actions)),
-                    typed.list(&at("checks"), std::mem::take(&mut spec.checks)),
-                )
-            };
-            self.diags.append(&mut diags);
-            let start = match (r.at, r.after) {
-                (Some(t), _) => Start::At(t),
-                (None, Some(a)) => Start::After(a, r.delay.unwrap_or_default()),
-                // Reported above; without a start there is no timeline to check.
-                (None, None) => continue,
-            };
-            resolved.push((
-                i,
-                ResolvedDrill {
-                    name,
-                    uses,
-                    params,
-                    spec,
-                    faults,
-                    actions,
-                    checks,
-                    start,
-                },
-                spec_locs,
-            ));
-        }
+    /// `drills[i]`: resolved, its placement and spec validated, its faults, actions and
+    /// checks typed. `None` when it cannot be resolved or has no start.
+    fn check_drill(
+        &mut self,
+        pb: &PlaybookEntry,
+        i: usize,
+        names: &mut BTreeMap<String, usize>,
+    ) -> Option<(usize, ResolvedDrill, Option<LocMap>)> {
+        let p = &pb.value;
+        let r = &p.drills[i];
+        let path = format!("drills[{i}]");
+        let (name, uses, params, mut spec, spec_locs, prefix) = self.resolve_drill(pb, i)?;
         let mut diags = Vec::new();
-        validate::timeline(&mut diags, &pb.value, &pb.locs, &resolved, self.scope);
+        {
+            let mut cx = Ctx {
+                diags: &mut diags,
+                locs: &pb.locs,
+                prefix: String::new(),
+                scope: self.scope,
+            };
+            placement(&mut cx, &path, r, i, &name, names);
+        }
+        {
+            let mut cx = Ctx {
+                diags: &mut diags,
+                locs: spec_locs.as_ref().unwrap_or(&pb.locs),
+                prefix,
+                scope: self.scope,
+            };
+            validate::drill_spec(&mut cx, &spec, &p.target);
+        }
+        // The faults, actions and checks, typed: they leave the raw spec, so a drill has one
+        // list of each. Validation reports every shape error itself; an error here is its
+        // backstop, reported only when validation found none.
+        let (faults, actions, checks) = {
+            let locs = spec_locs.as_ref().unwrap_or(&pb.locs);
+            let at = |key: &str| {
+                if spec_locs.is_some() {
+                    key.to_owned()
+                } else {
+                    format!("{path}.drill.{key}")
+                }
+            };
+            let report = diags.is_empty();
+            let mut typed = Typed {
+                diags: &mut diags,
+                locs,
+                report,
+            };
+            (
+                typed.list(&at("faults"), std::mem::take(&mut spec.faults)),
+                typed.list(&at("actions"), std::mem::take(&mut spec.actions)),
+                typed.list(&at("checks"), std::mem::take(&mut spec.checks)),
+            )
+        };
         self.diags.append(&mut diags);
-        Some((resolved.into_iter().map(|(_, r, _)| r).collect(), schedule))
+        let start = match (r.at, r.after) {
+            (Some(t), _) => Start::At(t),
+            (None, Some(a)) => Start::After(a, r.delay.unwrap_or_default()),
+            // Reported by `placement`; without a start there is no timeline to check.
+            (None, None) => return None,
+        };
+        let drill = ResolvedDrill {
+            name,
+            uses,
+            params,
+            spec,
+            faults,
+            actions,
+            checks,
+            start,
+        };
+        Some((i, drill, spec_locs))
     }
 
     /// The drill at `drills[i]`: its name, source, parameters and typed spec (with the
@@ -765,5 +739,59 @@ fn document_kind(node: &Node) -> Result<DocKind, Diag> {
                 Err(Diag::error(v.loc, format!("unknown kind \"{s}\"")).with_hint(hint))
             }
         },
+    }
+}
+
+/// A drill's name and when it starts: a unique, well-formed name; `at` or `after`, not both
+/// and not neither; no `after` for the first drill; `delay` only with `after`.
+fn placement(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    r: &crate::model::DrillRef,
+    i: usize,
+    name: &str,
+    names: &mut BTreeMap<String, usize>,
+) {
+    validate::name(
+        cx,
+        &if r.name.is_some() {
+            format!("{path}.name")
+        } else {
+            format!("{path}.uses")
+        },
+        "drill",
+        name,
+    );
+    if let Some(prev) = names.insert(name.to_owned(), i) {
+        cx.error_hint(
+            path,
+            format!("drill name \"{name}\" is used twice (also drills[{prev}])"),
+            "give one a distinct `name:`",
+        );
+    }
+    match (r.at, r.after) {
+        (Some(_), Some(_)) => cx.error_hint(
+            &format!("{path}.after"),
+            "a drill sets both at and after",
+            "keep one",
+        ),
+        (None, None) => cx.error_hint(
+            path,
+            format!("drill \"{name}\" does not say when it starts"),
+            "add `at: 2m30s` or `after: recovered`",
+        ),
+        (None, Some(_)) if i == 0 => cx.error_hint(
+            &format!("{path}.after"),
+            "the first drill has no previous drill to wait for",
+            "use `at:` for the first drill",
+        ),
+        (Some(_), None) | (None, Some(_)) => {}
+    }
+    if r.delay.is_some() && r.after.is_none() {
+        cx.error_hint(
+            &format!("{path}.delay"),
+            "delay applies to drills that start `after:`",
+            "add the delay to `at:` instead",
+        );
     }
 }
