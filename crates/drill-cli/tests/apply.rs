@@ -922,3 +922,93 @@ drills:
       redis: redis://127.0.0.1:6379/1
       scope: db
 "#;
+
+const SLOW_STOP: &str = r#"apiVersion: drill/v1
+kind: Playbook
+metadata: {name: slow-stop}
+target:
+  base_url: BASE
+  allow:
+    http: ["127.0.0.1"]
+    docker: {containers: ["drill-slowstop-*"]}
+traffic:
+  requests: [{name: home, path: /}]
+  profile: [{rate: 20/s, hold: 12s}]
+drills:
+  - name: slow
+    at: 1s
+    drill:
+      baseline: 1s
+      hold: 2s
+      recovery: 1s
+      faults:
+        - {name: stop, action: stop, target: {docker: {name: drill-slowstop-0}}}
+"#;
+
+/// A container whose main process ignores SIGTERM (`sleep` as PID 1) takes the engine's
+/// whole stop grace — 3 s here, longer than the 2 s hold — before it is down. The hold counts
+/// from when it was down: the Docker engine, polled from here, sees it down for the planned
+/// 2 s, not for the moment a hold counted from the injection would have left (#30: "applied
+/// for 1ms (planned 8s)", and a PASS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stop_does_not_eat_the_hold() {
+    if !service("docker image drill-test-busybox", docker_ready()) {
+        return;
+    }
+    let name = "drill-slowstop-0";
+    let _ = drill_testkit::docker(&["rm", "-f", name]);
+    drill_testkit::docker(&[
+        "run",
+        "-d",
+        "--stop-timeout",
+        "3",
+        "--name",
+        name,
+        "drill-test-busybox",
+        "/bin/sleep",
+        "3600",
+    ]);
+    let _removed = Removed(vec![name.to_owned()]);
+    let server = fixture().await;
+    let w = Work::new();
+    let pb = w.file("slow.yaml", &SLOW_STOP.replace("BASE", &server.url("")));
+    // The engine's view of the container, every 50 ms, until the run ends: the longest
+    // stretch it was not running.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut down_since, mut longest) = (None::<Instant>, Duration::ZERO);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let running = drill_testkit::docker(&["inspect", "-f", "{{.State.Running}}", name]);
+                match (running.trim() == "true", down_since) {
+                    (false, None) => down_since = Some(Instant::now()),
+                    (true, Some(t)) => {
+                        longest = longest.max(t.elapsed());
+                        down_since = None;
+                    }
+                    (false, Some(_)) | (true, None) => {}
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            longest
+        })
+    };
+    let (code, out, err) = Running::spawn(w.apply_args(&pb, &[])).finish(Duration::from_secs(60));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let down = watcher.join().expect("the watcher");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        down >= Duration::from_millis(1800),
+        "the container was down for {down:?}, the hold is 2 s\n{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains("slow: hold over"))
+        .unwrap_or_else(|| panic!("no hold line: {err}"));
+    assert!(
+        line.contains("(planned 2.0s)") && line.contains("applying them took"),
+        "the line says the stop took its time and the hold counted from then: {line}"
+    );
+    assert_eq!(state(name), "running", "started again by the revert");
+}

@@ -208,24 +208,42 @@ async fn inject(cx: &Arc<RunContext>, d: &ResolvedDrill, hold: Duration) -> bool
     true
 }
 
-/// Holds the faults from `s` for `hold`, then reverts them newest first. `false` when the
+/// Holds the faults for `hold` from when the last of them was applied, then reverts them
+/// newest first. The hold is the measured applied window, not time since the injection
+/// began at `s`: a stop whose process ignores SIGTERM takes the engine's grace (10 s by
+/// default) before anything is broken, and a hold counted from `s` would end before the
+/// fault began — a check judging traffic during which nothing was broken. `false` when the
 /// run was aborted during the hold: the sweep then reverts everything at once,
 /// concurrently, and the traffic checks are still evaluated on what was measured until now.
 async fn hold_then_revert(cx: &RunContext, d: &ResolvedDrill, s: Duration, hold: Duration) -> bool {
-    if !cx.sleep_until(s + hold).await {
+    let since: Vec<Duration> = cx
+        .outstanding(Some(&d.name))
+        .iter()
+        .filter_map(|f| f.since)
+        .collect();
+    let all_applied = since.iter().copied().max().unwrap_or(s).max(s);
+    if !cx.sleep_until(all_applied + hold).await {
         return false;
     }
     // Measured, from when the first fault was really applied (a frozen process holds longer
     // than planned, and says so).
-    let applied = cx
-        .outstanding(Some(&d.name))
+    let applied = since
         .iter()
-        .filter_map(|f| f.since)
+        .copied()
         .min()
         .map_or(hold, |t| cx.now().saturating_sub(t));
+    let took = all_applied.saturating_sub(s);
+    let applying = if took >= Duration::from_secs(1) {
+        format!(
+            " (applying them took {}: the hold counts from when they were)",
+            fmt_dur(took)
+        )
+    } else {
+        String::new()
+    };
     cx.tell(
         &format!(
-            "{}: hold over: the faults were applied for {} (planned {}), reverting",
+            "{}: hold over: the faults were applied for {} (planned {}), reverting{applying}",
             d.name,
             fmt_dur(applied),
             fmt_dur(hold)
