@@ -250,6 +250,11 @@ impl RunContext {
         self.tell(msg, crate::lines::emit);
     }
 
+    /// A value for an event's field, redacted like the lines ([`Lines::shown`]).
+    pub fn shown(&self, value: &str) -> String {
+        self.lines.shown(value)
+    }
+
     /// A line whose `tracing` event `event` emits with its own fields; its message is the
     /// line as the terminal shows it, offset and all.
     pub fn tell(&self, msg: &str, event: impl FnOnce(&str)) {

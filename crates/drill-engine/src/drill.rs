@@ -134,7 +134,7 @@ fn skip(
     why: String,
 ) {
     cx.tell(&format!("{}: skipped: {why}", d.name), |m| {
-        tracing::warn!(drill = %d.name, verdict = "skipped", "{m}");
+        tracing::warn!(drill = cx.shown(&d.name), verdict = "skipped", "{m}");
     });
     res.status = DrillStatus::Skipped;
     res.skipped = Some(why.clone());
@@ -250,7 +250,7 @@ async fn hold_then_revert(cx: &RunContext, d: &ResolvedDrill, s: Duration, hold:
         ),
         |m| {
             tracing::info!(
-                drill = %d.name,
+                drill = cx.shown(&d.name),
                 applied_ms = applied.as_millis() as u64,
                 planned_ms = hold.as_millis() as u64,
                 "{m}"
@@ -565,8 +565,8 @@ fn verdicts(
         );
         cx.tell(&line, |m| {
             tracing::info!(
-                drill = %d.name,
-                check = %c.name,
+                drill = cx.shown(&d.name),
+                check = cx.shown(&c.name),
                 phase = %c.phase,
                 verdict = c.verdict.as_str(),
                 "{m}"

@@ -125,7 +125,13 @@ fn trip(cx: &RunContext, key: &str, g: &Guard, measured: String) {
             "GUARD {key} tripped: {} ({measured}); reverting everything",
             g.when
         ),
-        |m| tracing::warn!(guard = key, condition = %g.when, "{m}"),
+        |m| {
+            tracing::warn!(
+                guard = cx.shown(key),
+                condition = cx.shown(&g.when.to_string()),
+                "{m}"
+            )
+        },
     );
     cx.abort
         .trigger(format!("guard {key} tripped: {} ({measured})", g.when));

@@ -53,6 +53,12 @@ impl Lines {
         (self.term)(&shown);
     }
 
+    /// A field's value as the run may print it: names come from the playbook, which may have
+    /// interpolated them from the environment, so they go through the same redaction.
+    pub fn shown(&self, value: &str) -> String {
+        self.redact.apply(value).into_owned()
+    }
+
     /// The same, as a [`Log`] for the code that takes one.
     pub fn log(&self) -> Log {
         let lines = self.clone();

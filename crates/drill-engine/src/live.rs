@@ -178,7 +178,13 @@ pub(crate) async fn inject_prepared(
     }
     let changes = prepared.changes.join("; ");
     cx.tell(&format!("{drill}/{name}: applied ({changes})"), |m| {
-        tracing::info!(drill, fault = name, backend, state = "applied", "{m}");
+        tracing::info!(
+            drill = cx.shown(drill),
+            fault = cx.shown(name),
+            backend,
+            state = "applied",
+            "{m}"
+        );
     });
     Ok(())
 }
@@ -219,8 +225,8 @@ pub(crate) async fn revert(cx: &RunContext, f: &LiveFault) -> Result<(), RevertE
             cx.set_state(&f.id, s.state, None);
             cx.tell(&format!("{label}: {}{applied_for}", s.what), |m| {
                 tracing::info!(
-                    drill = %f.drill,
-                    fault = %f.name,
+                    drill = cx.shown(&f.drill),
+                    fault = cx.shown(&f.name),
                     backend = f.backend,
                     state = s.state.as_str(),
                     applied_ms = applied.map(|t| t.as_millis() as u64),
@@ -318,10 +324,10 @@ pub(crate) async fn action(cx: &Arc<RunContext>, a: &ValidAction, label: &str) -
     };
     match &r {
         Ok(m) => cx.tell(&format!("{label}: {m}"), |m| {
-            tracing::info!(action = label, ok = true, "{m}");
+            tracing::info!(action = cx.shown(label), ok = true, "{m}");
         }),
         Err(e) => cx.tell(&format!("{label} failed: {e}"), |m| {
-            tracing::warn!(action = label, ok = false, "{m}");
+            tracing::warn!(action = cx.shown(label), ok = false, "{m}");
         }),
     }
     ActionResult {

@@ -183,6 +183,19 @@ pub(crate) async fn revert(r: &Record) -> Result<Reverted, FaultError> {
 
 /// A client error with its sources (reqwest says "error sending request" and keeps the
 /// reason, a refused redirect among them, in its sources), URL passwords masked.
+/// A Prometheus call's error, its URL and the error's text both redacted (a reqwest error's
+/// text carries the URL).
+fn prometheus_error(url: &reqwest::Url, e: &reqwest::Error) -> FaultError {
+    FaultError::backend(
+        "prometheus",
+        format!(
+            "{}: {}",
+            drill_spec::redact::url(url.as_str()),
+            error_chain(e)
+        ),
+    )
+}
+
 fn error_chain(e: &reqwest::Error) -> String {
     drill_spec::redact::text(&crate::contract::chain(e)).into_owned()
 }
@@ -251,26 +264,8 @@ pub(crate) async fn prometheus(p: &PrometheusProbe, allow: &Allow) -> Result<f64
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| {
-            FaultError::backend(
-                "prometheus",
-                format!(
-                    "{}: {}",
-                    drill_spec::redact::url(url.as_str()),
-                    error_chain(&e)
-                ),
-            )
-        })?;
-    let v: Value = resp.json().await.map_err(|e| {
-        FaultError::backend(
-            "prometheus",
-            format!(
-                "{}: {}",
-                drill_spec::redact::url(url.as_str()),
-                error_chain(&e)
-            ),
-        )
-    })?;
+        .map_err(|e| prometheus_error(&url, &e))?;
+    let v: Value = resp.json().await.map_err(|e| prometheus_error(&url, &e))?;
     if v["status"] != "success" {
         return Err(FaultError::backend(
             "prometheus",
